@@ -1,0 +1,168 @@
+"""Config, options and reconfigure flows of the Farm Resilience hub."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import voluptuous as vol
+from homeassistant.config_entries import ConfigFlow, ConfigFlowResult, OptionsFlow
+from homeassistant.core import callback
+from homeassistant.helpers.selector import (
+    EntitySelector,
+    EntitySelectorConfig,
+    NumberSelector,
+    NumberSelectorConfig,
+    NumberSelectorMode,
+    TextSelector,
+)
+
+from .const import (
+    CONF_AGENT_ID,
+    CONF_COMMAND_TIMEOUT,
+    CONF_LATENCY_TARGET,
+    CONF_MIN_SAMPLES,
+    CONF_MONITORED_SENSORS,
+    CONF_OUTAGE_ALERT,
+    CONF_STALE_AFTER,
+    CONF_SUCCESS_TARGET,
+    CONF_TOPIC_PREFIX,
+    CONF_TRACKED_ENTITIES,
+    CONF_WINDOW_HOURS,
+    CONTROLLABLE_DOMAINS,
+    DEFAULT_OPTIONS,
+    DOMAIN,
+    HUB_NAME,
+    HUB_UNIQUE_ID,
+)
+
+SENSOR_DOMAINS = ("sensor", "binary_sensor")
+# A topic level: no wildcards, no empty level, no leading or trailing slash.
+_TOPIC_PREFIX = re.compile(r"^[^#+/\s]+(/[^#+/\s]+)*$")
+# Field -> (lowest, highest, error); the latency target is also capped by the timeout.
+RANGES: dict[str, tuple[float, float, str]] = {
+    CONF_COMMAND_TIMEOUT: (0.5, 600, "invalid_command_timeout"),
+    CONF_SUCCESS_TARGET: (50, 100, "invalid_success_target"),
+    CONF_LATENCY_TARGET: (0.1, 600, "invalid_latency_target"),
+    CONF_OUTAGE_ALERT: (5, 86400, "invalid_outage_alert"),
+    CONF_STALE_AFTER: (10, 604800, "invalid_stale_after"),
+    CONF_WINDOW_HOURS: (1, 168, "invalid_window_hours"),
+    CONF_MIN_SAMPLES: (1, 100000, "invalid_min_samples"),
+}
+
+
+def _entities_schema(defaults: Mapping[str, Any]) -> dict[vol.Marker, Any]:
+    """Return the fields choosing what to watch."""
+    return {
+        vol.Optional(
+            CONF_TRACKED_ENTITIES, default=list(defaults[CONF_TRACKED_ENTITIES])
+        ): EntitySelector(EntitySelectorConfig(domain=sorted(CONTROLLABLE_DOMAINS), multiple=True)),
+        vol.Optional(
+            CONF_MONITORED_SENSORS, default=list(defaults[CONF_MONITORED_SENSORS])
+        ): EntitySelector(EntitySelectorConfig(domain=list(SENSOR_DOMAINS), multiple=True)),
+    }
+
+
+def _topic_schema(defaults: Mapping[str, Any]) -> dict[vol.Marker, Any]:
+    """Return the field choosing where agents publish."""
+    return {vol.Required(CONF_TOPIC_PREFIX, default=defaults[CONF_TOPIC_PREFIX]): TextSelector()}
+
+
+def _thresholds_schema(defaults: Mapping[str, Any]) -> dict[vol.Marker, Any]:
+    """Return the threshold fields; ranges are checked by `validate` to give translated errors."""
+    box = NumberSelector(NumberSelectorConfig(mode=NumberSelectorMode.BOX, step="any"))
+    return {vol.Required(key, default=defaults[key]): box for key in RANGES}
+
+
+def validate(user_input: Mapping[str, Any]) -> dict[str, str]:
+    """Return translated error keys per field; empty when the input is good."""
+    errors: dict[str, str] = {}
+    if CONF_TOPIC_PREFIX in user_input and not _TOPIC_PREFIX.match(user_input[CONF_TOPIC_PREFIX]):
+        errors[CONF_TOPIC_PREFIX] = "invalid_topic_prefix"
+    if any(
+        e.split(".")[0] not in CONTROLLABLE_DOMAINS
+        for e in user_input.get(CONF_TRACKED_ENTITIES, [])
+    ):
+        errors[CONF_TRACKED_ENTITIES] = "not_controllable"
+    if any(
+        e.split(".")[0] not in SENSOR_DOMAINS for e in user_input.get(CONF_MONITORED_SENSORS, [])
+    ):
+        errors[CONF_MONITORED_SENSORS] = "not_a_sensor"
+    for key, (lowest, highest, error) in RANGES.items():
+        if key in user_input and not lowest <= user_input[key] <= highest:
+            errors[key] = error
+    timeout = user_input.get(CONF_COMMAND_TIMEOUT)
+    latency = user_input.get(CONF_LATENCY_TARGET)
+    if timeout is not None and latency is not None and latency > timeout:
+        errors.setdefault(CONF_LATENCY_TARGET, "latency_above_timeout")
+    return errors
+
+
+def _clean(user_input: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the input with whole numbers where the option is a count."""
+    cleaned = dict(user_input)
+    if CONF_MIN_SAMPLES in cleaned:
+        cleaned[CONF_MIN_SAMPLES] = int(cleaned[CONF_MIN_SAMPLES])
+    return cleaned
+
+
+class FarmResilienceConfigFlow(ConfigFlow, domain=DOMAIN):
+    """Set up the one Farm Resilience hub."""
+
+    VERSION = 1
+
+    @staticmethod
+    @callback
+    def async_get_options_flow(config_entry: Any) -> FarmResilienceOptionsFlow:
+        """Return the options flow."""
+        return FarmResilienceOptionsFlow()
+
+    async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Create the hub: where agents publish, what to track and which sensors to watch."""
+        if any(CONF_AGENT_ID not in entry.data for entry in self._async_current_entries()):
+            return self.async_abort(reason="single_instance_allowed")
+        errors: dict[str, str] = {}
+        if user_input is not None and not (errors := validate(user_input)):
+            await self.async_set_unique_id(HUB_UNIQUE_ID)
+            self._abort_if_unique_id_configured()
+            return self.async_create_entry(
+                title=HUB_NAME, data={}, options={**DEFAULT_OPTIONS, **user_input}
+            )
+        schema = vol.Schema({**_topic_schema(DEFAULT_OPTIONS), **_entities_schema(DEFAULT_OPTIONS)})
+        return self.async_show_form(
+            step_id="user",
+            data_schema=self.add_suggested_values_to_schema(schema, user_input or {}),
+            errors=errors,
+        )
+
+    async def async_step_reconfigure(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Change where agents publish; the update reloads the hub."""
+        entry = self._get_reconfigure_entry()
+        errors: dict[str, str] = {}
+        if user_input is not None and not (errors := validate(user_input)):
+            self.hass.config_entries.async_update_entry(
+                entry, options={**entry.options, **user_input}
+            )
+            return self.async_abort(reason="reconfigure_successful")
+        defaults = {**DEFAULT_OPTIONS, **entry.options}
+        return self.async_show_form(
+            step_id="reconfigure",
+            data_schema=vol.Schema(_topic_schema(user_input or defaults)),
+            errors=errors,
+        )
+
+
+class FarmResilienceOptionsFlow(OptionsFlow):
+    """Change what is tracked and the thresholds; the update reloads the hub."""
+
+    async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Show every option but the topic prefix (that one is reconfigured)."""
+        errors: dict[str, str] = {}
+        if user_input is not None and not (errors := validate(user_input)):
+            return self.async_create_entry(data={**self.config_entry.options, **_clean(user_input)})
+        defaults = {**DEFAULT_OPTIONS, **self.config_entry.options, **(user_input or {})}
+        schema = vol.Schema({**_entities_schema(defaults), **_thresholds_schema(defaults)})
+        return self.async_show_form(step_id="init", data_schema=schema, errors=errors)

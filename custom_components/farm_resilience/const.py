@@ -1,0 +1,80 @@
+"""Constants of the Farm Resilience integration."""
+
+from __future__ import annotations
+
+import logging
+from typing import Final
+
+DOMAIN: Final = "farm_resilience"
+LOGGER = logging.getLogger(__package__)
+
+HUB_NAME: Final = "Farm Resilience"
+HUB_UNIQUE_ID: Final = "hub"
+CONF_AGENT_ID: Final = "agent_id"
+
+# Option keys: a public contract (DESIGN.md), extend only.
+CONF_TRACKED_ENTITIES: Final = "tracked_entities"
+CONF_COMMAND_TIMEOUT: Final = "command_timeout"
+CONF_SUCCESS_TARGET: Final = "success_target"
+CONF_LATENCY_TARGET: Final = "latency_target"
+CONF_OUTAGE_ALERT: Final = "outage_alert"
+CONF_STALE_AFTER: Final = "stale_after"
+CONF_MONITORED_SENSORS: Final = "monitored_sensors"
+CONF_WINDOW_HOURS: Final = "window_hours"
+CONF_MIN_SAMPLES: Final = "min_samples"
+CONF_TOPIC_PREFIX: Final = "topic_prefix"
+
+DEFAULT_OPTIONS: Final[dict[str, object]] = {
+    CONF_TRACKED_ENTITIES: [],
+    CONF_COMMAND_TIMEOUT: 5.0,
+    CONF_SUCCESS_TARGET: 99.0,
+    CONF_LATENCY_TARGET: 5.0,
+    CONF_OUTAGE_ALERT: 60,
+    CONF_STALE_AFTER: 900,
+    CONF_MONITORED_SENSORS: [],
+    CONF_WINDOW_HOURS: 24,
+    CONF_MIN_SAMPLES: 20,
+    CONF_TOPIC_PREFIX: "farm_resilience",
+}
+
+CONTROLLABLE_DOMAINS: Final = frozenset(
+    {
+        "climate",
+        "cover",
+        "fan",
+        "humidifier",
+        "light",
+        "lock",
+        "siren",
+        "switch",
+        "valve",
+        "water_heater",
+    }
+)
+
+# Outcomes of a command: a public contract (DESIGN.md), extend only.
+OUTCOME_SUCCESS: Final = "success"
+OUTCOME_TIMEOUT: Final = "timeout"
+OUTCOME_UNAVAILABLE: Final = "unavailable"
+OUTCOME_SUPERSEDED: Final = "superseded"
+OUTCOME_NOOP: Final = "noop"
+OUTCOMES: Final = (
+    OUTCOME_SUCCESS,
+    OUTCOME_TIMEOUT,
+    OUTCOME_UNAVAILABLE,
+    OUTCOME_SUPERSEDED,
+    OUTCOME_NOOP,
+)
+COUNTED_OUTCOMES: Final = frozenset({OUTCOME_SUCCESS, OUTCOME_TIMEOUT, OUTCOME_UNAVAILABLE})
+
+EVENT_COMMAND: Final = "farm_resilience_command"
+EVENT_DEGRADED: Final = "farm_resilience_degraded"
+EVENT_RECOVERED: Final = "farm_resilience_recovered"
+
+SERVICE_SEND_COMMAND: Final = "send_command"
+SERVICE_RESET_STATISTICS: Final = "reset_statistics"
+
+STORAGE_KEY: Final = f"{DOMAIN}.statistics"
+STORAGE_VERSION: Final = 1
+# Batch writes: a busy farm produces many outcomes a minute; one write a minute at most.
+STORAGE_SAVE_DELAY: Final = 60

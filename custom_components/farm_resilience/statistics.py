@@ -1,0 +1,265 @@
+"""Command statistics over a sliding window, in bounded memory.
+
+Outcomes are counted in time buckets (one per `BUCKET_SECONDS`); each bucket
+holds the outcome counts and a log-scale histogram of success latencies, never
+the commands themselves. Memory therefore depends on the window length and the
+number of entities, not on the number of commands.
+
+Error bounds:
+- window edge: the oldest bucket is kept while it overlaps the window, so the
+  window may include up to `BUCKET_SECONDS` of extra history (entity figures:
+  up to one entity span, `window / ENTITY_SPANS`).
+- latency quantiles: a bin spans [x, x * HISTOGRAM_RATIO). The estimate is
+  interpolated inside the bin that holds the nearest-rank quantile sample
+  (the ceil(q * n)-th smallest latency), so it is within
+  `max(HISTOGRAM_RATIO - 1, HISTOGRAM_MIN_S / true value)` of it: 5 % of
+  the true value, or 10 ms below 10 ms.
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+from .const import (
+    OUTCOME_SUCCESS,
+    OUTCOME_TIMEOUT,
+    OUTCOME_UNAVAILABLE,
+    OUTCOMES,
+)
+
+BUCKET_SECONDS = 300
+ENTITY_SPANS = 12
+HISTOGRAM_MIN_S = 0.01
+HISTOGRAM_MAX_S = 3600.0
+HISTOGRAM_RATIO = 1.05
+_LOG_RATIO = math.log(HISTOGRAM_RATIO)
+# Bin 0 holds [0, MIN); bins 1..N are log-spaced; the last holds everything past MAX.
+_LOG_BINS = math.ceil(math.log(HISTOGRAM_MAX_S / HISTOGRAM_MIN_S) / _LOG_RATIO)
+HISTOGRAM_BINS = _LOG_BINS + 2
+_OUTCOME_INDEX = {outcome: index for index, outcome in enumerate(OUTCOMES)}
+_FAILED = (_OUTCOME_INDEX[OUTCOME_TIMEOUT], _OUTCOME_INDEX[OUTCOME_UNAVAILABLE])
+_SUCCESS = _OUTCOME_INDEX[OUTCOME_SUCCESS]
+
+
+def latency_bin(latency_s: float) -> int:
+    """Return the histogram bin of a latency."""
+    if latency_s < HISTOGRAM_MIN_S:
+        return 0
+    return min(1 + int(math.log(latency_s / HISTOGRAM_MIN_S) / _LOG_RATIO), HISTOGRAM_BINS - 1)
+
+
+def quantile(histogram: array[int], q: float) -> float | None:
+    """Return the q-quantile (0 < q <= 1) interpolated from a histogram, None when empty."""
+    total = sum(histogram)
+    if not total:
+        return None
+    rank = q * total
+    seen = 0
+    for index, count in enumerate(histogram):
+        if count and seen + count >= rank:
+            fraction = (rank - seen) / count
+            if index == 0:
+                return HISTOGRAM_MIN_S * fraction
+            if index == HISTOGRAM_BINS - 1:
+                return HISTOGRAM_MAX_S
+            return float(HISTOGRAM_MIN_S * HISTOGRAM_RATIO ** (index - 1 + fraction))
+        seen += count
+    return HISTOGRAM_MAX_S  # pragma: no cover - rank never exceeds the total
+
+
+def _empty_histogram() -> array[int]:
+    """Return a histogram with every bin at zero."""
+    return array("Q", bytes(8 * HISTOGRAM_BINS))
+
+
+@dataclass(slots=True)
+class _Bucket:
+    """Outcome counts and success latencies of one time bucket."""
+
+    start: float
+    counts: list[int]
+    histogram: array[int] | None = None
+
+
+@dataclass(slots=True)
+class _EntitySpan:
+    """Per-entity [commands, failed] of one span of the window."""
+
+    start: float
+    figures: dict[str, list[int]]
+
+
+@dataclass(frozen=True, slots=True)
+class EntityFigures:
+    """How one entity did over the window."""
+
+    entity_id: str
+    commands: int
+    failed: int
+
+    @property
+    def success_rate(self) -> float:
+        """Return the percentage of counted commands that succeeded."""
+        return 100.0 * (self.commands - self.failed) / self.commands
+
+
+@dataclass(frozen=True, slots=True)
+class WindowFigures:
+    """The window's figures: counts per outcome, success rate and latency quantiles."""
+
+    counts: dict[str, int]
+    commands: int
+    failed: int
+    success_rate: float | None
+    latency_p50: float | None
+    latency_p95: float | None
+
+
+class WindowStatistics:
+    """Outcome counts and latency histogram over the last `window_hours`."""
+
+    def __init__(self, window_hours: float) -> None:
+        """Start an empty window."""
+        self.window_s = window_hours * 3600
+        self.entity_span_s = self.window_s / ENTITY_SPANS
+        self._buckets: deque[_Bucket] = deque()
+        self._spans: deque[_EntitySpan] = deque()
+        self._counts = [0] * len(OUTCOMES)
+        self._histogram = _empty_histogram()
+        self._entities: dict[str, list[int]] = {}
+
+    def record(self, entity_id: str, outcome: str, latency_s: float | None, now: float) -> None:
+        """Count one outcome; latencies of successes go into the histogram."""
+        index = _OUTCOME_INDEX[outcome]
+        bucket = self._bucket_at(now)
+        bucket.counts[index] += 1
+        self._counts[index] += 1
+        if index == _SUCCESS and latency_s is not None:
+            if bucket.histogram is None:
+                bucket.histogram = _empty_histogram()
+            latency_index = latency_bin(latency_s)
+            bucket.histogram[latency_index] += 1
+            self._histogram[latency_index] += 1
+        if index == _SUCCESS or index in _FAILED:
+            failed = int(index in _FAILED)
+            span = self._span_at(now).figures.setdefault(entity_id, [0, 0])
+            total = self._entities.setdefault(entity_id, [0, 0])
+            span[0] += 1
+            span[1] += failed
+            total[0] += 1
+            total[1] += failed
+
+    def figures(self, now: float) -> WindowFigures:
+        """Return the window's figures as of `now`."""
+        self.expire(now)
+        counts = dict(zip(OUTCOMES, self._counts, strict=True))
+        failed = sum(self._counts[index] for index in _FAILED)
+        commands = failed + self._counts[_SUCCESS]
+        return WindowFigures(
+            counts=counts,
+            commands=commands,
+            failed=failed,
+            success_rate=100.0 * (commands - failed) / commands if commands else None,
+            latency_p50=quantile(self._histogram, 0.5),
+            latency_p95=quantile(self._histogram, 0.95),
+        )
+
+    def worst_offenders(self, now: float, limit: int, min_failed: int = 1) -> list[EntityFigures]:
+        """Return the entities with the lowest success rate (then most failures) first."""
+        self.expire(now)
+        offenders = [
+            EntityFigures(entity_id, commands, failed)
+            for entity_id, (commands, failed) in self._entities.items()
+            if failed >= min_failed
+        ]
+        offenders.sort(key=lambda f: (f.success_rate, -f.failed, f.entity_id))
+        return offenders[:limit]
+
+    def expire(self, now: float) -> None:
+        """Drop buckets and spans that lie wholly before the window."""
+        cutoff = now - self.window_s
+        while self._buckets and self._buckets[0].start + BUCKET_SECONDS <= cutoff:
+            bucket = self._buckets.popleft()
+            for index, count in enumerate(bucket.counts):
+                self._counts[index] -= count
+            if bucket.histogram is not None:
+                for index, count in enumerate(bucket.histogram):
+                    self._histogram[index] -= count
+        while self._spans and self._spans[0].start + self.entity_span_s <= cutoff:
+            for entity_id, (commands, failed) in self._spans.popleft().figures.items():
+                total = self._entities[entity_id]
+                total[0] -= commands
+                total[1] -= failed
+                if not total[0]:
+                    del self._entities[entity_id]
+
+    def reset(self) -> None:
+        """Forget everything."""
+        self._buckets.clear()
+        self._spans.clear()
+        self._counts = [0] * len(OUTCOMES)
+        self._histogram = _empty_histogram()
+        self._entities.clear()
+
+    def _bucket_at(self, now: float) -> _Bucket:
+        """Return the bucket for `now`, opening one when time has moved on."""
+        start = now - now % BUCKET_SECONDS
+        if not self._buckets or self._buckets[-1].start < start:
+            self.expire(now)
+            self._buckets.append(_Bucket(start, [0] * len(OUTCOMES)))
+        return self._buckets[-1]
+
+    def _span_at(self, now: float) -> _EntitySpan:
+        """Return the entity span for `now`, opening one when time has moved on."""
+        start = now - now % self.entity_span_s
+        if not self._spans or self._spans[-1].start < start:
+            self._spans.append(_EntitySpan(start, {}))
+        return self._spans[-1]
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the window as JSON-ready data for storage (sparse histograms)."""
+        return {
+            "buckets": [
+                {
+                    "start": bucket.start,
+                    "counts": dict(zip(OUTCOMES, bucket.counts, strict=True)),
+                    "latency_bins": {
+                        str(index): count
+                        for index, count in enumerate(bucket.histogram or ())
+                        if count
+                    },
+                }
+                for bucket in self._buckets
+            ],
+            "entity_spans": [
+                {"start": span.start, "entities": span.figures} for span in self._spans
+            ],
+        }
+
+    def load(self, data: dict[str, Any], now: float) -> None:
+        """Replace the window with stored data, dropping what lies before the window."""
+        self.reset()
+        for stored in data.get("buckets", []):
+            bucket = _Bucket(
+                float(stored["start"]),
+                [int(stored["counts"].get(outcome, 0)) for outcome in OUTCOMES],
+            )
+            if bins := stored.get("latency_bins"):
+                bucket.histogram = _empty_histogram()
+                for index, count in bins.items():
+                    bucket.histogram[int(index)] = int(count)
+                    self._histogram[int(index)] += int(count)
+            self._counts = [a + b for a, b in zip(self._counts, bucket.counts, strict=True)]
+            self._buckets.append(bucket)
+        for stored in data.get("entity_spans", []):
+            figures = {eid: [int(c), int(f)] for eid, (c, f) in stored["entities"].items()}
+            for entity_id, (commands, failed) in figures.items():
+                total = self._entities.setdefault(entity_id, [0, 0])
+                total[0] += commands
+                total[1] += failed
+            self._spans.append(_EntitySpan(float(stored["start"]), figures))
+        self.expire(now)

@@ -1,0 +1,83 @@
+"""Fixtures for the Home Assistant tests: a simulated farm, the hub entry, moving time."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+import logging
+from typing import Any
+
+from freezegun.api import FrozenDateTimeFactory
+import pytest
+
+from custom_components.farm_resilience.const import DEFAULT_OPTIONS, DOMAIN, HUB_NAME
+from homeassistant.core import HomeAssistant
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    async_fire_time_changed_exact,
+)
+
+from .sim import LAYOUT, Farm, async_setup_farm
+
+INTEGRATION_LOGGER = "custom_components.farm_resilience"
+
+
+@pytest.fixture(autouse=True)
+def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
+    """Let Home Assistant load custom_components/farm_resilience."""
+
+
+@pytest.fixture(autouse=True)
+def no_integration_warnings(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """Fail any test in which the integration logs a warning or an error."""
+    caplog.set_level(logging.DEBUG, logger=INTEGRATION_LOGGER)
+    yield
+    loud = [
+        record
+        for record in caplog.records
+        if record.name.startswith(INTEGRATION_LOGGER) and record.levelno >= logging.WARNING
+    ]
+    assert not loud, [record.getMessage() for record in loud]
+
+
+@pytest.fixture
+def options() -> dict[str, Any]:
+    """Options of the hub entry; tests override single keys."""
+    return dict(DEFAULT_OPTIONS)
+
+
+@pytest.fixture
+def hub_entry(hass: HomeAssistant, options: dict[str, Any]) -> MockConfigEntry:
+    """The hub config entry, added but not set up."""
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title=HUB_NAME,
+        unique_id="hub",
+        data={},
+        options=options,
+        entry_id="01JHUBENTRY0000000000000000",
+    )
+    entry.add_to_hass(hass)
+    return entry
+
+
+@pytest.fixture
+async def farm(hass: HomeAssistant, freezer: FrozenDateTimeFactory) -> Farm:
+    """The simulated farm of LAYOUT, set up, with time frozen."""
+    farm = Farm(hass)
+    await async_setup_farm(hass, farm, LAYOUT)
+    return farm
+
+
+@pytest.fixture
+async def hub(hass: HomeAssistant, farm: Farm, hub_entry: MockConfigEntry) -> MockConfigEntry:
+    """The hub set up on top of the simulated farm."""
+    assert await hass.config_entries.async_setup(hub_entry.entry_id)
+    await hass.async_block_till_done()
+    return hub_entry
+
+
+async def advance(hass: HomeAssistant, freezer: FrozenDateTimeFactory, seconds: float) -> None:
+    """Move time forward and run whatever became due."""
+    freezer.tick(seconds)
+    async_fire_time_changed_exact(hass)
+    await hass.async_block_till_done()

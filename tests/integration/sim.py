@@ -1,0 +1,296 @@
+"""A simulated farm for the tests: devices that drop or delay commands, with ground truth.
+
+The devices are a test-only integration `farm_sim` (switches, valves, covers,
+lights). Every command is recorded with the time it was received and the time
+the device applied it (None when dropped), so tests can compare what Farm
+Resilience reports with what really happened.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+import random
+import time
+from typing import Any
+
+from homeassistant.components.cover import CoverEntity, CoverEntityFeature
+from homeassistant.components.light import ATTR_BRIGHTNESS, ColorMode, LightEntity
+from homeassistant.components.switch import SwitchEntity
+from homeassistant.components.valve import ValveEntity, ValveEntityFeature
+from homeassistant.config_entries import ConfigEntry, ConfigFlow
+from homeassistant.const import Platform
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers.device_registry import DeviceInfo
+from homeassistant.helpers.entity import Entity
+from homeassistant.helpers.entity_platform import AddEntitiesCallback
+from homeassistant.helpers.event import async_call_later
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    MockModule,
+    MockPlatform,
+    mock_integration,
+    mock_platform,
+)
+
+SIM_DOMAIN = "farm_sim"
+PLATFORMS = [Platform.COVER, Platform.LIGHT, Platform.SWITCH, Platform.VALVE]
+
+
+@dataclass(slots=True)
+class Behaviour:
+    """How a device answers commands: share dropped, and the delay before it applies one."""
+
+    drop_probability: float = 0.0
+    delay: Callable[[random.Random], float] = lambda rng: 0.0
+    # Brightness a light really takes, for lights that cannot do what they are told.
+    clamp_brightness: int | None = None
+
+
+@dataclass(slots=True)
+class Record:
+    """Ground truth of one command."""
+
+    entity_id: str
+    action: str
+    received_at: float
+    applied_at: float | None = None
+
+
+@dataclass(slots=True)
+class Farm:
+    """The simulated farm's devices, their behaviour and the ground truth."""
+
+    hass: HomeAssistant
+    rng: random.Random = field(default_factory=lambda: random.Random(20251126))
+    default: Behaviour = field(default_factory=Behaviour)
+    behaviour: dict[str, Behaviour] = field(default_factory=dict)
+    records: list[Record] = field(default_factory=list)
+    entities: dict[str, SimEntity] = field(default_factory=dict)
+    due: list[float] = field(default_factory=list)
+
+    def behaviour_of(self, entity_id: str) -> Behaviour:
+        """Return how an entity behaves."""
+        return self.behaviour.get(entity_id, self.default)
+
+    @callback
+    def command(self, entity: SimEntity, action: str, apply: Callable[[], None]) -> None:
+        """Receive a command: drop it, apply it now, or apply it after a delay."""
+        behaviour = self.behaviour_of(entity.entity_id)
+        record = Record(entity.entity_id, action, time.time())
+        self.records.append(record)
+        if self.rng.random() < behaviour.drop_probability:
+            return
+        delay = behaviour.delay(self.rng)
+
+        @callback
+        def _apply(_now: datetime | None = None) -> None:
+            record.applied_at = time.time()
+            apply()
+            entity.async_write_ha_state()
+
+        if delay <= 0:
+            _apply()
+            return
+        self.due.append(record.received_at + delay)
+        async_call_later(self.hass, delay, _apply)
+
+    def next_due(self, after: float) -> float | None:
+        """Return the next time a device will apply a command, after `after`."""
+        later = [due for due in self.due if due > after]
+        return min(later) if later else None
+
+
+class SimConfigFlow(ConfigFlow, domain=SIM_DOMAIN):
+    """Config entries need a flow handler; the farm is set up directly."""
+
+    VERSION = 1
+
+
+class SimEntity(Entity):
+    """A simulated device entity."""
+
+    _attr_should_poll = False
+
+    def __init__(self, farm: Farm, object_id: str, name: str, device: str) -> None:
+        """Name the entity and put it on its device."""
+        self.farm = farm
+        self._attr_name = name
+        self._attr_unique_id = object_id
+        self._attr_device_info = DeviceInfo(identifiers={(SIM_DOMAIN, device)}, name=device)
+
+    async def async_added_to_hass(self) -> None:
+        """Let the farm reach the entity by entity id."""
+        self.farm.entities[self.entity_id] = self
+
+    def set_available(self, available: bool) -> None:
+        """Simulate the device dropping off the network or coming back."""
+        self._attr_available = available
+        self.async_write_ha_state()
+
+
+class SimSwitch(SimEntity, SwitchEntity):
+    """A pump or a fence relay."""
+
+    _attr_is_on = False
+
+    async def async_turn_on(self, **kwargs: Any) -> None:
+        """Switch on, maybe."""
+        self.farm.command(self, "turn_on", lambda: setattr(self, "_attr_is_on", True))
+
+    async def async_turn_off(self, **kwargs: Any) -> None:
+        """Switch off, maybe."""
+        self.farm.command(self, "turn_off", lambda: setattr(self, "_attr_is_on", False))
+
+
+class SimValve(SimEntity, ValveEntity):
+    """An irrigation valve that reports open or closed, no position."""
+
+    _attr_reports_position = False
+    _attr_supported_features = ValveEntityFeature.OPEN | ValveEntityFeature.CLOSE
+    _attr_is_closed = True
+
+    async def async_open_valve(self) -> None:
+        """Open, maybe."""
+        self.farm.command(self, "open_valve", lambda: setattr(self, "_attr_is_closed", False))
+
+    async def async_close_valve(self) -> None:
+        """Close, maybe."""
+        self.farm.command(self, "close_valve", lambda: setattr(self, "_attr_is_closed", True))
+
+
+class SimCover(SimEntity, CoverEntity):
+    """A greenhouse vent: shows `opening` / `closing` at once, reaches the end later."""
+
+    _attr_supported_features = (
+        CoverEntityFeature.OPEN
+        | CoverEntityFeature.CLOSE
+        | CoverEntityFeature.SET_POSITION
+        | CoverEntityFeature.STOP
+    )
+    _attr_current_cover_position = 0
+    _attr_is_closed = True
+    _attr_is_opening = False
+    _attr_is_closing = False
+
+    def _move(self, position: int) -> None:
+        """Show the movement now, arrive later (or never, when the command is dropped)."""
+        self._attr_is_opening = position > (self._attr_current_cover_position or 0)
+        self._attr_is_closing = not self._attr_is_opening
+        self.async_write_ha_state()
+
+        def arrive() -> None:
+            self._attr_current_cover_position = position
+            self._attr_is_closed = position == 0
+            self._attr_is_opening = self._attr_is_closing = False
+
+        self.farm.command(self, f"move_to_{position}", arrive)
+
+    async def async_open_cover(self, **kwargs: Any) -> None:
+        """Open fully."""
+        self._move(100)
+
+    async def async_close_cover(self, **kwargs: Any) -> None:
+        """Close fully."""
+        self._move(0)
+
+    async def async_set_cover_position(self, **kwargs: Any) -> None:
+        """Move to a position."""
+        self._move(kwargs["position"])
+
+    async def async_stop_cover(self, **kwargs: Any) -> None:
+        """Stop where it is."""
+        self._attr_is_opening = self._attr_is_closing = False
+        self.async_write_ha_state()
+
+
+class SimLight(SimEntity, LightEntity):
+    """A grow light with brightness."""
+
+    _attr_color_mode = ColorMode.BRIGHTNESS
+    _attr_supported_color_modes = {ColorMode.BRIGHTNESS}
+    _attr_is_on = False
+    _attr_brightness = 0
+
+    async def async_turn_on(self, **kwargs: Any) -> None:
+        """Switch on, at a brightness when one is given."""
+        clamp = self.farm.behaviour_of(self.entity_id).clamp_brightness
+        brightness = kwargs.get(ATTR_BRIGHTNESS, self._attr_brightness or 255)
+
+        def apply() -> None:
+            self._attr_is_on = True
+            self._attr_brightness = clamp if clamp is not None else brightness
+
+        self.farm.command(self, "turn_on", apply)
+
+    async def async_turn_off(self, **kwargs: Any) -> None:
+        """Switch off."""
+        self.farm.command(self, "turn_off", lambda: setattr(self, "_attr_is_on", False))
+
+
+# Device name -> entities on it: (platform, object id, name).
+LAYOUT: dict[str, list[tuple[Platform, str, str]]] = {
+    "Pump house": [
+        (Platform.SWITCH, "pump_1", "Pump 1"),
+        (Platform.SWITCH, "pump_2", "Pump 2"),
+    ],
+    "Field valves": [(Platform.VALVE, "field_1", "Field 1")],
+    "Greenhouse": [
+        (Platform.COVER, "vent", "Vent"),
+        (Platform.LIGHT, "grow_light", "Grow light"),
+    ],
+}
+
+
+def extra_switches(count: int) -> dict[str, list[tuple[Platform, str, str]]]:
+    """Return a layout of `count` relay boards with one switch each."""
+    return {
+        f"Relay {index}": [(Platform.SWITCH, f"relay_{index}", f"Relay {index}")]
+        for index in range(count)
+    }
+
+
+_CLASSES: dict[Platform, type[SimEntity]] = {
+    Platform.SWITCH: SimSwitch,
+    Platform.VALVE: SimValve,
+    Platform.COVER: SimCover,
+    Platform.LIGHT: SimLight,
+}
+
+
+async def async_setup_farm(
+    hass: HomeAssistant, farm: Farm, layout: dict[str, list[tuple[Platform, str, str]]]
+) -> ConfigEntry:
+    """Register the farm_sim integration and set up the layout's devices."""
+
+    async def setup_entry(hass: HomeAssistant, entry: ConfigEntry) -> bool:
+        await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+        return True
+
+    def platform_setup(platform: Platform) -> Any:
+        async def setup(
+            hass: HomeAssistant, entry: ConfigEntry, add_entities: AddEntitiesCallback
+        ) -> None:
+            add_entities(
+                _CLASSES[kind](farm, object_id, name, device)
+                for device, entities in layout.items()
+                for kind, object_id, name in entities
+                if kind is platform
+            )
+
+        return setup
+
+    mock_integration(hass, MockModule(SIM_DOMAIN, async_setup_entry=setup_entry))
+    mock_platform(hass, f"{SIM_DOMAIN}.config_flow")
+    for platform in PLATFORMS:
+        mock_platform(
+            hass,
+            f"{SIM_DOMAIN}.{platform}",
+            MockPlatform(async_setup_entry=platform_setup(platform)),
+        )
+    entry = MockConfigEntry(domain=SIM_DOMAIN)
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    return entry

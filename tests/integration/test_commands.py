@@ -1,0 +1,229 @@
+"""Command outcomes: success, timeout, unavailable, superseded, noop; toggle, cover, light."""
+
+from __future__ import annotations
+
+from freezegun.api import FrozenDateTimeFactory
+import pytest
+
+from custom_components.farm_resilience.const import EVENT_COMMAND
+from homeassistant.core import HomeAssistant
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
+
+from .conftest import advance
+from .sim import Behaviour, Farm
+
+
+def fixed_delay(seconds: float) -> Behaviour:
+    """A device that applies every command after `seconds`."""
+    return Behaviour(delay=lambda rng: seconds)
+
+
+async def call(hass: HomeAssistant, action: str, **data: object) -> None:
+    """Call an action the way a dashboard or automation would."""
+    domain, service = action.split(".")
+    await hass.services.async_call(domain, service, data, blocking=True)
+
+
+async def test_command_reaching_expected_state_counts_as_success_with_latency(
+    hass: HomeAssistant, farm: Farm, hub: MockConfigEntry, freezer: FrozenDateTimeFactory
+) -> None:
+    farm.default = fixed_delay(1.5)
+    events = async_capture_events(hass, EVENT_COMMAND)
+
+    await call(hass, "switch.turn_on", entity_id="switch.pump_1")
+    await advance(hass, freezer, 1.0)
+    assert events == []
+    await advance(hass, freezer, 0.5)
+
+    assert len(events) == 1
+    data = events[0].data
+    assert data["entity_id"] == "switch.pump_1"
+    assert data["domain"] == "switch"
+    assert data["service"] == "turn_on"
+    assert data["outcome"] == "success"
+    assert data["latency_s"] == pytest.approx(1.5)
+    assert data["context_id"] == events[0].context.id
+    assert hass.states.get("sensor.farm_resilience_command_success_rate").state == "100.0"
+    assert float(hass.states.get("sensor.farm_resilience_command_latency_p50").state) == (
+        pytest.approx(1.5, rel=0.05)
+    )
+
+
+async def test_command_without_effect_times_out_at_command_timeout(
+    hass: HomeAssistant, farm: Farm, hub: MockConfigEntry, freezer: FrozenDateTimeFactory
+) -> None:
+    farm.default = Behaviour(drop_probability=1.0)
+    events = async_capture_events(hass, EVENT_COMMAND)
+
+    await call(hass, "switch.turn_on", entity_id="switch.pump_1")
+    await advance(hass, freezer, 4.9)
+    assert events == []
+    await advance(hass, freezer, 0.1)
+
+    assert [(e.data["outcome"], e.data["latency_s"]) for e in events] == [("timeout", None)]
+    assert hass.states.get("sensor.farm_resilience_command_success_rate").state == "0.0"
+    assert hass.states.get("sensor.farm_resilience_commands_failed").state == "1"
+
+
+async def test_result_arriving_after_the_timeout_is_still_a_timeout(
+    hass: HomeAssistant, farm: Farm, hub: MockConfigEntry, freezer: FrozenDateTimeFactory
+) -> None:
+    farm.default = fixed_delay(6.0)
+    events = async_capture_events(hass, EVENT_COMMAND)
+
+    await call(hass, "switch.turn_on", entity_id="switch.pump_1")
+    await advance(hass, freezer, 7.0)
+
+    assert hass.states.get("switch.pump_1").state == "on"
+    assert [e.data["outcome"] for e in events] == ["timeout"]
+
+
+async def test_entity_going_unavailable_while_pending_counts_as_unavailable(
+    hass: HomeAssistant, farm: Farm, hub: MockConfigEntry, freezer: FrozenDateTimeFactory
+) -> None:
+    farm.default = fixed_delay(3.0)
+    events = async_capture_events(hass, EVENT_COMMAND)
+
+    await call(hass, "switch.turn_on", entity_id="switch.pump_1")
+    await advance(hass, freezer, 1.0)
+    farm.entities["switch.pump_1"].set_available(False)
+    await hass.async_block_till_done()
+
+    assert [e.data["outcome"] for e in events] == ["unavailable"]
+    assert hass.states.get("sensor.farm_resilience_commands_failed").attributes["unavailable"] == 1
+    await advance(hass, freezer, 2.0)  # the device's late answer changes nothing
+    assert len(events) == 1
+
+
+async def test_command_to_an_unavailable_entity_counts_as_unavailable(
+    hass: HomeAssistant, farm: Farm, hub: MockConfigEntry
+) -> None:
+    farm.entities["switch.pump_1"].set_available(False)
+    events = async_capture_events(hass, EVENT_COMMAND)
+
+    await call(hass, "switch.turn_on", entity_id="switch.pump_1")
+    await hass.async_block_till_done()
+
+    assert [e.data["outcome"] for e in events] == ["unavailable"]
+
+
+async def test_newer_command_supersedes_pending_one_and_is_not_counted(
+    hass: HomeAssistant, farm: Farm, hub: MockConfigEntry, freezer: FrozenDateTimeFactory
+) -> None:
+    farm.default = fixed_delay(2.0)
+    events = async_capture_events(hass, EVENT_COMMAND)
+
+    await call(hass, "valve.open_valve", entity_id="valve.field_1")
+    await advance(hass, freezer, 1.0)
+    await call(hass, "valve.open_valve", entity_id="valve.field_1")
+    await advance(hass, freezer, 1.0)
+    await advance(hass, freezer, 1.0)
+
+    assert [(e.data["outcome"], e.data["latency_s"]) for e in events] == [
+        ("superseded", None),
+        ("success", 1.0),
+    ]
+    assert (
+        hass.states.get("sensor.farm_resilience_command_success_rate").attributes["commands"] == 1
+    )
+
+
+async def test_command_already_in_expected_state_is_noop_and_not_counted(
+    hass: HomeAssistant, farm: Farm, hub: MockConfigEntry
+) -> None:
+    events = async_capture_events(hass, EVENT_COMMAND)
+
+    await call(hass, "switch.turn_off", entity_id="switch.pump_1")
+    await hass.async_block_till_done()
+
+    assert [e.data["outcome"] for e in events] == ["noop"]
+    assert hass.states.get("sensor.farm_resilience_command_success_rate").state == "unknown"
+
+
+async def test_toggle_expects_the_opposite_of_the_state_at_call_time(
+    hass: HomeAssistant, farm: Farm, hub: MockConfigEntry, freezer: FrozenDateTimeFactory
+) -> None:
+    farm.default = fixed_delay(1.0)
+    events = async_capture_events(hass, EVENT_COMMAND)
+
+    await call(hass, "switch.toggle", entity_id="switch.pump_1")
+    await advance(hass, freezer, 1.0)
+    assert hass.states.get("switch.pump_1").state == "on"
+    await call(hass, "switch.toggle", entity_id="switch.pump_1")
+    await advance(hass, freezer, 1.0)
+
+    assert hass.states.get("switch.pump_1").state == "off"
+    assert [e.data["outcome"] for e in events] == ["success", "success"]
+
+
+async def test_cover_passing_through_opening_is_not_a_failure(
+    hass: HomeAssistant, farm: Farm, hub: MockConfigEntry, freezer: FrozenDateTimeFactory
+) -> None:
+    farm.default = fixed_delay(4.0)
+    events = async_capture_events(hass, EVENT_COMMAND)
+
+    await call(hass, "cover.open_cover", entity_id="cover.vent")
+    await advance(hass, freezer, 2.0)
+    assert hass.states.get("cover.vent").state == "opening"
+    assert events == []
+    await advance(hass, freezer, 2.0)
+
+    assert hass.states.get("cover.vent").state == "open"
+    assert [(e.data["outcome"], e.data["latency_s"]) for e in events] == [("success", 4.0)]
+
+
+async def test_cover_position_is_decided_by_current_position(
+    hass: HomeAssistant, farm: Farm, hub: MockConfigEntry, freezer: FrozenDateTimeFactory
+) -> None:
+    farm.default = fixed_delay(1.0)
+    events = async_capture_events(hass, EVENT_COMMAND)
+
+    await call(hass, "cover.set_cover_position", entity_id="cover.vent", position=40)
+    await advance(hass, freezer, 1.0)
+
+    assert hass.states.get("cover.vent").attributes["current_position"] == 40
+    assert [e.data["outcome"] for e in events] == ["success"]
+
+
+async def test_stopping_a_moving_cover_supersedes_its_command_without_a_failure(
+    hass: HomeAssistant, farm: Farm, hub: MockConfigEntry, freezer: FrozenDateTimeFactory
+) -> None:
+    farm.default = Behaviour(drop_probability=1.0)
+    events = async_capture_events(hass, EVENT_COMMAND)
+
+    await call(hass, "cover.open_cover", entity_id="cover.vent")
+    await call(hass, "cover.stop_cover", entity_id="cover.vent")
+    await advance(hass, freezer, 10.0)
+
+    assert [e.data["outcome"] for e in events] == ["superseded"]
+
+
+@pytest.mark.parametrize(
+    ("data", "clamp", "outcome"),
+    [
+        ({"brightness_pct": 50}, None, "success"),
+        ({"brightness": 200}, None, "success"),
+        ({"brightness": 200}, 198, "success"),
+        ({"brightness_pct": 50}, 90, "timeout"),
+        ({"brightness": 200}, 100, "timeout"),
+    ],
+    ids=["pct", "brightness", "within-tolerance", "pct-off-target", "off-target"],
+)
+async def test_light_brightness_is_verified_within_tolerance(
+    hass: HomeAssistant,
+    farm: Farm,
+    hub: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
+    data: dict[str, int],
+    clamp: int | None,
+    outcome: str,
+) -> None:
+    farm.default = Behaviour(delay=lambda rng: 0.5, clamp_brightness=clamp)
+    events = async_capture_events(hass, EVENT_COMMAND)
+
+    await call(hass, "light.turn_on", entity_id="light.grow_light", **data)
+    await advance(hass, freezer, 0.5)
+    await advance(hass, freezer, 5.0)
+
+    assert hass.states.get("light.grow_light").state == "on"
+    assert [e.data["outcome"] for e in events] == [outcome]
