@@ -208,12 +208,14 @@ class CommandTracker:
 
     def _targets(self, domain: str, service_data: Mapping[str, Any]) -> set[str]:
         """Resolve entity, device, area, floor and label targets to followed entities."""
-        call = ServiceCall(self.hass, domain, "", _target_data(service_data))
-        selected = async_extract_referenced_entity_ids(self.hass, call)
-        entity_ids = selected.referenced | selected.indirectly_referenced
+        data = _target_data(service_data)
         prefix = f"{domain}."
-        if ENTITY_MATCH_ALL in entity_ids:
-            entity_ids = self.followed
+        if data.get(ATTR_ENTITY_ID) == ENTITY_MATCH_ALL:
+            return {e for e in self.followed if e.startswith(prefix)}
+        selected = async_extract_referenced_entity_ids(
+            self.hass, ServiceCall(self.hass, domain, "", data)
+        )
+        entity_ids = selected.referenced | selected.indirectly_referenced
         return {e for e in entity_ids if e.startswith(prefix) and e in self.followed}
 
     @callback

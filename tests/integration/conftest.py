@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 import logging
+from collections.abc import Iterator
 from typing import Any
 
-from freezegun.api import FrozenDateTimeFactory
 import pytest
-
-from custom_components.farm_resilience.const import DEFAULT_OPTIONS, DOMAIN, HUB_NAME
+from freezegun.api import FrozenDateTimeFactory
 from homeassistant.core import HomeAssistant
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
     async_fire_time_changed_exact,
 )
 
-from .sim import LAYOUT, Farm, async_setup_farm
+from custom_components.farm_resilience.const import DEFAULT_OPTIONS, DOMAIN, HUB_NAME
+
+from .sim import LAYOUT, Farm, Layout, async_setup_farm
 
 INTEGRATION_LOGGER = "custom_components.farm_resilience"
 
@@ -61,10 +61,16 @@ def hub_entry(hass: HomeAssistant, options: dict[str, Any]) -> MockConfigEntry:
 
 
 @pytest.fixture
-async def farm(hass: HomeAssistant, freezer: FrozenDateTimeFactory) -> Farm:
-    """The simulated farm of LAYOUT, set up, with time frozen."""
+def layout() -> Layout:
+    """Devices of the simulated farm; test modules override it for bigger farms."""
+    return LAYOUT
+
+
+@pytest.fixture
+async def farm(hass: HomeAssistant, freezer: FrozenDateTimeFactory, layout: Layout) -> Farm:
+    """The simulated farm, set up, with time frozen."""
     farm = Farm(hass)
-    await async_setup_farm(hass, farm, LAYOUT)
+    await async_setup_farm(hass, farm, layout)
     return farm
 
 

@@ -8,12 +8,12 @@ Resilience reports with what really happened.
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-import random
-import time
-from typing import Any
+from typing import Any, ClassVar
 
 from homeassistant.components.cover import CoverEntity, CoverEntityFeature
 from homeassistant.components.light import ATTR_BRIGHTNESS, ColorMode, LightEntity
@@ -209,7 +209,7 @@ class SimLight(SimEntity, LightEntity):
     """A grow light with brightness."""
 
     _attr_color_mode = ColorMode.BRIGHTNESS
-    _attr_supported_color_modes = {ColorMode.BRIGHTNESS}
+    _attr_supported_color_modes: ClassVar[set[ColorMode]] = {ColorMode.BRIGHTNESS}
     _attr_is_on = False
     _attr_brightness = 0
 
@@ -230,7 +230,8 @@ class SimLight(SimEntity, LightEntity):
 
 
 # Device name -> entities on it: (platform, object id, name).
-LAYOUT: dict[str, list[tuple[Platform, str, str]]] = {
+Layout = dict[str, list[tuple[Platform, str, str]]]
+LAYOUT: Layout = {
     "Pump house": [
         (Platform.SWITCH, "pump_1", "Pump 1"),
         (Platform.SWITCH, "pump_2", "Pump 2"),
@@ -243,7 +244,7 @@ LAYOUT: dict[str, list[tuple[Platform, str, str]]] = {
 }
 
 
-def extra_switches(count: int) -> dict[str, list[tuple[Platform, str, str]]]:
+def relay_boards(count: int) -> Layout:
     """Return a layout of `count` relay boards with one switch each."""
     return {
         f"Relay {index}": [(Platform.SWITCH, f"relay_{index}", f"Relay {index}")]
@@ -259,9 +260,7 @@ _CLASSES: dict[Platform, type[SimEntity]] = {
 }
 
 
-async def async_setup_farm(
-    hass: HomeAssistant, farm: Farm, layout: dict[str, list[tuple[Platform, str, str]]]
-) -> ConfigEntry:
+async def async_setup_farm(hass: HomeAssistant, farm: Farm, layout: Layout) -> ConfigEntry:
     """Register the farm_sim integration and set up the layout's devices."""
 
     async def setup_entry(hass: HomeAssistant, entry: ConfigEntry) -> bool:

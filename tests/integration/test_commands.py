@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from freezegun.api import FrozenDateTimeFactory
 import pytest
-
-from custom_components.farm_resilience.const import EVENT_COMMAND
+from freezegun.api import FrozenDateTimeFactory
 from homeassistant.core import HomeAssistant
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
+
+from custom_components.farm_resilience.const import EVENT_COMMAND
 
 from .conftest import advance
 from .sim import Behaviour, Farm
@@ -199,7 +199,7 @@ async def test_stopping_a_moving_cover_supersedes_its_command_without_a_failure(
 
 
 @pytest.mark.parametrize(
-    ("data", "clamp", "outcome"),
+    "case",
     [
         ({"brightness_pct": 50}, None, "success"),
         ({"brightness": 200}, None, "success"),
@@ -214,10 +214,9 @@ async def test_light_brightness_is_verified_within_tolerance(
     farm: Farm,
     hub: MockConfigEntry,
     freezer: FrozenDateTimeFactory,
-    data: dict[str, int],
-    clamp: int | None,
-    outcome: str,
+    case: tuple[dict[str, int], int | None, str],
 ) -> None:
+    data, clamp, outcome = case
     farm.default = Behaviour(delay=lambda rng: 0.5, clamp_brightness=clamp)
     events = async_capture_events(hass, EVENT_COMMAND)
 
