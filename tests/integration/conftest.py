@@ -83,7 +83,14 @@ async def hub(hass: HomeAssistant, farm: Farm, hub_entry: MockConfigEntry) -> Mo
 
 
 async def advance(hass: HomeAssistant, freezer: FrozenDateTimeFactory, seconds: float) -> None:
-    """Move time forward and run whatever became due."""
+    """Move time forward and run whatever became due.
+
+    State changes are dispatched to followers one loop iteration late, so they are
+    settled first; timers that fall due while due timers run are fired too.
+    """
+    await hass.async_block_till_done()
     freezer.tick(seconds)
+    async_fire_time_changed_exact(hass)
+    await hass.async_block_till_done()
     async_fire_time_changed_exact(hass)
     await hass.async_block_till_done()

@@ -1,0 +1,67 @@
+"""Stale sensors: silence past stale_after is stale; repeating the same value is not."""
+
+from __future__ import annotations
+
+import pytest
+from freezegun.api import FrozenDateTimeFactory
+from homeassistant.core import HomeAssistant
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from .conftest import advance
+
+SOIL = "sensor.soil_moisture"
+STALE = "sensor.farm_resilience_stale_sensors"
+DEGRADED = "binary_sensor.farm_resilience_degraded"
+
+
+@pytest.fixture
+def options(options: dict) -> dict:
+    """Watch the soil moisture sensor, stale after 15 minutes."""
+    return {**options, "monitored_sensors": [SOIL], "stale_after": 900}
+
+
+@pytest.fixture
+async def soil_hub(
+    hass: HomeAssistant, hub_entry: MockConfigEntry, freezer: FrozenDateTimeFactory
+) -> MockConfigEntry:
+    """The hub watching a soil sensor that has just reported."""
+    hass.states.async_set(SOIL, "31")
+    assert await hass.config_entries.async_setup(hub_entry.entry_id)
+    await hass.async_block_till_done()
+    return hub_entry
+
+
+async def test_sensor_repeating_the_same_value_is_not_stale(
+    hass: HomeAssistant, soil_hub: MockConfigEntry, freezer: FrozenDateTimeFactory
+) -> None:
+    for _ in range(8):
+        await advance(hass, freezer, 300.0)
+        hass.states.async_set(SOIL, "31")  # same value: a state_reported, not a change
+    await advance(hass, freezer, 600.0)
+
+    assert (
+        hass.states.get(SOIL).last_changed_timestamp < hass.states.get(SOIL).last_reported_timestamp
+    )
+    assert hass.states.get(STALE).state == "0"
+    assert hass.states.get(DEGRADED).state == "off"
+
+
+async def test_silent_sensor_goes_stale_and_recovers_when_it_reports(
+    hass: HomeAssistant, soil_hub: MockConfigEntry, freezer: FrozenDateTimeFactory
+) -> None:
+    await advance(hass, freezer, 899.0)
+    assert hass.states.get(STALE).state == "0"
+
+    await advance(hass, freezer, 1.0)
+
+    assert hass.states.get(STALE).state == "1"
+    assert hass.states.get(STALE).attributes["sensors"] == [SOIL]
+    assert hass.states.get(DEGRADED).attributes["reasons"] == [
+        "sensor.soil_moisture: no report for more than 900 s"
+    ]
+
+    hass.states.async_set(SOIL, "31")
+    await hass.async_block_till_done()
+
+    assert hass.states.get(STALE).state == "0"
+    assert hass.states.get(DEGRADED).state == "off"
