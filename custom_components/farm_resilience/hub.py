@@ -69,7 +69,10 @@ class FarmResilienceHub:
             async_at_started(self.hass, self._async_on_started),
             self.hass.bus.async_listen_once(EVENT_HOMEASSISTANT_STOP, self._async_on_stop),
             async_track_time_interval(
-                self.hass, self._async_on_tick, timedelta(seconds=BUCKET_SECONDS)
+                self.hass,
+                self._async_on_tick,
+                timedelta(seconds=BUCKET_SECONDS),
+                cancel_on_shutdown=True,
             ),
         ]
         self._async_update()

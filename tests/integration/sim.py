@@ -44,6 +44,8 @@ class Behaviour:
 
     drop_probability: float = 0.0
     delay: Callable[[random.Random], float] = lambda rng: 0.0
+    # The first commands the device ignores: a flaky radio link that recovers.
+    drop_first: int = 0
     # Brightness a light really takes, for lights that cannot do what they are told.
     clamp_brightness: int | None = None
 
@@ -80,7 +82,8 @@ class Farm:
         behaviour = self.behaviour_of(entity.entity_id)
         record = Record(entity.entity_id, action, time.time())
         self.records.append(record)
-        if self.rng.random() < behaviour.drop_probability:
+        received = sum(1 for r in self.records if r.entity_id == entity.entity_id)
+        if received <= behaviour.drop_first or self.rng.random() < behaviour.drop_probability:
             return
         delay = behaviour.delay(self.rng)
 
