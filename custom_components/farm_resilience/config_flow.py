@@ -8,7 +8,8 @@ from typing import Any
 
 import voluptuous as vol
 from homeassistant.config_entries import ConfigFlow, ConfigFlowResult, OptionsFlow
-from homeassistant.core import callback
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.selector import (
     EntitySelector,
     EntitySelectorConfig,
@@ -75,26 +76,32 @@ def _thresholds_schema(defaults: Mapping[str, Any]) -> dict[vol.Marker, Any]:
     return {vol.Required(key, default=defaults[key]): box for key in RANGES}
 
 
-def validate(user_input: Mapping[str, Any]) -> dict[str, str]:
+def _unknown(hass: HomeAssistant, entity_ids: list[str]) -> bool:
+    """Return whether any entity id is neither registered nor has a state (a typo)."""
+    registry = er.async_get(hass)
+    return any(
+        hass.states.get(entity_id) is None and registry.async_get(entity_id) is None
+        for entity_id in entity_ids
+    )
+
+
+def validate(hass: HomeAssistant, user_input: Mapping[str, Any]) -> dict[str, str]:
     """Return translated error keys per field; empty when the input is good."""
     errors: dict[str, str] = {}
     if CONF_TOPIC_PREFIX in user_input and not _TOPIC_PREFIX.match(user_input[CONF_TOPIC_PREFIX]):
         errors[CONF_TOPIC_PREFIX] = "invalid_topic_prefix"
-    if any(
-        e.split(".")[0] not in CONTROLLABLE_DOMAINS
-        for e in user_input.get(CONF_TRACKED_ENTITIES, [])
-    ):
-        errors[CONF_TRACKED_ENTITIES] = "not_controllable"
-    if any(
-        e.split(".")[0] not in SENSOR_DOMAINS for e in user_input.get(CONF_MONITORED_SENSORS, [])
-    ):
-        errors[CONF_MONITORED_SENSORS] = "not_a_sensor"
+    # The selectors already restrict domains; they cannot tell a removed entity from a real one.
+    if _unknown(hass, user_input.get(CONF_TRACKED_ENTITIES, [])):
+        errors[CONF_TRACKED_ENTITIES] = "unknown_entity"
+    if _unknown(hass, user_input.get(CONF_MONITORED_SENSORS, [])):
+        errors[CONF_MONITORED_SENSORS] = "unknown_entity"
     for key, (lowest, highest, error) in RANGES.items():
         if key in user_input and not lowest <= user_input[key] <= highest:
             errors[key] = error
     timeout = user_input.get(CONF_COMMAND_TIMEOUT)
     latency = user_input.get(CONF_LATENCY_TARGET)
-    if timeout is not None and latency is not None and latency > timeout:
+    timeout_ok = timeout is not None and CONF_COMMAND_TIMEOUT not in errors
+    if timeout_ok and latency is not None and latency > timeout:
         errors.setdefault(CONF_LATENCY_TARGET, "latency_above_timeout")
     return errors
 
@@ -123,7 +130,7 @@ class FarmResilienceConfigFlow(ConfigFlow, domain=DOMAIN):
         if any(CONF_AGENT_ID not in entry.data for entry in self._async_current_entries()):
             return self.async_abort(reason="single_instance_allowed")
         errors: dict[str, str] = {}
-        if user_input is not None and not (errors := validate(user_input)):
+        if user_input is not None and not (errors := validate(self.hass, user_input)):
             await self.async_set_unique_id(HUB_UNIQUE_ID)
             self._abort_if_unique_id_configured()
             return self.async_create_entry(
@@ -142,7 +149,7 @@ class FarmResilienceConfigFlow(ConfigFlow, domain=DOMAIN):
         """Change where agents publish; the update reloads the hub."""
         entry = self._get_reconfigure_entry()
         errors: dict[str, str] = {}
-        if user_input is not None and not (errors := validate(user_input)):
+        if user_input is not None and not (errors := validate(self.hass, user_input)):
             self.hass.config_entries.async_update_entry(
                 entry, options={**entry.options, **user_input}
             )
@@ -161,7 +168,7 @@ class FarmResilienceOptionsFlow(OptionsFlow):
     async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Show every option but the topic prefix (that one is reconfigured)."""
         errors: dict[str, str] = {}
-        if user_input is not None and not (errors := validate(user_input)):
+        if user_input is not None and not (errors := validate(self.hass, user_input)):
             return self.async_create_entry(data={**self.config_entry.options, **_clean(user_input)})
         defaults = {**DEFAULT_OPTIONS, **self.config_entry.options, **(user_input or {})}
         schema = vol.Schema({**_entities_schema(defaults), **_thresholds_schema(defaults)})

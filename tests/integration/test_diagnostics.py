@@ -1,0 +1,41 @@
+"""Diagnostics: options, window figures, worst offenders, pending commands, health."""
+
+from __future__ import annotations
+
+from freezegun.api import FrozenDateTimeFactory
+from homeassistant.core import HomeAssistant
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+from syrupy.assertion import SnapshotAssertion
+
+from custom_components.farm_resilience.diagnostics import async_get_config_entry_diagnostics
+
+from .conftest import advance
+from .sim import Behaviour, Farm
+
+
+async def test_diagnostics_show_figures_offenders_pending_commands_and_health(
+    hass: HomeAssistant,
+    farm: Farm,
+    hub: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
+    snapshot: SnapshotAssertion,
+) -> None:
+    farm.default = Behaviour(delay=lambda rng: 1.25)
+    farm.behaviour["switch.pump_2"] = Behaviour(drop_probability=1.0)
+    await hass.services.async_call(
+        "switch", "turn_on", {"entity_id": "switch.pump_1"}, blocking=True
+    )
+    await hass.services.async_call(
+        "switch", "turn_on", {"entity_id": "switch.pump_2"}, blocking=True
+    )
+    await advance(hass, freezer, 1.25)
+    await advance(hass, freezer, 4.0)
+    await hass.services.async_call(
+        "valve", "open_valve", {"entity_id": "valve.field_1"}, blocking=True
+    )
+    farm.entities["cover.vent"].set_available(False)
+    farm.entities["light.grow_light"].set_available(False)
+    await advance(hass, freezer, 0.5)
+
+    assert await async_get_config_entry_diagnostics(hass, hub) == snapshot
+    await advance(hass, freezer, 5.0)  # let the valve answer before the test ends
