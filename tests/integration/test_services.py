@@ -98,6 +98,9 @@ async def test_send_command_raises_when_a_dead_device_stays_unverified(
         )
 
     assert raised.value.translation_key == "command_unverified"
+    assert str(raised.value) == (
+        "valve.open_valve could not be verified: valve.field_1 (timeout after 2 attempts)"
+    )
     assert raised.value.translation_placeholders == {
         "action": "valve.open_valve",
         "entities": "valve.field_1 (timeout after 2 attempts)",
