@@ -54,6 +54,7 @@ class FarmResilienceHub:
         self._listeners: list[CALLBACK_TYPE] = []
         self._unsubs: list[CALLBACK_TYPE] = []
         self._update_scheduled = False
+        self._save_pending = False
         self._figures: tuple[WindowFigures, list[EntityFigures]] = self._compute_figures(0.0)
         self.snapshot = HubSnapshot(self._figures[0], [], [], [], [])
 
@@ -67,7 +68,7 @@ class FarmResilienceHub:
         self.staleness.async_start()
         self._unsubs += [
             async_at_started(self.hass, self._async_on_started),
-            self.hass.bus.async_listen_once(EVENT_HOMEASSISTANT_STOP, self._async_on_stop),
+            self.hass.bus.async_listen(EVENT_HOMEASSISTANT_STOP, self._async_on_stop),
             async_track_time_interval(
                 self.hass,
                 self._async_on_tick,
@@ -148,7 +149,11 @@ class FarmResilienceHub:
             },
             context=outcome.context,
         )
-        self._store.async_delay_save(self._stored_data, STORAGE_SAVE_DELAY)
+        # Store.async_delay_save restarts its timer on every call: under steady traffic
+        # the save would never come, so schedule one only when none is pending.
+        if not self._save_pending:
+            self._save_pending = True
+            self._store.async_delay_save(self._stored_data, STORAGE_SAVE_DELAY)
         self.async_schedule_update()
 
     @callback
@@ -181,6 +186,7 @@ class FarmResilienceHub:
 
     def _stored_data(self) -> dict[str, Any]:
         """Return what goes to storage: the window only, never pending commands."""
+        self._save_pending = False
         return self.statistics.as_dict()
 
 

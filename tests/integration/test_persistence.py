@@ -79,3 +79,20 @@ async def test_statistics_survive_stop_and_start_and_pending_commands_are_droppe
         assert restarted.states.get(RATE).state == "50.0"
         assert restarted.states.get(RATE).attributes["commands"] == 2
         await restarted.async_stop()
+
+
+async def test_statistics_are_saved_within_a_minute_under_steady_traffic(
+    hass: HomeAssistant,
+    farm: Farm,
+    hub: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
+    hass_storage: dict[str, Any],
+) -> None:
+    for _ in range(4):  # a command every 20 s: a debounced save would never happen
+        await hass.services.async_call(
+            "switch", "toggle", {"entity_id": "switch.pump_1"}, blocking=True
+        )
+        await advance(hass, freezer, 20.0)
+
+    stored = hass_storage[STORAGE_KEY]["data"]
+    assert sum(bucket["counts"]["success"] for bucket in stored["buckets"]) == 3
