@@ -1,0 +1,484 @@
+"""Throwaway real services on free loopback ports: PostgreSQL+PGMQ, PgBouncer, Mosquitto.
+
+Used by the test fixtures, `make demo` and `make bench`. Each service keeps its
+port and data across stop/kill/start, so a test can SIGKILL one and bring the
+same one back. Everything lives in one temporary folder removed at `close()`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import importlib.util
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+POSTGRES_BIN_DIRS = ("/usr/lib/postgresql/15/bin",)
+PR_SET_CHILD_SUBREAPER = 36
+
+
+class ServiceError(RuntimeError):
+    """A throwaway service could not be started."""
+
+
+def pgmq_sql() -> str:
+    """The PGMQ install SQL shipped by the PyPI package `pgmq`.
+
+    Found without importing the package: its client needs an orjson newer than the
+    one Home Assistant pins, so the Makefile installs it without dependencies.
+    """
+    spec = importlib.util.find_spec("pgmq")
+    if spec is None or not spec.submodule_search_locations:
+        raise ServiceError("the PyPI package 'pgmq' is not installed; run 'make venv'")
+    return (Path(next(iter(spec.submodule_search_locations))) / "sql" / "pgmq.sql").read_text()
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(
+    port: int, timeout: float, process: subprocess.Popen[bytes] | None = None
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise ServiceError(
+                f"process exited with {process.returncode} before listening on {port}"
+            )
+        with (
+            contextlib.suppress(OSError),
+            socket.create_connection(("127.0.0.1", port), timeout=0.2),
+        ):
+            return
+        time.sleep(0.05)
+    raise ServiceError(f"nothing listening on 127.0.0.1:{port} after {timeout:.0f} s")
+
+
+def _service_user() -> tuple[int, int] | None:
+    """PostgreSQL and PgBouncer refuse to run as root: run them as `postgres` then."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        entry = pwd.getpwnam("postgres")
+    except KeyError as err:
+        raise ServiceError("running as root needs a 'postgres' user to run PostgreSQL") from err
+    return entry.pw_uid, entry.pw_gid
+
+
+def _find_binary(name: str, extra_dirs: tuple[str, ...] = ()) -> str:
+    for folder in extra_dirs:
+        candidate = Path(folder) / name
+        if candidate.exists():
+            return str(candidate)
+    found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/local/sbin")
+    if found is None:
+        raise ServiceError(
+            f"'{name}' not found; run 'make' as root to install it, or install it yourself"
+        )
+    return found
+
+
+def _become_subreaper() -> None:
+    """Adopt orphaned grandchildren, so they can be reaped instead of left as zombies.
+
+    A killed postmaster orphans its backends; where PID 1 does not reap (containers,
+    microVMs) they would stay behind as zombies named `postgres`.
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
+def _descendants(pid: int) -> list[int]:
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            parents[int(stat.parent.name)] = int(fields[1])
+    found: list[int] = []
+    frontier = [pid]
+    while frontier:
+        current = frontier.pop()
+        children = [child for child, parent in parents.items() if parent == current]
+        found.extend(children)
+        frontier.extend(children)
+    return found
+
+
+def _reap_orphan(pid: int) -> None:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            if not Path(f"/proc/{pid}").exists():
+                return
+        else:
+            if done:
+                return
+        time.sleep(0.02)
+
+
+@dataclass
+class _Process:
+    """A server process in its own process group, so a kill takes its children too."""
+
+    argv: list[str]
+    log_path: Path
+    owner: tuple[int, int] | None
+    process: subprocess.Popen[bytes] | None = field(default=None, init=False)
+
+    def spawn(self) -> subprocess.Popen[bytes]:
+        log = self.log_path.open("ab")
+        kwargs: dict[str, object] = {}
+        if self.owner is not None:
+            kwargs = {"user": self.owner[0], "group": self.owner[1], "extra_groups": []}
+        self.process = subprocess.Popen(
+            self.argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            **kwargs,  # type: ignore[call-overload]
+        )
+        log.close()
+        return self.process
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def signal_group(self, signum: int) -> None:
+        if self.process is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signum)
+
+    def stop(self, timeout: float = 20.0) -> None:
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.signal_group(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.signal_group(signal.SIGKILL)
+                self.process.wait()
+        self._reap_group()
+
+    def kill(self) -> None:
+        if self.process is None:
+            return
+        # PostgreSQL backends call setsid(): they are not in the leader's group.
+        orphans = _descendants(self.process.pid)
+        self.signal_group(signal.SIGKILL)
+        for pid in orphans:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self.process.wait()
+        self._reap_group()
+        for pid in orphans:
+            _reap_orphan(pid)
+
+    def _reap_group(self) -> None:
+        """Children may outlive their leader (postgres backends): make sure the group is gone."""
+        assert self.process is not None
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(self.process.pid, 0)
+            except ProcessLookupError:
+                return
+            os.killpg(self.process.pid, signal.SIGKILL)
+            time.sleep(0.05)
+
+
+class Postgres:
+    """PostgreSQL 15 with the PGMQ SQL of the PyPI package `pgmq` installed."""
+
+    user = "postgres"
+    database = "farm"
+
+    def __init__(self, root: Path) -> None:
+        self.owner = _service_user()
+        self.data_dir = root / "pgdata"
+        self.socket_dir = root / "pgsocket"
+        self.port = free_port()
+        bin_dir = POSTGRES_BIN_DIRS
+        self._postgres = _find_binary("postgres", bin_dir)
+        self._initdb = _find_binary("initdb", bin_dir)
+        self._proc = _Process(
+            [
+                self._postgres,
+                "-D",
+                str(self.data_dir),
+                "-p",
+                str(self.port),
+                "-k",
+                str(self.socket_dir),
+                "-c",
+                "listen_addresses=127.0.0.1",
+                # Throwaway data: skip fsync, but keep synchronous_commit so a
+                # SIGKILLed server never forgets a transaction it reported committed.
+                "-c",
+                "fsync=off",
+                "-c",
+                "full_page_writes=off",
+                "-c",
+                "max_connections=200",
+            ],
+            root / "postgres.log",
+            self.owner,
+        )
+        self._initialise(root)
+
+    def _initialise(self, root: Path) -> None:
+        for folder in (self.data_dir, self.socket_dir):
+            folder.mkdir()
+            if self.owner:
+                os.chown(folder, *self.owner)
+        log = root / "initdb.log"
+        log.touch()
+        if self.owner:
+            os.chown(log, *self.owner)
+        _Process(
+            [
+                self._initdb,
+                "-D",
+                str(self.data_dir),
+                "-U",
+                self.user,
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ],
+            log,
+            self.owner,
+        ).spawn().wait()
+        if not (self.data_dir / "PG_VERSION").exists():
+            raise ServiceError(f"initdb failed, see {log}: {log.read_text()[-500:]}")
+        self.start()
+        self._psql("postgres", f"CREATE DATABASE {self.database}")
+        self._psql(self.database, pgmq_sql())
+
+    def _psql(self, database: str, sql: str) -> None:
+        psql = _find_binary("psql", POSTGRES_BIN_DIRS)
+        result = subprocess.run(
+            [
+                psql,
+                "-X",
+                "-q",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                self.user,
+                "-d",
+                database,
+            ],
+            input=sql.encode(),
+            capture_output=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise ServiceError(f"psql failed: {result.stderr.decode()[-1000:]}")
+
+    @property
+    def dsn(self) -> str:
+        return f"postgresql://{self.user}@127.0.0.1:{self.port}/{self.database}"
+
+    def start(self) -> None:
+        if self._proc.running:
+            return
+        (self.data_dir / "postmaster.pid").unlink(missing_ok=True)
+        process = self._proc.spawn()
+        wait_for_port(self.port, 30, process)
+        self._wait_accepting()
+
+    def _wait_accepting(self) -> None:
+        isready = _find_binary("pg_isready", POSTGRES_BIN_DIRS)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            ready = subprocess.run(
+                [isready, "-q", "-h", "127.0.0.1", "-p", str(self.port), "-U", self.user],
+                check=False,
+            )
+            if ready.returncode == 0:
+                return
+            time.sleep(0.1)
+        raise ServiceError("PostgreSQL did not accept connections within 30 s")
+
+    def stop(self) -> None:
+        # SIGINT is PostgreSQL's "fast shutdown": abort sessions, checkpoint, exit.
+        if self._proc.running:
+            self._proc.signal_group(signal.SIGINT)
+        self._proc.stop()
+
+    def kill(self) -> None:
+        self._proc.kill()
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+class PgBouncer:
+    """PgBouncer in transaction mode: the local stand-in for Supavisor (port 6543)."""
+
+    def __init__(self, root: Path, postgres: Postgres) -> None:
+        self.owner = _service_user()
+        self.postgres = postgres
+        self.port = free_port()
+        folder = root / "pgbouncer"
+        folder.mkdir()
+        userlist = folder / "userlist.txt"
+        userlist.write_text(f'"{postgres.user}" ""\n')
+        config = folder / "pgbouncer.ini"
+        config.write_text(
+            "[databases]\n"
+            f"* = host=127.0.0.1 port={postgres.port}\n"
+            "[pgbouncer]\n"
+            "listen_addr = 127.0.0.1\n"
+            f"listen_port = {self.port}\n"
+            "unix_socket_dir =\n"
+            "auth_type = trust\n"
+            f"auth_file = {userlist}\n"
+            "pool_mode = transaction\n"
+            "max_client_conn = 500\n"
+            "default_pool_size = 40\n"
+            "ignore_startup_parameters = extra_float_digits,options\n"
+            "server_reset_query =\n"
+        )
+        if self.owner:
+            os.chown(folder, *self.owner)
+            for path in folder.iterdir():
+                os.chown(path, *self.owner)
+        self._proc = _Process(
+            [_find_binary("pgbouncer"), str(config)], root / "pgbouncer.log", self.owner
+        )
+        self.start()
+
+    @property
+    def dsn(self) -> str:
+        return f"postgresql://{self.postgres.user}@127.0.0.1:{self.port}/{self.postgres.database}"
+
+    def start(self) -> None:
+        if not self._proc.running:
+            wait_for_port(self.port, 10, self._proc.spawn())
+
+    def stop(self) -> None:
+        self._proc.stop()
+
+    def kill(self) -> None:
+        self._proc.kill()
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+class Mosquitto:
+    """Mosquitto 2 with persistence, so a graceful restart keeps sessions and queued readings."""
+
+    def __init__(self, root: Path, extra_config: str = "") -> None:
+        self.port = free_port()
+        folder = root / f"mosquitto-{self.port}"
+        folder.mkdir()
+        config = folder / "mosquitto.conf"
+        config.write_text(
+            f"listener {self.port} 127.0.0.1\n"
+            "allow_anonymous true\n"
+            "persistence true\n"
+            f"persistence_location {folder}/\n"
+            # Defaults (1000 queued, 20 in flight) would cap what a reconnecting agent
+            # gets back; the README's Guarantees section recommends the same.
+            "max_queued_messages 0\n"
+            "max_inflight_messages 1000\n"
+            "log_type error\nlog_type warning\nlog_type notice\n"
+            f"{extra_config}"
+        )
+        if os.geteuid() == 0:
+            with contextlib.suppress(KeyError):
+                entry = pwd.getpwnam("mosquitto")
+                os.chown(folder, entry.pw_uid, entry.pw_gid)
+        self._proc = _Process(
+            [_find_binary("mosquitto"), "-c", str(config)],
+            root / f"mosquitto-{self.port}.log",
+            None,
+        )
+        self.start()
+
+    host = "127.0.0.1"
+
+    def start(self) -> None:
+        if not self._proc.running:
+            wait_for_port(self.port, 10, self._proc.spawn())
+
+    def stop(self) -> None:
+        self._proc.stop()
+
+    def kill(self) -> None:
+        self._proc.kill()
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+class Services:
+    """One temporary folder holding every throwaway service; `close()` leaves nothing behind."""
+
+    def __init__(self) -> None:
+        _become_subreaper()
+        self.root = Path(tempfile.mkdtemp(prefix="farm-services-"))
+        # PostgreSQL runs as another user and must reach its folders.
+        self.root.chmod(0o755)
+        self._postgres: Postgres | None = None
+        self._pgbouncer: PgBouncer | None = None
+        self._mosquittos: list[Mosquitto] = []
+
+    @property
+    def postgres(self) -> Postgres:
+        if self._postgres is None:
+            self._postgres = Postgres(self.root)
+        return self._postgres
+
+    @property
+    def pgbouncer(self) -> PgBouncer:
+        if self._pgbouncer is None:
+            self._pgbouncer = PgBouncer(self.root, self.postgres)
+        return self._pgbouncer
+
+    def mosquitto(self, extra_config: str = "") -> Mosquitto:
+        """A new broker of its own."""
+        broker = Mosquitto(self.root, extra_config)
+        self._mosquittos.append(broker)
+        return broker
+
+    def logs(self) -> Iterator[Path]:
+        yield from self.root.glob("*.log")
+
+    def close(self) -> None:
+        for broker in self._mosquittos:
+            broker.stop()
+        if self._pgbouncer is not None:
+            self._pgbouncer.stop()
+        if self._postgres is not None:
+            self._postgres.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
