@@ -1,0 +1,136 @@
+"""The running agent: wires ingest -> spool -> forward with the MQTT link and the HTTP endpoint."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable
+
+import asyncpg
+
+from farm_agent.config import AgentConfig
+from farm_agent.forward import Forwarder
+from farm_agent.http import HttpEndpoint
+from farm_agent.ingest import Ingest
+from farm_agent.metrics import RelayMetrics
+from farm_agent.mqtt import MqttLink
+from farm_agent.route import NONE, BackendRouter
+from farm_agent.spool import AsyncSpool
+from farm_agent.sql import set_up_schema
+from farm_agent.topics import STATUS_OFFLINE, STATUS_ONLINE, status_topic
+
+_LOGGER = logging.getLogger(__name__)
+
+# SIGTERM to exit stays under 10 s: the intake flush, then (together) the MQTT
+# disconnect and the batch in flight, which is abandoned if it takes longer.
+INTAKE_FLUSH_S = 3.0
+BATCH_FINISH_S = 5.0
+
+
+class Agent:
+    """One agent: start it with `run(stop)`; it returns after a graceful drain."""
+
+    def __init__(self, config: AgentConfig) -> None:
+        self.config = config
+        self.metrics = RelayMetrics()
+        self.spool: AsyncSpool | None = None
+        self.link: MqttLink | None = None
+        self.router: BackendRouter | None = None
+        self.ingest: Ingest | None = None
+        self.http: HttpEndpoint | None = None
+        self.ready = asyncio.Event()
+
+    async def _set_up_database(self, connection: asyncpg.Connection) -> None:
+        backend = self.config.backend
+        await set_up_schema(connection, (backend.queue, backend.dead_letter_queue))
+
+    def readiness(self) -> dict[str, bool]:
+        return {
+            "mqtt_connected": self.link is not None and self.link.connected,
+            "spool_writable": self.spool is not None and self.spool.room > 0,
+            "database_route": self.router is not None and self.router.active != NONE,
+        }
+
+    async def run(self, stop: asyncio.Event) -> None:
+        config = self.config
+        loop = asyncio.get_running_loop()
+        self.spool = spool = await AsyncSpool.open(
+            config.spool.path, config.agent_id, config.spool.max_messages
+        )
+        self.metrics.spool_depth.set(spool.depth)
+        if spool.depth:
+            _LOGGER.info("spool holds %d readings from before; relaying them first", spool.depth)
+        status = status_topic(config.mqtt.topic_prefix, config.agent_id)
+        self.link = link = MqttLink(config.mqtt, loop, will=(status, STATUS_OFFLINE.encode()))
+        link.add_connect_listener(
+            lambda _session: link.publish(status, STATUS_ONLINE, qos=1, retain=True)
+        )
+        self.router = router = BackendRouter(config.backend, self.metrics, self._set_up_database)
+        self.ingest = ingest = Ingest(link, spool, self.metrics)
+        forwarder = Forwarder(config, spool, router, self.metrics)
+        if config.http is not None:
+            self.http = HttpEndpoint(self.metrics, self.readiness)
+            await self.http.start(config.http.host, config.http.port)
+        link.start()
+        ingest_task = loop.create_task(ingest.run(), name="farm-agent-ingest")
+        forward_task = loop.create_task(forwarder.run(), name="farm-agent-forward")
+        self.ready.set()
+        _LOGGER.info(
+            "farm-agent %s relaying %s from %s:%s to queue %s",
+            config.agent_id,
+            ", ".join(config.mqtt.topics),
+            config.mqtt.host,
+            config.mqtt.port,
+            config.backend.queue,
+        )
+        stopped = loop.create_task(stop.wait())
+        await asyncio.wait(
+            {stopped, ingest_task, forward_task}, return_when=asyncio.FIRST_COMPLETED
+        )
+        for task in (ingest_task, forward_task):
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                _LOGGER.error("stage %s failed", task.get_name(), exc_info=task.exception())
+        await self._shut_down(ingest_task, forward_task, forwarder, status)
+        stopped.cancel()
+
+    async def _shut_down(
+        self,
+        ingest_task: asyncio.Task[None],
+        forward_task: asyncio.Task[None],
+        forwarder: Forwarder,
+        status: str,
+    ) -> None:
+        _LOGGER.info("stopping: no more acks, flushing what was received")
+        assert self.ingest is not None
+        assert self.link is not None
+        assert self.spool is not None
+        await self.ingest.close_intake()
+        await _finish(ingest_task, INTAKE_FLUSH_S)
+        link = self.link
+        await forwarder.stop()
+        await asyncio.gather(
+            link.stop(
+                before_disconnect=lambda: link.publish(status, STATUS_OFFLINE, qos=1, retain=True)
+            ),
+            _finish(forward_task, BATCH_FINISH_S),
+        )
+        if self.router is not None:
+            await self.router.close()
+        if self.http is not None:
+            await self.http.stop()
+        await self.spool.close()
+        _LOGGER.info("stopped; %d readings stay in the spool for the next start", self.spool.depth)
+
+
+async def _finish(task: Awaitable[None], grace_s: float) -> None:
+    """Let a stage finish; past the timeout, abandon it (the spool and ledger make that safe)."""
+    future = asyncio.ensure_future(task)
+    try:
+        await asyncio.wait_for(asyncio.shield(future), grace_s)
+    except TimeoutError:
+        future.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await future
+    except Exception:
+        _LOGGER.exception("stage failed while stopping")

@@ -1,0 +1,434 @@
+"""The agent's configuration: one schema, loaded from YAML, errors that name the key."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import SplitResult, urlsplit
+
+import voluptuous as vol
+import yaml
+
+AGENT_ID_PATTERN = re.compile(r"[a-z0-9_-]{1,64}")
+# PGMQ builds table names q_<name>/a_<name> and caps names at 47 characters.
+QUEUE_NAME_PATTERN = re.compile(r"[a-z_][a-z0-9_]{0,46}")
+ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+SECRET_KEYS = frozenset({"password", "pooler_dsn", "direct_dsn"})
+
+
+class ConfigError(ValueError):
+    """A configuration problem, phrased for the operator: names the key, never the secret."""
+
+
+@dataclass(frozen=True, slots=True)
+class TlsConfig:
+    ca_file: str | None
+    cert_file: str | None
+    key_file: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class MqttConfig:
+    host: str
+    port: int
+    username: str | None
+    password: str | None
+    tls: TlsConfig | None
+    client_id: str
+    topics: tuple[str, ...]
+    qos: int
+    topic_prefix: str
+    discovery_prefix: str | None
+    max_payload_bytes: int
+    keepalive_s: int
+    session_expiry_s: int
+    receive_maximum: int
+
+
+@dataclass(frozen=True, slots=True)
+class BackendConfig:
+    pooler_dsn: str | None
+    direct_dsn: str | None
+    queue: str
+    dead_letter_queue: str
+    batch_size: int
+    batch_interval_ms: int
+    connect_timeout_s: float
+    statement_timeout_s: float
+    failover_after: int
+    failback_interval_s: float
+    failback_after: int
+    ledger_retention_days: float
+
+
+@dataclass(frozen=True, slots=True)
+class SpoolConfig:
+    path: Path
+    max_messages: int
+
+
+@dataclass(frozen=True, slots=True)
+class HttpProbeConfig:
+    name: str
+    url: str
+    expect_status: int
+    expect_cache: bool
+    timeout_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    query_ms: float
+    queue_depth: int
+    dlq_depth: int
+    processing_s: float
+    task_success: float
+
+
+@dataclass(frozen=True, slots=True)
+class ProbesConfig:
+    interval_s: float
+    timeout_s: float
+    thresholds: Thresholds
+    http: tuple[HttpProbeConfig, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class HttpConfig:
+    host: str
+    port: int
+
+
+@dataclass(frozen=True, slots=True)
+class AgentConfig:
+    agent_id: str
+    mqtt: MqttConfig
+    backend: BackendConfig
+    spool: SpoolConfig
+    probes: ProbesConfig
+    http: HttpConfig | None
+    log_level: str
+
+
+def _agent_id(value: Any) -> str:
+    if not isinstance(value, str) or not AGENT_ID_PATTERN.fullmatch(value):
+        raise vol.Invalid("must be 1-64 characters of a-z, 0-9, '_' or '-'")
+    return value
+
+
+def _queue_name(value: Any) -> str:
+    if not isinstance(value, str) or not QUEUE_NAME_PATTERN.fullmatch(value):
+        raise vol.Invalid(
+            "must be 1-47 characters of a-z, 0-9 and '_', starting with a letter or '_'"
+            " (PGMQ turns it into table names)"
+        )
+    return value
+
+
+def _dsn(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise vol.Invalid("expected a postgresql:// connection string")
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError as err:
+        raise vol.Invalid("is not a valid postgresql:// connection string (bad port?)") from err
+    if parts.scheme not in ("postgres", "postgresql"):
+        raise vol.Invalid("must start with postgresql:// (or postgres://)")
+    if not parts.hostname:
+        raise vol.Invalid("has no host")
+    if port == 0:
+        raise vol.Invalid("has port 0")
+    return value
+
+
+def _mqtt_topic_filter(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise vol.Invalid("expected a non-empty MQTT topic filter")
+    filter_part = value
+    if value.startswith("$share/"):
+        pieces = value.split("/", 2)
+        if len(pieces) != 3 or not pieces[1] or not pieces[2]:
+            raise vol.Invalid("a shared subscription is $share/<group>/<filter>")
+        filter_part = pieces[2]
+    levels = filter_part.split("/")
+    for index, level in enumerate(levels):
+        if "#" in level and (level != "#" or index != len(levels) - 1):
+            raise vol.Invalid("'#' must be a whole last level of the topic filter")
+        if "+" in level and level != "+":
+            raise vol.Invalid("'+' must be a whole level of the topic filter")
+    return value
+
+
+def _listen_address(value: Any) -> tuple[str, int]:
+    if not isinstance(value, str) or ":" not in value:
+        raise vol.Invalid("expected host:port, e.g. 127.0.0.1:9102")
+    host, _, port_text = value.rpartition(":")
+    if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise vol.Invalid("port must be a number 0-65535")
+    return host.strip("[]") or "127.0.0.1", int(port_text)
+
+
+_PORT = vol.All(int, vol.Range(min=1, max=65535))
+_POSITIVE_INT = vol.All(int, vol.Range(min=1))
+_POSITIVE_NUMBER = vol.All(vol.Coerce(float), vol.Range(min=0.001))
+_OPTIONAL_STR = vol.Any(None, str)
+
+TLS_SCHEMA = vol.Schema(
+    {
+        vol.Optional("ca_file", default=None): _OPTIONAL_STR,
+        vol.Optional("cert_file", default=None): _OPTIONAL_STR,
+        vol.Optional("key_file", default=None): _OPTIONAL_STR,
+    }
+)
+
+MQTT_SCHEMA = vol.Schema(
+    {
+        vol.Optional("host", default="127.0.0.1"): str,
+        vol.Optional("port", default=1883): _PORT,
+        vol.Optional("username", default=None): _OPTIONAL_STR,
+        vol.Exclusive("password", "password"): _OPTIONAL_STR,
+        vol.Exclusive("password_file", "password"): _OPTIONAL_STR,
+        vol.Optional("tls", default=None): vol.Any(None, TLS_SCHEMA),
+        vol.Optional("client_id", default=None): vol.Any(None, vol.All(str, vol.Length(1, 128))),
+        vol.Optional("topics", default=["farm/#"]): vol.All(
+            [_mqtt_topic_filter], vol.Length(min=1, msg="needs at least one topic filter")
+        ),
+        vol.Optional("qos", default=1): vol.In([0, 1, 2]),
+        vol.Optional("topic_prefix", default="farm_resilience"): vol.All(str, vol.Length(min=1)),
+        vol.Optional("discovery_prefix", default="homeassistant"): _OPTIONAL_STR,
+        vol.Optional("max_payload_bytes", default=262144): _POSITIVE_INT,
+        vol.Optional("keepalive_s", default=30): vol.All(int, vol.Range(min=5, max=3600)),
+        vol.Optional("session_expiry_s", default=7 * 24 * 3600): vol.All(
+            int, vol.Range(min=60, max=0xFFFFFFFF)
+        ),
+        vol.Optional("receive_maximum", default=1000): vol.All(int, vol.Range(min=1, max=65535)),
+    }
+)
+
+BACKEND_SCHEMA = vol.Schema(
+    {
+        vol.Optional("pooler_dsn", default=None): _dsn,
+        vol.Optional("direct_dsn", default=None): _dsn,
+        vol.Optional("queue", default="sensor_readings"): _queue_name,
+        vol.Optional("dead_letter_queue", default="sensor_readings_dlq"): _queue_name,
+        vol.Optional("batch_size", default=500): vol.All(int, vol.Range(min=1, max=10000)),
+        vol.Optional("batch_interval_ms", default=200): vol.All(int, vol.Range(min=0, max=60000)),
+        vol.Optional("connect_timeout_s", default=5.0): _POSITIVE_NUMBER,
+        vol.Optional("statement_timeout_s", default=15.0): _POSITIVE_NUMBER,
+        vol.Optional("failover_after", default=3): _POSITIVE_INT,
+        vol.Optional("failback_interval_s", default=10.0): _POSITIVE_NUMBER,
+        vol.Optional("failback_after", default=3): _POSITIVE_INT,
+        vol.Optional("ledger_retention_days", default=7.0): _POSITIVE_NUMBER,
+    }
+)
+
+SPOOL_SCHEMA = vol.Schema(
+    {
+        vol.Optional("path", default="./farm-agent-spool.db"): vol.All(str, vol.Length(min=1)),
+        vol.Optional("max_messages", default=1_000_000): _POSITIVE_INT,
+    }
+)
+
+THRESHOLDS_SCHEMA = vol.Schema(
+    {
+        vol.Optional("query_ms", default=100.0): _POSITIVE_NUMBER,
+        vol.Optional("queue_depth", default=100): vol.All(int, vol.Range(min=0)),
+        vol.Optional("dlq_depth", default=0): vol.All(int, vol.Range(min=0)),
+        vol.Optional("processing_s", default=30.0): _POSITIVE_NUMBER,
+        vol.Optional("task_success", default=99.5): vol.All(
+            vol.Coerce(float), vol.Range(min=0, max=100)
+        ),
+    }
+)
+
+HTTP_PROBE_SCHEMA = vol.Schema(
+    {
+        vol.Required("name"): vol.All(str, vol.Match(r"^[A-Za-z0-9_.-]{1,64}$")),
+        vol.Required("url"): vol.All(
+            str, vol.Match(r"^https?://", msg="must be an http(s):// URL")
+        ),
+        vol.Optional("expect_status", default=200): vol.All(int, vol.Range(min=100, max=599)),
+        vol.Optional("expect_cache", default=False): bool,
+        vol.Optional("timeout_s", default=5.0): _POSITIVE_NUMBER,
+    }
+)
+
+PROBES_SCHEMA = vol.Schema(
+    {
+        vol.Optional("interval_s", default=30.0): _POSITIVE_NUMBER,
+        vol.Optional("timeout_s", default=10.0): _POSITIVE_NUMBER,
+        vol.Optional("thresholds", default={}): THRESHOLDS_SCHEMA,
+        vol.Optional("http", default=[]): [HTTP_PROBE_SCHEMA],
+    }
+)
+
+HTTP_SCHEMA = vol.Schema({vol.Optional("listen", default="127.0.0.1:9102"): _listen_address})
+
+CONFIG_SCHEMA = vol.Schema(
+    {
+        vol.Required("agent_id"): _agent_id,
+        vol.Optional("mqtt", default={}): MQTT_SCHEMA,
+        vol.Required("backend"): BACKEND_SCHEMA,
+        vol.Optional("spool", default={}): SPOOL_SCHEMA,
+        vol.Optional("probes", default={}): PROBES_SCHEMA,
+        vol.Optional("http", default={}): vol.Any(None, HTTP_SCHEMA),
+        vol.Optional("log_level", default="info"): vol.All(
+            str, vol.Lower, vol.In(["debug", "info", "warning", "error"])
+        ),
+    }
+)
+
+
+def load_config(path: str | os.PathLike[str] | None) -> AgentConfig:
+    """Read, substitute `${ENV}`, validate and freeze a config file."""
+    if path is None or str(path) == "":
+        raise ConfigError("no config file: pass --config PATH or set FARM_AGENT_CONFIG")
+    config_path = Path(path)
+    try:
+        text = config_path.read_text(encoding="utf-8")
+    except FileNotFoundError as err:
+        raise ConfigError(f"{config_path}: file not found") from err
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{config_path}: cannot read ({err.__class__.__name__})") from err
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        where = getattr(err, "problem_mark", None)
+        line = f" line {where.line + 1}" if where is not None else ""
+        raise ConfigError(f"{config_path}:{line} is not valid YAML") from err
+    return parse_config(raw, base_dir=config_path.parent)
+
+
+def parse_config(raw: Any, base_dir: Path | None = None) -> AgentConfig:
+    """Validate a YAML document already loaded; relative files resolve against `base_dir`."""
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            "the config file must be a mapping of keys (agent_id, mqtt, backend, ...)"
+        )
+    substituted = _substitute_env(raw, ())
+    try:
+        valid: dict[str, Any] = CONFIG_SCHEMA(substituted)
+    except vol.MultipleInvalid as err:
+        raise ConfigError(_describe(err.errors[0], substituted)) from None
+    backend = valid["backend"]
+    if backend["pooler_dsn"] is None and backend["direct_dsn"] is None:
+        raise ConfigError("backend: set pooler_dsn, direct_dsn or both")
+    if backend["queue"] == backend["dead_letter_queue"]:
+        raise ConfigError("backend.dead_letter_queue: must differ from backend.queue")
+    return _freeze(valid, base_dir or Path.cwd())
+
+
+def _substitute_env(node: Any, path: tuple[str, ...]) -> Any:
+    if isinstance(node, dict):
+        return {key: _substitute_env(value, (*path, str(key))) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_substitute_env(value, (*path, str(index))) for index, value in enumerate(node)]
+    if isinstance(node, str):
+
+        def replace(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in os.environ:
+                raise ConfigError(f"{'.'.join(path)}: environment variable {name} is not set")
+            return os.environ[name]
+
+        return ENV_REFERENCE.sub(replace, node)
+    return node
+
+
+def _describe(error: vol.Invalid, raw: dict[str, Any]) -> str:
+    key = ".".join(str(part) for part in error.path) or "(top level)"
+    message = error.error_message or str(error)
+    if message == "extra keys not allowed":
+        return f"{key}: unknown key"
+    if message == "required key not provided":
+        return f"{key}: required key is missing"
+    if message.startswith("two or more values in the same group of exclusion"):
+        return f"{key}: set only one of password and password_file"
+    if error.path and str(error.path[-1]) in SECRET_KEYS:
+        # Never echo a secret back, even when it is malformed.
+        return f"{key}: {message}"
+    value = _value_at(raw, error.path)
+    shown = f" (got {value!r})" if value is not None and not isinstance(value, dict | list) else ""
+    return f"{key}: {message}{shown}"
+
+
+def _value_at(raw: Any, path: list[Any]) -> Any:
+    node = raw
+    for part in path:
+        if (isinstance(node, dict) and part in node) or (
+            isinstance(node, list) and isinstance(part, int) and part < len(node)
+        ):
+            node = node[part]
+        else:
+            return None
+    return node
+
+
+def _read_password_file(path: str, base_dir: Path) -> str:
+    file_path = Path(path) if Path(path).is_absolute() else base_dir / path
+    try:
+        return file_path.read_text(encoding="utf-8").rstrip("\r\n")
+    except OSError as err:
+        raise ConfigError(f"mqtt.password_file: cannot read {file_path} ({err.strerror})") from err
+
+
+def _freeze(valid: dict[str, Any], base_dir: Path) -> AgentConfig:
+    mqtt = valid["mqtt"]
+    password = mqtt.get("password")
+    if mqtt.get("password_file"):
+        password = _read_password_file(mqtt["password_file"], base_dir)
+    tls = mqtt["tls"]
+    backend = valid["backend"]
+    probes = valid["probes"]
+    spool_path = Path(valid["spool"]["path"])
+    http = valid["http"]
+    return AgentConfig(
+        agent_id=valid["agent_id"],
+        mqtt=MqttConfig(
+            host=mqtt["host"],
+            port=mqtt["port"],
+            username=mqtt["username"],
+            password=password,
+            tls=TlsConfig(**tls) if tls is not None else None,
+            client_id=mqtt["client_id"] or f"farm-agent-{valid['agent_id']}",
+            topics=tuple(mqtt["topics"]),
+            qos=mqtt["qos"],
+            topic_prefix=mqtt["topic_prefix"],
+            discovery_prefix=mqtt["discovery_prefix"],
+            max_payload_bytes=mqtt["max_payload_bytes"],
+            keepalive_s=mqtt["keepalive_s"],
+            session_expiry_s=mqtt["session_expiry_s"],
+            receive_maximum=mqtt["receive_maximum"],
+        ),
+        backend=BackendConfig(**backend),
+        spool=SpoolConfig(
+            path=spool_path if spool_path.is_absolute() else base_dir / spool_path,
+            max_messages=valid["spool"]["max_messages"],
+        ),
+        probes=ProbesConfig(
+            interval_s=probes["interval_s"],
+            timeout_s=probes["timeout_s"],
+            thresholds=Thresholds(**probes["thresholds"]),
+            http=tuple(HttpProbeConfig(**probe) for probe in probes["http"]),
+        ),
+        http=HttpConfig(*http["listen"]) if http is not None else None,
+        log_level=valid["log_level"],
+    )
+
+
+def redact_dsn(dsn: str) -> str:
+    """A DSN fit for logs: scheme, user, host, port and database, never the password."""
+    try:
+        parts = urlsplit(dsn)
+        host = parts.hostname or "?"
+        port = f":{parts.port}" if parts.port else ""
+        user = f"{parts.username}@" if parts.username else ""
+    except ValueError:
+        return "postgresql://(unparsable)"
+    return SplitResult(parts.scheme, f"{user}{host}{port}", parts.path, "", "").geturl()

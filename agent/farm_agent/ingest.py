@@ -1,0 +1,136 @@
+"""Ingest: MQTT messages in, committed to the spool, then acknowledged to the broker.
+
+The PUBACK for a message goes out only after the spool transaction holding it has
+committed. When the spool is full, messages wait unacknowledged (the broker holds
+the rest) until the forwarder makes room: nothing is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from typing import Any
+
+import paho.mqtt.client as paho
+
+from farm_agent.metrics import RelayMetrics
+from farm_agent.mqtt import MqttLink, subscribe_all
+from farm_agent.spool import Arrival, AsyncSpool
+
+_LOGGER = logging.getLogger(__name__)
+
+
+class Ingest:
+    """Moves messages from the MQTT link into the spool, acking each once it is on disk."""
+
+    def __init__(self, link: MqttLink, spool: AsyncSpool, metrics: RelayMetrics) -> None:
+        self._link = link
+        self._spool = spool
+        self._metrics = metrics
+        self._loop = asyncio.get_running_loop()
+        self._lock = threading.Lock()
+        self._inbox: list[tuple[int, Arrival]] = []
+        self._wake_scheduled = False
+        self._wake = asyncio.Event()
+        self._held: list[tuple[int, Arrival]] = []
+        self._accepting = True
+        self._warned_no_session = False
+        self.backpressure = False
+        link.client.on_message = self._on_message
+        link.add_connect_listener(self._on_connected)
+
+    # paho thread -------------------------------------------------------------------
+
+    def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
+        try:
+            topic = message.topic
+        except UnicodeDecodeError:
+            # Brokers refuse such topics; keep the reading rather than lose it.
+            topic = message._topic.decode("utf-8", "backslashreplace")
+        arrival = Arrival(
+            topic, message.payload, message.mid, message.qos, bool(message.dup), time.time()
+        )
+        with self._lock:
+            # A PUBACK only makes sense on the connection that received the message.
+            self._inbox.append((self._link.connection_id, arrival))
+            if self._wake_scheduled:
+                return
+            self._wake_scheduled = True
+        self._loop.call_soon_threadsafe(self._wake.set)
+
+    # event loop --------------------------------------------------------------------
+
+    def _on_connected(self, session_present: bool) -> None:
+        subscribe_all(self._link.client, self._link.config.topics, self._link.config.qos)
+        if not session_present:
+            if not self._warned_no_session:
+                self._warned_no_session = True
+                _LOGGER.warning(
+                    "MQTT broker kept no session for client id %s: readings published while "
+                    "the agent was away were not queued for it (first start, or the broker "
+                    "lost its state)",
+                    self._link.config.client_id,
+                )
+            # Nothing will be redelivered: forget the packet ids kept to recognise redeliveries.
+            self._loop.create_task(self._spool.forget_deliveries())
+
+    def _take_inbox(self) -> list[tuple[int, Arrival]]:
+        with self._lock:
+            taken, self._inbox = self._inbox, []
+            self._wake_scheduled = False
+        return taken
+
+    async def run(self) -> None:
+        """Commit and ack until stopped; returns once intake is closed and flushed."""
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            self._held.extend(self._take_inbox())
+            while self._held:
+                if not await self._commit_held():
+                    await self._wait_for_room()
+            if not self._accepting:
+                return
+
+    async def _commit_held(self) -> bool:
+        room = self._spool.room
+        if room == 0:
+            return False
+        batch, self._held = self._held[:room], self._held[room:]
+        stored = await self._spool.append([arrival for _, arrival in batch])
+        self._metrics.received.inc(stored)
+        self._metrics.spool_depth.set(self._spool.depth)
+        self._ack(batch)
+        return True
+
+    async def _wait_for_room(self) -> None:
+        if not self.backpressure:
+            self.backpressure = True
+            self._metrics.backpressure.set(1)
+            _LOGGER.warning(
+                "spool full (%d readings): no longer acking MQTT, the broker holds the rest",
+                self._spool.max_messages,
+            )
+        while self._spool.room == 0:
+            self._spool.freed.clear()
+            await self._spool.freed.wait()
+        self.backpressure = False
+        self._metrics.backpressure.set(0)
+        _LOGGER.info("spool has room again: acking MQTT")
+
+    def _ack(self, batch: list[tuple[int, Arrival]]) -> None:
+        client = self._link.client
+        current = self._link.connection_id
+        for connection, arrival in batch:
+            # A message from an earlier connection is redelivered (DUP) by the broker
+            # and recognised by the spool; acking the old packet id would be wrong.
+            if arrival.qos > 0 and connection == current:
+                client.ack(arrival.mid, arrival.qos)
+
+    async def close_intake(self) -> None:
+        """Stop taking messages, commit and ack those already received, and return."""
+        self._accepting = False
+        self._link.client.on_message = None
+        self._wake.set()

@@ -1,0 +1,182 @@
+"""The agent's one MQTT connection: persistent session, reconnect with backoff, TLS and auth.
+
+paho runs its network loop on its own thread; connection events are handed to the
+event loop, so listeners run there. Ingest and publishing share this link.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from collections.abc import Callable
+from typing import Any
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from farm_agent.config import MqttConfig
+
+_LOGGER = logging.getLogger(__name__)
+
+ConnectListener = Callable[[bool], None]
+RECONNECT_MIN_S = 1
+RECONNECT_MAX_S = 60
+CONNECT_TIMEOUT_S = 4.0
+
+
+class MqttLink:
+    """Connects, keeps connecting, and tells listeners (on the event loop) when it is up."""
+
+    def __init__(
+        self,
+        config: MqttConfig,
+        loop: asyncio.AbstractEventLoop,
+        will: tuple[str, bytes] | None = None,
+    ) -> None:
+        self.config = config
+        self._loop = loop
+        self.connected = False
+        self.session_present = False
+        # Bumped on paho's thread before any message of the new connection is handled.
+        self.connection_id = 0
+        self._connect_listeners: list[ConnectListener] = []
+        self._disconnect_listeners: list[Callable[[], None]] = []
+        self._last_problem: str | None = None
+        self._stopping = False
+        self.client = paho.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=config.client_id,
+            protocol=MQTTProtocolVersion.MQTTv5,
+            manual_ack=True,
+            reconnect_on_failure=True,
+        )
+        self.client.enable_logger(logging.getLogger("farm_agent.paho"))
+        self.client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
+        self.client.connect_timeout = CONNECT_TIMEOUT_S
+        if config.username is not None:
+            self.client.username_pw_set(config.username, config.password)
+        if config.tls is not None:
+            self.client.tls_set(
+                ca_certs=config.tls.ca_file,
+                certfile=config.tls.cert_file,
+                keyfile=config.tls.key_file,
+                cert_reqs=ssl.CERT_REQUIRED,
+            )
+        if will is not None:
+            self.client.will_set(will[0], will[1], qos=1, retain=True)
+        self.client.on_connect = self._on_connect
+        self.client.on_connect_fail = self._on_connect_fail
+        self.client.on_disconnect = self._on_disconnect
+
+    def add_connect_listener(self, listener: ConnectListener) -> None:
+        """`listener(session_present)` runs on the event loop after every successful connect."""
+        self._connect_listeners.append(listener)
+
+    def add_disconnect_listener(self, listener: Callable[[], None]) -> None:
+        self._disconnect_listeners.append(listener)
+
+    def start(self) -> None:
+        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        # Without an expiry, MQTT 5 ends the session at disconnect and the broker
+        # would drop the readings published while the agent is away.
+        properties.SessionExpiryInterval = self.config.session_expiry_s
+        properties.ReceiveMaximum = self.config.receive_maximum
+        self.client.connect_async(
+            self.config.host,
+            self.config.port,
+            keepalive=self.config.keepalive_s,
+            clean_start=False,
+            properties=properties,
+        )
+        self.client.loop_start()
+
+    def publish(
+        self, topic: str, payload: bytes | str, *, qos: int = 1, retain: bool = False
+    ) -> None:
+        """Queue a message; paho sends it now or after the next reconnect."""
+        self.client.publish(topic, payload, qos=qos, retain=retain)
+
+    async def stop(self, before_disconnect: Callable[[], None] | None = None) -> None:
+        """Disconnect cleanly (the session stays on the broker) and stop the network thread."""
+        if before_disconnect is not None and self.connected:
+            before_disconnect()
+        self._stopping = True
+        self.client.disconnect()
+        await self._loop.run_in_executor(None, self.client.loop_stop)
+        self.connected = False
+
+    # paho thread -----------------------------------------------------------------
+
+    def _on_connect(
+        self,
+        client: paho.Client,
+        userdata: Any,
+        flags: paho.ConnectFlags,
+        reason_code: Any,
+        properties: Properties | None,
+    ) -> None:
+        if reason_code.is_failure:
+            self._report_problem(f"broker refused the connection: {reason_code}")
+            return
+        self.connection_id += 1
+        self._loop.call_soon_threadsafe(self._connected, flags.session_present)
+
+    def _on_connect_fail(self, client: paho.Client, userdata: Any) -> None:
+        self._report_problem("broker unreachable")
+
+    def _on_disconnect(
+        self,
+        client: paho.Client,
+        userdata: Any,
+        flags: paho.DisconnectFlags,
+        reason_code: Any,
+        properties: Properties | None,
+    ) -> None:
+        self._loop.call_soon_threadsafe(self._disconnected, str(reason_code))
+
+    def _report_problem(self, problem: str) -> None:
+        # Once per distinct problem, so a broker that stays down does not flood the log.
+        if problem != self._last_problem:
+            self._last_problem = problem
+            _LOGGER.error(
+                "MQTT %s:%s: %s; retrying every %s-%s s",
+                self.config.host,
+                self.config.port,
+                problem,
+                RECONNECT_MIN_S,
+                RECONNECT_MAX_S,
+            )
+
+    # event loop ------------------------------------------------------------------
+
+    def _connected(self, session_present: bool) -> None:
+        self.connected = True
+        self.session_present = session_present
+        if self._last_problem is not None:
+            _LOGGER.info("MQTT %s:%s: connected again", self.config.host, self.config.port)
+        else:
+            _LOGGER.info("MQTT %s:%s: connected", self.config.host, self.config.port)
+        self._last_problem = None
+        for listener in self._connect_listeners:
+            listener(session_present)
+
+    def _disconnected(self, reason: str) -> None:
+        was_connected = self.connected
+        self.connected = False
+        if was_connected and not self._stopping:
+            _LOGGER.warning(
+                "MQTT %s:%s: disconnected (%s)", self.config.host, self.config.port, reason
+            )
+        for listener in self._disconnect_listeners:
+            listener()
+
+
+def subscribe_all(client: paho.Client, topics: tuple[str, ...], qos: int) -> MQTTErrorCode:
+    """Subscribe every configured filter in one SUBSCRIBE packet."""
+    options = SubscribeOptions(qos=qos)
+    result, _ = client.subscribe([(topic, options) for topic in topics])
+    return result

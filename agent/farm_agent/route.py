@@ -1,0 +1,252 @@
+"""The backend route: the Supavisor pooler first, the direct connection when it keeps failing.
+
+After `failover_after` consecutive connection failures on the pooler the relay moves to
+the direct DSN (if that one answers), keeps probing the pooler every
+`failback_interval_s`, and moves back after `failback_after` healthy probes in a row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import asyncpg
+
+from farm_agent.config import BackendConfig, redact_dsn
+from farm_agent.metrics import RelayMetrics
+
+_LOGGER = logging.getLogger(__name__)
+
+POOLER = "pooler"
+DIRECT = "direct"
+NONE = "none"
+
+# SQLSTATE classes that mean "this connection or server is not usable now".
+_CONNECTION_CLASSES = ("08", "53", "57")
+
+SetUp = Callable[[asyncpg.Connection], Awaitable[None]]
+
+
+class NoRouteError(ConnectionError):
+    """No route to the database works at the moment."""
+
+
+def is_connection_failure(error: BaseException) -> bool:
+    """A failure of the route (retry elsewhere), as opposed to a problem with the data."""
+    if isinstance(error, OSError | TimeoutError | asyncpg.InterfaceError):
+        return True
+    if isinstance(error, asyncpg.PostgresError):
+        return str(error.sqlstate or "").startswith(_CONNECTION_CLASSES)
+    return False
+
+
+def describe_failure(error: BaseException) -> str:
+    """A short reason for logs: error class and message (asyncpg keeps passwords out)."""
+    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    return f"{error.__class__.__name__}: {text}" if text else error.__class__.__name__
+
+
+@dataclass
+class _Route:
+    name: str
+    dsn: str
+    pooled: bool
+    connection: asyncpg.Connection | None = None
+    failures: int = 0
+    last_error: str | None = field(default=None)
+
+
+class BackendRouter:
+    """Hands out a connection on the active route and moves between routes on failure."""
+
+    def __init__(self, config: BackendConfig, metrics: RelayMetrics, set_up: SetUp) -> None:
+        self._config = config
+        self._metrics = metrics
+        self._set_up = set_up
+        self._routes: dict[str, _Route] = {}
+        if config.pooler_dsn:
+            self._routes[POOLER] = _Route(POOLER, config.pooler_dsn, pooled=True)
+        if config.direct_dsn:
+            self._routes[DIRECT] = _Route(DIRECT, config.direct_dsn, pooled=False)
+        self.active: str = NONE
+        self._on_fallback = False
+        self.fallbacks_total = 0
+        self._failback_task: asyncio.Task[None] | None = None
+
+    @property
+    def configured(self) -> tuple[str, ...]:
+        return tuple(self._routes)
+
+    def dsn(self, name: str) -> str:
+        return self._routes[name].dsn
+
+    async def connect(self, name: str) -> asyncpg.Connection:
+        """A fresh, set-up connection on one route; raises on failure."""
+        route = self._routes[name]
+        connection = await asyncpg.connect(
+            route.dsn,
+            timeout=self._config.connect_timeout_s,
+            command_timeout=self._config.statement_timeout_s,
+            # Transaction-mode poolers hand each transaction to another server
+            # connection, where a named prepared statement does not exist.
+            statement_cache_size=0 if route.pooled else 100,
+            server_settings={"application_name": "farm-agent"},
+        )
+        try:
+            await self._set_up(connection)
+        except BaseException:
+            connection.terminate()
+            raise
+        return connection
+
+    async def connection(self) -> tuple[str, asyncpg.Connection]:
+        """The active route's connection, connecting (and choosing a route) when needed.
+
+        Raises NoRouteError after a failed attempt; the caller backs off and asks again.
+        """
+        target = self.active if self.active != NONE else self._next_candidate()
+        route = self._routes[target]
+        if route.connection is not None and not route.connection.is_closed():
+            return target, route.connection
+        try:
+            route.connection = await self.connect(target)
+        except Exception as err:
+            if not is_connection_failure(err):
+                raise
+            self.failed(target, err)
+            raise NoRouteError(self._unavailable_reason()) from err
+        self._activate(target)
+        return target, route.connection
+
+    def _next_candidate(self) -> str:
+        """The preferred route that has not failed `failover_after` times in a row."""
+        limit = self._config.failover_after
+        for route in self._routes.values():
+            if route.failures < limit:
+                return route.name
+        # Every route keeps failing: start over from the preferred one.
+        for route in self._routes.values():
+            route.failures = 0
+        return next(iter(self._routes))
+
+    def failed(self, name: str, error: BaseException) -> None:
+        """A connection failure on `name`: after `failover_after` in a row, leave that route."""
+        route = self._routes[name]
+        self._drop(route)
+        route.failures += 1
+        reason = describe_failure(error)
+        if reason != route.last_error:
+            _LOGGER.warning("backend route %s (%s): %s", name, redact_dsn(route.dsn), reason)
+        route.last_error = reason
+        if route.failures >= self._config.failover_after and self.active == name:
+            _LOGGER.error(
+                "backend route %s failed %d times in a row; %s",
+                name,
+                route.failures,
+                "trying the direct connection"
+                if name == POOLER and DIRECT in self._routes
+                else "retrying with backoff",
+            )
+            self._set_active(NONE)
+
+    def discard(self, name: str) -> None:
+        """Close a route's connection without counting a failure; the next one is set up afresh."""
+        self._drop(self._routes[name])
+
+    def succeeded(self, name: str) -> None:
+        route = self._routes[name]
+        route.failures = 0
+        route.last_error = None
+
+    def _activate(self, name: str) -> None:
+        previous = self.active
+        self._set_active(name)
+        if name == DIRECT and POOLER in self._routes:
+            if not self._on_fallback:
+                self._on_fallback = True
+                self.fallbacks_total += 1
+                self._metrics.fallbacks.inc()
+                _LOGGER.warning(
+                    "backend route: pooler -> direct (%s); probing the pooler every %g s",
+                    redact_dsn(self._routes[DIRECT].dsn),
+                    self._config.failback_interval_s,
+                )
+            self._start_failback()
+        elif name == POOLER:
+            self._on_fallback = False
+        if previous == NONE and not (name == DIRECT and POOLER in self._routes):
+            _LOGGER.info("backend route: %s (%s)", name, redact_dsn(self._routes[name].dsn))
+
+    def _set_active(self, name: str) -> None:
+        self.active = name
+        self._metrics.set_route(name)
+
+    def _unavailable_reason(self) -> str:
+        return "; ".join(
+            f"{route.name}: {route.last_error or 'not tried yet'}"
+            for route in self._routes.values()
+        )
+
+    def _drop(self, route: _Route) -> None:
+        if route.connection is not None:
+            route.connection.terminate()
+            route.connection = None
+
+    def _start_failback(self) -> None:
+        if self._failback_task is None or self._failback_task.done():
+            self._failback_task = asyncio.get_running_loop().create_task(self._failback())
+
+    async def _failback(self) -> None:
+        """While on the direct route, probe the pooler and return to it once it is healthy."""
+        pooler = self._routes[POOLER]
+        healthy = 0
+        while self.active in (DIRECT, NONE) and self._on_fallback:
+            await asyncio.sleep(self._config.failback_interval_s)
+            healthy = healthy + 1 if await self.probe(POOLER) is not None else 0
+            if healthy >= self._config.failback_after and self.active == DIRECT:
+                _LOGGER.info(
+                    "backend route: direct -> pooler (%s answered %d probes in a row)",
+                    redact_dsn(pooler.dsn),
+                    healthy,
+                )
+                pooler.failures = 0
+                pooler.last_error = None
+                self._drop(self._routes[DIRECT])
+                self._on_fallback = False
+                self._set_active(POOLER)
+
+    async def probe(self, name: str) -> float | None:
+        """`SELECT 1` on a fresh connection of one route: latency in ms, or None if it failed."""
+        loop = asyncio.get_running_loop()
+        route = self._routes[name]
+        started = loop.time()
+        try:
+            connection = await asyncpg.connect(
+                route.dsn,
+                timeout=self._config.connect_timeout_s,
+                statement_cache_size=0,
+            )
+            try:
+                await connection.fetchval("SELECT 1", timeout=self._config.connect_timeout_s)
+            finally:
+                await connection.close(timeout=1)
+        except Exception as err:
+            if not is_connection_failure(err):
+                raise
+            route.last_error = describe_failure(err)
+            return None
+        return (loop.time() - started) * 1000
+
+    async def close(self) -> None:
+        if self._failback_task is not None:
+            self._failback_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._failback_task
+        for route in self._routes.values():
+            if route.connection is not None:
+                with contextlib.suppress(Exception):
+                    await route.connection.close(timeout=2)
+                route.connection = None
