@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeAlias
 
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 
@@ -12,7 +11,7 @@ from .models import HubOptions
 from .statistics import EntityFigures, WindowFigures
 
 # A provider returns the causes it sees right now, in plain words; agents add theirs later.
-ReasonProvider: TypeAlias = Callable[[float], list[str]]
+type ReasonProvider = Callable[[float], list[str]]
 
 
 class Degradation:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import Any
 
 from homeassistant.const import STATE_OFF, STATE_ON
 from homeassistant.core import State
 
-ServiceData: TypeAlias = Mapping[str, Any]
+type ServiceData = Mapping[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +154,7 @@ def _away_mode(data: ServiceData) -> Expectation | None:
     return None if not isinstance(value, bool) else _equals("away_mode", "on" if value else "off")
 
 
-Rule: TypeAlias = Callable[[ServiceData, State], Expectation | None]
+type Rule = Callable[[ServiceData, State], Expectation | None]
 
 
 def _fixed(expectation: Expectation) -> Rule:

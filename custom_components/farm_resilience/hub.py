@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import datetime, timedelta
-from typing import Any, TypeAlias
+from typing import Any
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.const import EVENT_HOMEASSISTANT_STOP
@@ -190,4 +190,4 @@ class FarmResilienceHub:
         return self.statistics.as_dict()
 
 
-FarmResilienceConfigEntry: TypeAlias = ConfigEntry[FarmResilienceHub]
+type FarmResilienceConfigEntry = ConfigEntry[FarmResilienceHub]

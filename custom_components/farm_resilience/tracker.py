@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import Any
 
 from homeassistant.const import (
     ATTR_ENTITY_ID,
@@ -41,7 +41,7 @@ from .expectations import Expectation, expect, is_understood
 from .timing import EarliestCall
 
 # Status of an entity that is not up: True = unavailable, None = no state at all.
-Availability: TypeAlias = Callable[[str, bool | None, float], None]
+type Availability = Callable[[str, bool | None, float], None]
 
 
 @dataclass(slots=True)
