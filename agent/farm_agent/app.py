@@ -72,6 +72,7 @@ class Agent:
         if config.http is not None:
             self.http = HttpEndpoint(self.metrics, self.readiness)
             await self.http.start(config.http.host, config.http.port)
+            _LOGGER.info("http endpoint on http://%s:%s/", config.http.host, self.http.port)
         link.start()
         ingest_task = loop.create_task(ingest.run(), name="farm-agent-ingest")
         forward_task = loop.create_task(forwarder.run(), name="farm-agent-forward")

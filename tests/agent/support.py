@@ -1,0 +1,214 @@
+"""Test helpers for the agent: its config, its process, a publisher, and what reached the queue."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import paho.mqtt.client as paho
+import yaml
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def agent_config(
+    tmp_path: Path,
+    *,
+    agent_id: str,
+    mqtt_port: int,
+    pooler_dsn: str | None,
+    direct_dsn: str | None,
+    queue: str,
+    topics: list[str] | None = None,
+    **sections: dict[str, Any],
+) -> dict[str, Any]:
+    """A config document for one test: its own queues, spool and topics."""
+    config: dict[str, Any] = {
+        "agent_id": agent_id,
+        "mqtt": {"host": "127.0.0.1", "port": mqtt_port, "topics": topics or [f"{agent_id}/#"]},
+        "backend": {
+            "pooler_dsn": pooler_dsn,
+            "direct_dsn": direct_dsn,
+            "queue": queue,
+            "dead_letter_queue": f"{queue}_dlq",
+            "batch_interval_ms": 50,
+            "failback_interval_s": 1,
+            "connect_timeout_s": 2,
+        },
+        "spool": {"path": str(tmp_path / f"{agent_id}-spool.db")},
+        "http": {"listen": "127.0.0.1:0"},
+        "log_level": "info",
+    }
+    for section, values in sections.items():
+        if isinstance(config.get(section), dict):
+            config[section].update(values)
+        else:
+            config[section] = values
+    return config
+
+
+def write_config(path: Path, config: dict[str, Any]) -> Path:
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+class AgentProcess:
+    """`farm-agent run` as a real process, so a test can SIGTERM or SIGKILL it."""
+
+    def __init__(self, config_path: Path, env: dict[str, str] | None = None) -> None:
+        self.config_path = config_path
+        self.log_path = config_path.with_suffix(".log")
+        self.env = {**os.environ, **(env or {})}
+        self.process: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    def start(self, extra_env: dict[str, str] | None = None) -> None:
+        assert self.process is None or self.process.poll() is not None, "already running"
+        self.starts += 1
+        with self.log_path.open("ab") as log:
+            log.write(f"--- start {self.starts}\n".encode())
+            log.flush()
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "farm_agent", "run", "--config", str(self.config_path)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**self.env, **(extra_env or {})},
+                cwd=REPO,
+            )
+
+    def wait_connected(self, timeout: float = 20) -> None:
+        """Until the log says both MQTT and the database route are up."""
+        deadline = time.monotonic() + timeout
+        marker = f"--- start {self.starts}"
+        while time.monotonic() < deadline:
+            text = self.log().split(marker)[-1]
+            if ": connected" in text and "backend route:" in text:
+                return
+            assert self.running, f"agent exited early:\n{text[-3000:]}"
+            time.sleep(0.05)
+        raise AssertionError(f"agent not connected after {timeout} s:\n{self.log()[-3000:]}")
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def kill(self) -> None:
+        if self.running:
+            assert self.process is not None
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait()
+
+    def terminate(self, timeout: float = 15) -> int:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout)
+
+    def wait_exit(self, timeout: float) -> int:
+        assert self.process is not None
+        return self.process.wait(timeout)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self) -> None:
+        if self.running:
+            try:
+                self.terminate()
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+class Publisher:
+    """A farm device: publishes QoS 1 readings and waits for the broker's PUBACK."""
+
+    def __init__(self, port: int, client_id: str) -> None:
+        self.client = paho.Client(
+            CallbackAPIVersion.VERSION2, client_id=client_id, protocol=MQTTProtocolVersion.MQTTv5
+        )
+        self.client.max_inflight_messages_set(1000)
+        self.client.max_queued_messages_set(0)
+        connected = threading.Event()
+        self.client.on_connect = lambda *args: connected.set()
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+        assert connected.wait(10), "publisher could not connect"
+
+    def publish(self, topic: str, payload: bytes | str, *, wait: bool = False) -> None:
+        info = self.client.publish(topic, payload, qos=1)
+        if wait:
+            info.wait_for_publish(10)
+
+    def publish_all(self, readings: list[tuple[str, bytes | str]]) -> None:
+        infos = [self.client.publish(topic, payload, qos=1) for topic, payload in readings]
+        for info in infos:
+            info.wait_for_publish(30)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+async def queue_messages(dsn: str, queue: str) -> list[dict[str, Any]]:
+    """Every envelope in a PGMQ queue, oldest first (empty if the queue does not exist yet)."""
+    connection = await asyncpg.connect(dsn)
+    try:
+        exists = await connection.fetchval("SELECT to_regclass($1) IS NOT NULL", f"pgmq.q_{queue}")
+        if not exists:
+            return []
+        rows = await connection.fetch(f"SELECT message FROM pgmq.q_{queue} ORDER BY msg_id")
+    finally:
+        await connection.close()
+    return [json.loads(row["message"]) for row in rows]
+
+
+async def wait_for_messages(
+    dsn: str, queue: str, count: int, timeout: float = 60
+) -> list[dict[str, Any]]:
+    """Poll the queue until it holds at least `count` envelopes (or time runs out)."""
+    import asyncio  # noqa: PLC0415
+
+    deadline = time.monotonic() + timeout
+    messages: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        messages = await queue_messages(dsn, queue)
+        if len(messages) >= count:
+            return messages
+        await asyncio.sleep(0.2)
+    return messages
+
+
+def http_port(agent_log: str) -> int | None:
+    """The ephemeral port of the agent's HTTP endpoint, from its log."""
+    for line in reversed(agent_log.splitlines()):
+        if "http endpoint on" in line:
+            return int(line.rsplit(":", 1)[1].split()[0].rstrip("/"))
+    return None
+
+
+def fetch(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return int(response.status), response.read().decode()
+    except urllib.error.HTTPError as err:
+        return int(err.code), err.read().decode()
+
+
+@contextlib.contextmanager
+def publisher(port: int, client_id: str) -> Iterator[Publisher]:
+    device = Publisher(port, client_id)
+    try:
+        yield device
+    finally:
+        device.close()
