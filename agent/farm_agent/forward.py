@@ -19,6 +19,7 @@ import asyncpg
 
 from farm_agent.config import AgentConfig
 from farm_agent.envelope import Envelope, SpooledReading, build_envelope, dead_letter
+from farm_agent.faults import failpoint
 from farm_agent.metrics import RelayMetrics
 from farm_agent.route import (
     BackendRouter,
@@ -93,6 +94,7 @@ class Forwarder:
                 await self._back_off()
                 continue
             self._router.succeeded(name)
+            failpoint("after_queue_commit")
             await self._spool.delete([reading.seq for reading in readings])
             self._record(readings, result)
             await self._maybe_prune(connection)

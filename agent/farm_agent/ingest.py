@@ -15,6 +15,7 @@ from typing import Any
 
 import paho.mqtt.client as paho
 
+from farm_agent.faults import failpoint
 from farm_agent.metrics import RelayMetrics
 from farm_agent.mqtt import MqttLink, subscribe_all
 from farm_agent.spool import Arrival, AsyncSpool
@@ -100,7 +101,9 @@ class Ingest:
             return False
         batch, self._held = self._held[:room], self._held[room:]
         stored = await self._spool.append([arrival for _, arrival in batch])
+        failpoint("after_spool_commit")
         self._metrics.received.inc(stored)
+        self._metrics.redeliveries.inc(len(batch) - stored)
         self._metrics.spool_depth.set(self._spool.depth)
         self._ack(batch)
         return True

@@ -26,6 +26,11 @@ class RelayMetrics:
             "Readings sent to the dead-letter queue",
             registry=registry,
         )
+        self.redeliveries = Counter(
+            "farm_agent_mqtt_redeliveries",
+            "Broker redeliveries (DUP) of readings already on disk, not stored twice",
+            registry=registry,
+        )
         self.duplicates_suppressed = Counter(
             "farm_agent_duplicates_suppressed",
             "Readings the ledger showed were already in the queue (resent after a crash)",

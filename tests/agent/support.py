@@ -212,3 +212,70 @@ def publisher(port: int, client_id: str) -> Iterator[Publisher]:
         yield device
     finally:
         device.close()
+
+
+class StreamPublisher:
+    """Publishes numbered readings at a steady rate on its own thread, like a field of sensors."""
+
+    def __init__(
+        self, port: int, client_id: str, topics: list[str], total: int, rate: float
+    ) -> None:
+        self.topics = topics
+        self.total = total
+        self.rate = rate
+        self.sent: list[tuple[str, str]] = []
+        self._device = Publisher(port, client_id)
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self.done = threading.Event()
+
+    def start(self) -> StreamPublisher:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        started = time.monotonic()
+        infos = []
+        for index in range(self.total):
+            topic = self.topics[index % len(self.topics)]
+            payload = json.dumps({"n": index, "value": round(20 + (index % 50) / 10, 1)})
+            infos.append(self._device.client.publish(topic, payload, qos=1))
+            self.sent.append((topic, payload))
+            delay = started + (index + 1) / self.rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+        for info in infos:
+            info.wait_for_publish(60)
+        self.done.set()
+
+    def join(self, timeout: float = 120) -> None:
+        assert self.done.wait(timeout), "publisher did not finish"
+        self._device.close()
+
+
+def metric_value(metrics_text: str, name: str, labels: str = "") -> float:
+    """One sample of a Prometheus text page, e.g. metric_value(page, "farm_agent_spool_depth")."""
+    wanted = f"{name}{{{labels}}}" if labels else name
+    for line in metrics_text.splitlines():
+        if line.startswith(wanted + " "):
+            return float(line.split()[-1])
+    raise AssertionError(f"{wanted} not on the metrics page")
+
+
+def assert_exactly_once(sent: list[tuple[str, str]], messages: list[dict[str, Any]]) -> None:
+    """Every reading once, none twice, and each topic's readings in the order they were sent."""
+    sent = [(topic, _canonical(json.loads(payload))) for topic, payload in sent]
+    received = [(m["topic"], _canonical(m["payload"])) for m in messages]
+    keys = [m["key"] for m in messages]
+    assert len(keys) == len(set(keys)), "a key reached the queue twice"
+    sent_set, received_set = set(sent), set(received)
+    missing = sent_set - received_set
+    assert not missing, f"{len(missing)} readings lost, e.g. {sorted(missing)[:3]}"
+    assert len(received) == len(sent), f"{len(received) - len(sent)} duplicates"
+    for topic in {topic for topic, _ in sent}:
+        assert [p for t, p in received if t == topic] == [p for t, p in sent if t == topic], (
+            f"readings of {topic} out of order"
+        )
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True)
