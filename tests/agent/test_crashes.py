@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -34,9 +34,9 @@ async def test_agent_sigkilled_repeatedly_mid_stream_loses_and_duplicates_nothin
     stream = StreamPublisher(mosquitto.port, f"{test_id}-pub", topics, total=4000, rate=800).start()
     rng = random.Random(7)
     for _ in range(5):
-        time.sleep(rng.uniform(0.2, 0.8))
+        await asyncio.sleep(rng.uniform(0.2, 0.8))
         agent.kill()
-        time.sleep(rng.uniform(0.0, 0.3))
+        await asyncio.sleep(rng.uniform(0.0, 0.3))
         agent.start()
         agent.wait_connected()
     stream.join()
@@ -100,7 +100,7 @@ async def test_crash_between_queue_commit_and_spool_delete_is_suppressed_by_the_
     agent.start()
     agent.wait_connected()
     messages = await wait_for_messages(postgres.dsn, config["backend"]["queue"], len(readings))
-    time.sleep(1)  # the spool's resend of the committed batch must not add anything
+    await asyncio.sleep(1)  # the spool's resend of the committed batch must not add anything
     port = http_port(agent.log())
     assert port is not None
     _, page = fetch(f"http://127.0.0.1:{port}/metrics")
