@@ -349,7 +349,8 @@ def _describe(error: vol.Invalid, raw: dict[str, Any]) -> str:
     if message == "required key not provided":
         return f"{key}: required key is missing"
     if message.startswith("two or more values in the same group of exclusion"):
-        return f"{key}: set only one of password and password_file"
+        parent = ".".join(str(part) for part in error.path[:-1])
+        return f"{parent}.password: set only one of password and password_file"
     if error.path and str(error.path[-1]) in SECRET_KEYS:
         # Never echo a secret back, even when it is malformed.
         return f"{key}: {message}"
