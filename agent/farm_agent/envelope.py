@@ -104,6 +104,8 @@ def _contains_nul(value: Any) -> bool:
 def build_envelope(reading: SpooledReading, agent_id: str, max_payload_bytes: int) -> Envelope:
     """The queue envelope of a reading, or its dead-letter envelope when the payload is refused."""
     value, error = parse_payload(reading.payload, max_payload_bytes)
+    if error is None and "\x00" in reading.topic:
+        error = "topic contains a NUL character, which PostgreSQL cannot store"
     if error is not None:
         return dead_letter(reading, agent_id, error, max_payload_bytes)
     body = {
@@ -125,7 +127,8 @@ def dead_letter(
         "v": ENVELOPE_VERSION,
         "key": reading.key,
         "agent_id": agent_id,
-        "topic": reading.topic,
+        # The one character PostgreSQL refuses in text; a dead letter must always be storable.
+        "topic": reading.topic.replace("\x00", "\ufffd"),
         "received_at": format_timestamp(reading.received_at),
         "error": error,
         "payload_size": len(reading.payload),
