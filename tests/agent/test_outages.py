@@ -86,16 +86,18 @@ async def test_pooler_killed_midstream_switches_to_direct_and_back_losing_nothin
     pgbouncer.kill()
     try:
         await wait_until(
-            lambda: metric_value(metrics_page(agent), "farm_agent_backend_route", 'route="direct"')
-            == 1,
+            lambda: (
+                metric_value(metrics_page(agent), "farm_agent_backend_route", 'route="direct"') == 1
+            ),
             30,
             "on the direct route",
         )
     finally:
         pgbouncer.start()
     await wait_until(
-        lambda: metric_value(metrics_page(agent), "farm_agent_backend_route", 'route="pooler"')
-        == 1,
+        lambda: (
+            metric_value(metrics_page(agent), "farm_agent_backend_route", 'route="pooler"') == 1
+        ),
         30,
         "back on the pooler",
     )
