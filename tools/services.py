@@ -393,25 +393,41 @@ class PgBouncer:
         self.start()
 
 
+@dataclass(frozen=True)
+class BrokerSecurity:
+    """TLS server files and a mosquitto_passwd file; with these the broker refuses anonymous use."""
+
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
+    password_file: Path
+
+    def config_lines(self) -> str:
+        return (
+            "allow_anonymous false\n"
+            f"password_file {self.password_file}\n"
+            f"cafile {self.ca_file}\ncertfile {self.cert_file}\nkeyfile {self.key_file}\n"
+        )
+
+
 class Mosquitto:
     """Mosquitto 2 with persistence, so a graceful restart keeps sessions and queued readings."""
 
-    def __init__(self, root: Path, extra_config: str = "") -> None:
+    def __init__(self, root: Path, security: BrokerSecurity | None = None) -> None:
         self.port = free_port()
         folder = root / f"mosquitto-{self.port}"
         folder.mkdir()
         config = folder / "mosquitto.conf"
         config.write_text(
             f"listener {self.port} 127.0.0.1\n"
-            "allow_anonymous true\n"
-            "persistence true\n"
+            + (security.config_lines() if security else "allow_anonymous true\n")
+            + "persistence true\n"
             f"persistence_location {folder}/\n"
             # Defaults (1000 queued, 20 in flight) would cap what a reconnecting agent
             # gets back; the README's Guarantees section recommends the same.
             "max_queued_messages 0\n"
             "max_inflight_messages 1000\n"
             "log_type error\nlog_type warning\nlog_type notice\n"
-            f"{extra_config}"
         )
         if os.geteuid() == 0:
             with contextlib.suppress(KeyError):
@@ -428,7 +444,11 @@ class Mosquitto:
 
     def start(self) -> None:
         if not self._proc.running:
-            wait_for_port(self.port, 10, self._proc.spawn())
+            try:
+                wait_for_port(self.port, 10, self._proc.spawn())
+            except ServiceError as err:
+                log = self._proc.log_path.read_text(errors="replace")[-1500:]
+                raise ServiceError(f"Mosquitto: {err}; its log:\n{log}") from err
 
     def stop(self) -> None:
         self._proc.stop()
@@ -465,9 +485,9 @@ class Services:
             self._pgbouncer = PgBouncer(self.root, self.postgres)
         return self._pgbouncer
 
-    def mosquitto(self, extra_config: str = "") -> Mosquitto:
+    def mosquitto(self, security: BrokerSecurity | None = None) -> Mosquitto:
         """A new broker of its own."""
-        broker = Mosquitto(self.root, extra_config)
+        broker = Mosquitto(self.root, security)
         self._mosquittos.append(broker)
         return broker
 

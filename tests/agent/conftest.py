@@ -10,7 +10,14 @@ from typing import Any
 
 import pytest
 
-from tests.agent.support import AgentProcess, agent_config, write_config
+from tests.agent.support import (
+    SEEN_OUTPUT,
+    TEST_SECRET,
+    AgentProcess,
+    agent_config,
+    with_secret,
+    write_config,
+)
 from tools.services import Mosquitto, PgBouncer, Postgres
 
 
@@ -37,8 +44,8 @@ def make_config(
             tmp_path,
             agent_id=agent_id,
             mqtt_port=overrides.pop("mqtt_port", mosquitto.port),
-            pooler_dsn=overrides.pop("pooler_dsn", pgbouncer.dsn),
-            direct_dsn=overrides.pop("direct_dsn", postgres.dsn),
+            pooler_dsn=overrides.pop("pooler_dsn", with_secret(pgbouncer.dsn)),
+            direct_dsn=overrides.pop("direct_dsn", with_secret(postgres.dsn)),
             queue=overrides.pop("queue", test_id[:40]),
             topics=overrides.pop("topics", [f"{test_id}/#"]),
             **overrides,
@@ -62,3 +69,20 @@ def start_agent(tmp_path: Path) -> Iterator[Callable[..., AgentProcess]]:
     yield start
     for agent in started:
         agent.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_secret_ever_shown(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """After the session: no log, CLI output, health payload or metrics page shows a secret."""
+    yield
+    leaks = [f"output #{index}" for index, text in enumerate(SEEN_OUTPUT) if TEST_SECRET in text]
+    for path in tmp_path_factory.getbasetemp().rglob("*"):
+        # Config and password files are where the secrets belong.
+        if not path.is_file() or path.suffix in {".yaml", ".db", ".db-wal", ".db-shm"}:
+            continue
+        if "password" in path.name or path.suffix in {".key", ".crt", ".csr", ".srl"}:
+            continue
+        if TEST_SECRET.encode() in path.read_bytes():
+            leaks.append(str(path))
+    if leaks:
+        pytest.fail(f"a test secret was shown in: {', '.join(leaks[:10])}")

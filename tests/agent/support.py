@@ -21,6 +21,18 @@ import yaml
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 REPO = Path(__file__).resolve().parents[2]
+# Every DSN and broker password of the agent's tests carries this secret (the throwaway
+# servers trust loopback and ignore it); nothing the suite produces may ever show it.
+TEST_SECRET = "Farm-Secret-d41d8c"
+# What the agent printed or served during the session, scanned for TEST_SECRET at the end.
+SEEN_OUTPUT: list[str] = []
+
+
+def with_secret(dsn: str) -> str:
+    """The same DSN with TEST_SECRET as its password."""
+    scheme, rest = dsn.split("://", 1)
+    user, host = rest.split("@", 1)
+    return f"{scheme}://{user.split(':')[0]}:{TEST_SECRET}@{host}"
 
 
 def agent_config(
@@ -200,9 +212,29 @@ def http_port(agent_log: str) -> int | None:
 def fetch(url: str) -> tuple[int, str]:
     try:
         with urllib.request.urlopen(url, timeout=5) as response:
-            return int(response.status), response.read().decode()
+            status, body = int(response.status), response.read().decode()
     except urllib.error.HTTPError as err:
-        return int(err.code), err.read().decode()
+        status, body = int(err.code), err.read().decode()
+    SEEN_OUTPUT.append(body)
+    return status, body
+
+
+def farm_agent_cli(
+    *args: str, env: dict[str, str] | None = None, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run a `farm-agent` command to completion; its output joins SEEN_OUTPUT."""
+    result = subprocess.run(
+        [sys.executable, "-m", "farm_agent", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+        env=env,
+        input=stdin,
+        check=False,
+    )
+    SEEN_OUTPUT.extend((result.stdout, result.stderr))
+    return result
 
 
 @contextlib.contextmanager

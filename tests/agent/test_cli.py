@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -13,22 +11,21 @@ import pytest
 import yaml
 
 from farm_agent import __version__
-from tests.agent.support import REPO, AgentProcess, publisher, wait_for_messages, write_config
+from tests.agent.support import (
+    REPO,
+    TEST_SECRET,
+    AgentProcess,
+    farm_agent_cli,
+    publisher,
+    wait_for_messages,
+    write_config,
+)
 from tools.services import Mosquitto, Postgres
 
-SECRET = "s3cr3t-Pa55"
+SECRET = TEST_SECRET
 
 
-def farm_agent(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "farm_agent", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=REPO,
-        env=env,
-        check=False,
-    )
+farm_agent = farm_agent_cli
 
 
 def valid_config() -> dict[str, Any]:
