@@ -1,0 +1,24 @@
+"""Probes: each one looks at one part of the backend and returns a result, never raises.
+
+One module per kind: `postgres` (each route), `queue` (depths through pgmq.metrics),
+`tasks` (processing time and success from the archive), `http` (endpoints and their
+caching), `mqtt` (round trip through the broker). `runner` runs them all at once.
+"""
+
+from farm_agent.probes.result import (
+    CacheFigures,
+    ProbeResult,
+    ProbeRound,
+    QueueFigures,
+    TaskFigures,
+)
+from farm_agent.probes.runner import Prober
+
+__all__ = [
+    "CacheFigures",
+    "ProbeResult",
+    "ProbeRound",
+    "Prober",
+    "QueueFigures",
+    "TaskFigures",
+]

@@ -1,0 +1,159 @@
+"""Run every probe at once, each within its own timeout, and gather what they found."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import aiohttp
+import asyncpg
+
+from farm_agent.config import AgentConfig, BackendConfig
+from farm_agent.metrics import ProbeMetrics
+from farm_agent.mqtt import MqttLink
+from farm_agent.probes import postgres, queue, tasks
+from farm_agent.probes.http import HttpProbe
+from farm_agent.probes.mqtt import MqttRoundTrip
+from farm_agent.probes.result import ProbeResult, ProbeRound, failure
+from farm_agent.route import describe_failure
+from farm_agent.topics import probe_topic
+
+_LOGGER = logging.getLogger(__name__)
+_T = TypeVar("_T")
+_F = TypeVar("_F")
+
+# Failures a probe is there to find; anything else is a bug worth a traceback.
+EXPECTED = (*postgres.DATABASE_ERRORS, aiohttp.ClientError)
+FigureProbe = Callable[[asyncpg.Connection, BackendConfig], Awaitable[tuple[ProbeResult, _F]]]
+
+
+class Prober:
+    """Runs the configured probes; keeps what outlives a round (HTTP hit history, session)."""
+
+    def __init__(
+        self, config: AgentConfig, link: MqttLink, metrics: ProbeMetrics | None = None
+    ) -> None:
+        self._config = config
+        self._metrics = metrics
+        self._http = [HttpProbe(probe) for probe in config.probes.http]
+        topic = probe_topic(config.mqtt.topic_prefix, config.agent_id)
+        self._round_trip = MqttRoundTrip(link, topic)
+        self._session: aiohttp.ClientSession | None = None
+
+    async def run_round(self, active_route: str | None = None) -> ProbeRound:
+        """Every probe once, concurrently; a slow probe holds up only its own result.
+
+        `active_route` is the relay's route: the queue and task probes use it first.
+        """
+        timeout_s = self._config.probes.timeout_s
+        if self._http and self._session is None:
+            self._session = aiohttp.ClientSession(headers={"User-Agent": "farm-agent-probe"})
+        databases = asyncio.gather(
+            *(
+                _bounded(
+                    postgres.probe_route(name, dsn, timeout_s),
+                    timeout_s,
+                    _failed(postgres.probe_name(name), postgres.KIND),
+                )
+                for name, dsn in postgres.routes(self._config.backend).items()
+            )
+        )
+        endpoints = asyncio.gather(*(self._probe_http(probe) for probe in self._http))
+        queue_probe = self._with_connection(queue.probe_queue, queue.NAME, queue.KIND, active_route)
+        task_probe = self._with_connection(tasks.probe_tasks, tasks.NAME, tasks.KIND, active_route)
+        (
+            database_results,
+            (queue_result, queue_figures),
+            (task_result, task_figures),
+            http_results,
+            mqtt_result,
+        ) = await asyncio.gather(
+            databases, queue_probe, task_probe, endpoints, self._round_trip.run(timeout_s)
+        )
+        found = ProbeRound(
+            databases=tuple(database_results),
+            queue=queue_figures,
+            tasks=task_figures,
+            results=(*database_results, queue_result, task_result, *http_results, mqtt_result),
+            broker_connected=self._round_trip.connected,
+        )
+        self._record(found)
+        return found
+
+    async def _with_connection(
+        self, probe: FigureProbe[_F | None], name: str, kind: str, active_route: str | None
+    ) -> tuple[ProbeResult, _F | None]:
+        """A probe reading figures over a connection of its own, on the relay's route first."""
+        timeout_s = self._config.probes.timeout_s
+        backend = self._config.backend
+
+        async def attempt() -> tuple[ProbeResult, _F | None]:
+            _, connection = await postgres.connect_any(backend, timeout_s, active_route)
+            try:
+                return await probe(connection, backend)
+            finally:
+                await postgres.close_quietly(connection)
+
+        def failed(detail: str) -> tuple[ProbeResult, _F | None]:
+            return failure(name, kind, detail), None
+
+        return await _bounded(attempt(), timeout_s, failed)
+
+    async def _probe_http(self, probe: HttpProbe) -> ProbeResult:
+        assert self._session is not None
+        config = probe.config
+        return await _bounded(
+            probe.run(self._session), config.timeout_s, _failed(config.name, "http")
+        )
+
+    def _record(self, found: ProbeRound) -> None:
+        metrics = self._metrics
+        if metrics is None:
+            return
+        for result in found.results:
+            metrics.record_probe(result.name, result.kind, result.ok, result.latency_ms)
+            if result.cache is not None:
+                ratio = result.cache.hit_ratio
+                metrics.cache_hit_ratio.labels(probe=result.name).set(
+                    math.nan if ratio is None else ratio
+                )
+        backend, depths, done = self._config.backend, found.queue, found.tasks
+        metrics.record_queue(
+            backend.queue,
+            "main",
+            depths.depth if depths else None,
+            depths.oldest_age_s if depths else None,
+        )
+        metrics.record_queue(
+            backend.dead_letter_queue,
+            "dead_letter",
+            depths.dlq_depth if depths else None,
+            depths.dlq_oldest_age_s if depths else None,
+        )
+        metrics.record_tasks(
+            done.processing_p95_s if done else None, done.task_success_pct if done else None
+        )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+def _failed(name: str, kind: str) -> Callable[[str], ProbeResult]:
+    return lambda detail: failure(name, kind, detail)
+
+
+async def _bounded(probe: Awaitable[_T], timeout_s: float, on_failure: Callable[[str], _T]) -> _T:
+    """The probe's answer; after `timeout_s` or an error, what `on_failure` makes of it."""
+    try:
+        return await asyncio.wait_for(probe, timeout_s)
+    except TimeoutError:
+        return on_failure(f"no answer within {timeout_s:g} s")
+    except Exception as err:  # a probe reports a failure, it never stops the agent
+        if not isinstance(err, EXPECTED):
+            _LOGGER.warning("probe failed unexpectedly", exc_info=err)
+        return on_failure(describe_failure(err))
