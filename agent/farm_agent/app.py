@@ -1,4 +1,4 @@
-"""The running agent: wires ingest -> spool -> forward with the MQTT link and the HTTP endpoint."""
+"""The running agent: wires ingest -> spool -> forward, the probes and publishing, and HTTP."""
 
 from __future__ import annotations
 
@@ -11,19 +11,22 @@ import asyncpg
 
 from farm_agent.config import AgentConfig
 from farm_agent.forward import Forwarder
+from farm_agent.health import RelayState
 from farm_agent.http import HttpEndpoint
 from farm_agent.ingest import Ingest
-from farm_agent.metrics import RelayMetrics
+from farm_agent.metrics import ProbeMetrics, RelayMetrics
 from farm_agent.mqtt import MqttLink
+from farm_agent.probes import Prober
+from farm_agent.publish import HealthPublisher, last_will
 from farm_agent.route import NONE, BackendRouter
 from farm_agent.spool import AsyncSpool
 from farm_agent.sql import set_up_schema
-from farm_agent.topics import STATUS_OFFLINE, STATUS_ONLINE, status_topic
 
 _LOGGER = logging.getLogger(__name__)
 
 # SIGTERM to exit stays under 10 s: the intake flush, then (together) the MQTT
-# disconnect and the batch in flight, which is abandoned if it takes longer.
+# disconnect and the batch in flight, which is abandoned if it takes longer. A probe
+# round in progress is cancelled at once (its connections close within 1 s).
 INTAKE_FLUSH_S = 3.0
 BATCH_FINISH_S = 5.0
 
@@ -34,11 +37,13 @@ class Agent:
     def __init__(self, config: AgentConfig) -> None:
         self.config = config
         self.metrics = RelayMetrics()
+        self.probe_metrics = ProbeMetrics(self.metrics.registry)
         self.spool: AsyncSpool | None = None
         self.link: MqttLink | None = None
         self.router: BackendRouter | None = None
         self.ingest: Ingest | None = None
         self.http: HttpEndpoint | None = None
+        self.publisher: HealthPublisher | None = None
         self.ready = asyncio.Event()
 
     async def _set_up_database(self, connection: asyncpg.Connection) -> None:
@@ -52,6 +57,15 @@ class Agent:
             "database_route": self.router is not None and self.router.active != NONE,
         }
 
+    def relay_state(self) -> RelayState:
+        """The relay's route, fallbacks and counters, for the health report."""
+        router = self.router
+        return RelayState(
+            route=router.active if router is not None else NONE,
+            fallbacks_total=router.fallbacks_total if router is not None else 0,
+            figures=self.metrics.figures(),
+        )
+
     async def run(self, stop: asyncio.Event) -> None:
         config = self.config
         loop = asyncio.get_running_loop()
@@ -61,21 +75,22 @@ class Agent:
         self.metrics.spool_depth.set(spool.depth)
         if spool.depth:
             _LOGGER.info("spool holds %d readings from before; relaying them first", spool.depth)
-        status = status_topic(config.mqtt.topic_prefix, config.agent_id)
-        self.link = link = MqttLink(config.mqtt, loop, will=(status, STATUS_OFFLINE.encode()))
-        link.add_connect_listener(
-            lambda _session: link.publish(status, STATUS_ONLINE, qos=1, retain=True)
+        self.link = link = MqttLink(config.mqtt, loop, will=last_will(config))
+        prober = Prober(config, link, self.probe_metrics)
+        self.publisher = publisher = HealthPublisher(
+            config, link, prober, self.relay_state, self.probe_metrics
         )
         self.router = router = BackendRouter(config.backend, self.metrics, self._set_up_database)
         self.ingest = ingest = Ingest(link, spool, self.metrics)
         forwarder = Forwarder(config, spool, router, self.metrics)
         if config.http is not None:
-            self.http = HttpEndpoint(self.metrics, self.readiness)
+            self.http = HttpEndpoint(self.metrics, self.readiness, publisher.health_text)
             await self.http.start(config.http.host, config.http.port)
             _LOGGER.info("http endpoint on http://%s:%s/", config.http.host, self.http.port)
         link.start()
         ingest_task = loop.create_task(ingest.run(), name="farm-agent-ingest")
         forward_task = loop.create_task(forwarder.run(), name="farm-agent-forward")
+        health_task = loop.create_task(publisher.run(), name="farm-agent-health")
         self.ready.set()
         _LOGGER.info(
             "farm-agent %s relaying %s from %s:%s to queue %s",
@@ -92,7 +107,8 @@ class Agent:
         for task in (ingest_task, forward_task):
             if task.done() and not task.cancelled() and task.exception() is not None:
                 _LOGGER.error("stage %s failed", task.get_name(), exc_info=task.exception())
-        await self._shut_down(ingest_task, forward_task, forwarder, status)
+        await _cancel(health_task)
+        await self._shut_down(ingest_task, forward_task, forwarder)
         stopped.cancel()
 
     async def _shut_down(
@@ -100,21 +116,20 @@ class Agent:
         ingest_task: asyncio.Task[None],
         forward_task: asyncio.Task[None],
         forwarder: Forwarder,
-        status: str,
     ) -> None:
         _LOGGER.info("stopping: no more acks, flushing what was received")
         assert self.ingest is not None
         assert self.link is not None
         assert self.spool is not None
+        assert self.publisher is not None
         await self.ingest.close_intake()
         await _finish(ingest_task, INTAKE_FLUSH_S)
         link = self.link
         await forwarder.stop()
         await asyncio.gather(
-            link.stop(
-                before_disconnect=lambda: link.publish(status, STATUS_OFFLINE, qos=1, retain=True)
-            ),
+            link.stop(before_disconnect=self.publisher.offline),
             _finish(forward_task, BATCH_FINISH_S),
+            self.publisher.close(),
         )
         if self.router is not None:
             await self.router.close()
@@ -135,3 +150,14 @@ async def _finish(task: Awaitable[None], grace_s: float) -> None:
             await future
     except Exception:
         _LOGGER.exception("stage failed while stopping")
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    """Stop a stage that holds nothing worth finishing (a probe round), and wait for it."""
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
+    except Exception:
+        _LOGGER.exception("stage %s failed", task.get_name())

@@ -1,4 +1,6 @@
-"""The agent's HTTP endpoint: /healthz (alive), /readyz (able to relay), /metrics (Prometheus)."""
+"""The agent's HTTP endpoint: /healthz (alive), /readyz (able to relay), /metrics (Prometheus),
+and /health (the latest health report, the same JSON as on MQTT).
+"""
 
 from __future__ import annotations
 
@@ -11,19 +13,27 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from farm_agent.metrics import RelayMetrics
 
 ReadinessCheck = Callable[[], dict[str, bool]]
+HealthReport = Callable[[], str | None]
 
 
 class HttpEndpoint:
-    """Serves the three endpoints on the configured address (loopback by default)."""
+    """Serves the endpoints on the configured address (loopback by default)."""
 
-    def __init__(self, metrics: RelayMetrics, readiness: ReadinessCheck) -> None:
+    def __init__(
+        self,
+        metrics: RelayMetrics,
+        readiness: ReadinessCheck,
+        health: HealthReport | None = None,
+    ) -> None:
         self._metrics = metrics
         self._readiness = readiness
+        self._health = health
         self._runner: web.AppRunner | None = None
         app = web.Application()
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/readyz", self._readyz)
         app.router.add_get("/metrics", self._metrics_page)
+        app.router.add_get("/health", self._health_report)
         self._app = app
         self.port: int | None = None
 
@@ -57,3 +67,10 @@ class HttpEndpoint:
         response = web.Response(body=body)
         response.headers["Content-Type"] = CONTENT_TYPE_LATEST
         return response
+
+    async def _health_report(self, request: web.Request) -> web.Response:
+        report = self._health() if self._health is not None else None
+        if report is None:
+            # The first probe round has not finished yet.
+            return web.json_response({"error": "no health report yet"}, status=503)
+        return web.Response(text=report + "\n", content_type="application/json")

@@ -1,0 +1,152 @@
+"""Publish: the agent's status (with its last will), its health, and Home Assistant discovery.
+
+`status` is retained `online` while connected; the broker publishes the retained
+`offline` will if the agent dies, and the agent publishes it itself when it stops.
+`health` is retained, sent after each probe round and whenever the status or the
+route changes in between. Discovery configs go out at every connect and again when
+Home Assistant announces itself (`<discovery_prefix>/status` = `online`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import paho.mqtt.client as paho
+
+from farm_agent.config import AgentConfig
+from farm_agent.discovery import discovery_messages
+from farm_agent.health import Health, RelayState, assess
+from farm_agent.logs import secrets_of
+from farm_agent.metrics import ProbeMetrics
+from farm_agent.mqtt import MqttLink
+from farm_agent.probes import Prober, ProbeRound
+from farm_agent.topics import (
+    STATUS_OFFLINE,
+    STATUS_ONLINE,
+    birth_topic,
+    health_topic,
+    status_topic,
+)
+
+_LOGGER = logging.getLogger(__name__)
+
+# Between rounds, how often the relay's state is looked at for a status or route change.
+WATCH_S = 0.5
+
+
+def last_will(config: AgentConfig) -> tuple[str, bytes]:
+    """The will the broker publishes (retained) if the agent vanishes: `offline`."""
+    return status_topic(config.mqtt.topic_prefix, config.agent_id), STATUS_OFFLINE.encode()
+
+
+class HealthPublisher:
+    """Runs the probe rounds and keeps the broker's retained status and health up to date."""
+
+    def __init__(
+        self,
+        config: AgentConfig,
+        link: MqttLink,
+        prober: Prober,
+        relay_state: Callable[[], RelayState],
+        metrics: ProbeMetrics | None = None,
+    ) -> None:
+        self._config = config
+        self._link = link
+        self._prober = prober
+        self._relay_state = relay_state
+        self._metrics = metrics
+        self._secrets = secrets_of(config)
+        prefix = config.mqtt.topic_prefix
+        self._status_topic = status_topic(prefix, config.agent_id)
+        self._health_topic = health_topic(prefix, config.agent_id)
+        self._last_round: ProbeRound | None = None
+        self.latest: Health | None = None
+        self._loop = asyncio.get_running_loop()
+        link.add_connect_listener(self._on_connect)
+        discovery = config.mqtt.discovery_prefix
+        if discovery is not None:
+            link.client.message_callback_add(birth_topic(discovery), self._on_birth)
+
+    async def run(self) -> None:
+        """Probe each `probes.interval_s`; in between, watch for status or route changes."""
+        loop = asyncio.get_running_loop()
+        interval_s = self._config.probes.interval_s
+        while True:
+            next_round = loop.time() + interval_s
+            try:
+                self._last_round = await self._prober.run_round(self._relay_state().route)
+                self._publish(self._assess())
+            except Exception:  # a bug here must not stop the reports for good
+                _LOGGER.exception("health round failed; next one in %g s", interval_s)
+            while loop.time() < next_round:
+                await asyncio.sleep(min(WATCH_S, max(0.0, next_round - loop.time())))
+                if self._last_round is None:
+                    continue
+                health = self._assess()
+                if self.latest is None or _moved(self.latest, health):
+                    self._publish(health)
+
+    def offline(self) -> None:
+        """Say `offline` before a clean disconnect (the will covers an unclean one)."""
+        self._link.publish(self._status_topic, STATUS_OFFLINE, qos=1, retain=True)
+
+    def health_text(self) -> str | None:
+        """The latest health JSON, for the HTTP endpoint."""
+        return None if self.latest is None else self.latest.to_text(self._secrets)
+
+    async def close(self) -> None:
+        await self._prober.close()
+
+    def _assess(self) -> Health:
+        assert self._last_round is not None
+        return assess(self._config, self._last_round, self._relay_state(), time.time())
+
+    def _publish(self, health: Health) -> None:
+        if self.latest is not None and self.latest.status != health.status:
+            _LOGGER.info(
+                "health %s -> %s%s",
+                self.latest.status,
+                health.status,
+                f": {'; '.join(health.problems)}" if health.problems else "",
+            )
+        self.latest = health
+        if self._metrics is not None:
+            self._metrics.record_status(health.status)
+        if self._link.connected:
+            text = health.to_text(self._secrets)
+            self._link.publish(self._health_topic, text, qos=1, retain=True)
+
+    # event loop: MQTT connection events --------------------------------------------
+
+    def _on_connect(self, session_present: bool) -> None:
+        discovery = self._config.mqtt.discovery_prefix
+        if discovery is not None:
+            # QoS 0: with manual acks, a QoS 1 birth message would wait for an ack.
+            self._link.client.subscribe(birth_topic(discovery), qos=0)
+        self._announce()
+
+    def _announce(self) -> None:
+        """Online (again), or Home Assistant is: status, discovery, and the latest health."""
+        self._link.publish(self._status_topic, STATUS_ONLINE, qos=1, retain=True)
+        self._send_discovery()
+        if self.latest is not None:
+            self._publish(self.latest)
+
+    def _send_discovery(self) -> None:
+        for topic, config in discovery_messages(self._config):
+            self._link.publish(topic, json.dumps(config), qos=1, retain=True)
+
+    def _on_birth(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
+        # paho's thread: Home Assistant (re)started and forgot the agent; tell it again.
+        if bytes(message.payload) == STATUS_ONLINE.encode():
+            self._loop.call_soon_threadsafe(self._announce)
+
+
+def _moved(published: Health, now: Health) -> bool:
+    """A change worth publishing before the next round: status or route."""
+    return published.status != now.status or published.backend.route != now.backend.route
