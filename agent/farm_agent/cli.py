@@ -8,7 +8,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from farm_agent import __version__
 from farm_agent.config import AgentConfig, ConfigError, load_config
@@ -56,7 +56,63 @@ def build_parser() -> argparse.ArgumentParser:
             description="Check a config file: exit 0 if valid, 2 with the offending key if not.",
         )
     )
+    check = with_config(
+        commands.add_parser(
+            "check",
+            help="run every probe once; exit 0 ok, 1 degraded or down, 2 bad config",
+            description=(
+                "Run every probe once (database routes, queue, tasks, HTTP endpoints, MQTT) "
+                "without starting the relay; print a table, or the health JSON with --json."
+            ),
+        )
+    )
+    check.add_argument("--json", action="store_true", help="print the health JSON")
+    _add_queue_commands(commands, with_config)
     return parser
+
+
+def _add_queue_commands(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    with_config: Callable[[argparse.ArgumentParser], argparse.ArgumentParser],
+) -> None:
+    queue = commands.add_parser(
+        "queue",
+        help="look into the queue and the dead-letter queue; requeue or purge dead letters",
+        description="Look into the queue and its dead letters; put them back or delete them.",
+    )
+    actions = queue.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    def action(
+        parent: argparse._SubParsersAction[argparse.ArgumentParser], name: str, text: str
+    ) -> argparse.ArgumentParser:
+        sub = with_config(parent.add_parser(name, help=text, description=text))
+        sub.add_argument("--json", action="store_true", help="print JSON for scripts")
+        return sub
+
+    action(actions, "stats", "depth and age of both queues, and the last hour of tasks")
+    peek = action(actions, "peek", "show the oldest messages of the queue, leaving them there")
+    peek.add_argument("--limit", type=int, default=10, metavar="N", help="how many (default 10)")
+    dlq = actions.add_parser("dlq", help="the dead-letter queue: list, requeue, purge")
+    dlq_actions = dlq.add_subparsers(dest="dlq_action", required=True, metavar="ACTION")
+    listing = action(dlq_actions, "list", "show the oldest dead letters with their reasons")
+    listing.add_argument("--limit", type=int, default=10, metavar="N", help="how many (default 10)")
+    requeue = action(
+        dlq_actions,
+        "requeue",
+        "move dead letters back to the queue, envelope kept, `requeued` counted up",
+    )
+    requeue.add_argument("--limit", type=int, metavar="N", help="only the oldest N")
+    requeue.add_argument(
+        "--id",
+        type=int,
+        action="append",
+        default=[],
+        dest="ids",
+        metavar="MSG_ID",
+        help="only this message (repeatable)",
+    )
+    purge = action(dlq_actions, "purge", "delete every dead letter (asks first)")
+    purge.add_argument("--yes", action="store_true", help="do not ask for confirmation")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -69,7 +125,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "validate":
         print(f"{args.config}: valid (agent_id {config.agent_id})")
         return EXIT_OK
+    if args.command == "check":
+        return check(config, args.json)
+    if args.command == "queue":
+        return queue(config, args)
     return run(config)
+
+
+def check(config: AgentConfig, as_json: bool) -> int:
+    from farm_agent.check import run_check  # noqa: PLC0415 - keeps `validate` light
+
+    _quiet_logging(config)
+    return run_check(config, as_json)
+
+
+def queue(config: AgentConfig, args: argparse.Namespace) -> int:
+    from farm_agent.queue_admin import QueueRequest, run_queue_command  # noqa: PLC0415
+
+    _quiet_logging(config)
+    action = args.action if args.action != "dlq" else f"dlq {args.dlq_action}"
+    request = QueueRequest(
+        action=action,
+        as_json=args.json,
+        limit=getattr(args, "limit", None),
+        ids=tuple(getattr(args, "ids", ())),
+        yes=getattr(args, "yes", False),
+    )
+    return run_queue_command(config, request)
+
+
+def _quiet_logging(config: AgentConfig) -> None:
+    """One-shot commands log warnings and errors only (masked); their output is the answer."""
+    configure_logging(config)
+    if logging.getLogger().level < logging.WARNING:
+        logging.getLogger().setLevel(logging.WARNING)
 
 
 def run(config: AgentConfig) -> int:
