@@ -1,0 +1,86 @@
+"""Fixtures of the health tests: MQTT watchers, and an HTTP endpoint for the HTTP probe.
+
+Test modules load them with `pytest_plugins = ["tests.agent.health_fixtures"]`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterator
+
+import pytest
+from aiohttp import web
+
+from tests.agent.health_support import ETAG, CacheStatus, Endpoint, Watcher
+from tools.services import Mosquitto
+
+
+@pytest.fixture
+def watch(mosquitto: Mosquitto, test_id: str) -> Iterator[Callable[..., Watcher]]:
+    """Start MQTT watchers on topics; all are closed after the test."""
+    watchers: list[Watcher] = []
+
+    def start(*topics: str) -> Watcher:
+        watcher = Watcher(mosquitto.port, f"{test_id}-watch{len(watchers)}", list(topics))
+        watchers.append(watcher)
+        return watcher
+
+    yield start
+    for watcher in watchers:
+        watcher.close()
+
+
+@pytest.fixture
+async def endpoint() -> AsyncIterator[Endpoint]:
+    """A real HTTP server on a free loopback port, in the test's event loop."""
+    cdn = CacheStatus()
+    app = web.Application()
+    app.router.add_get("/cached", _cached)
+    app.router.add_get("/error", _server_error)
+    app.router.add_get("/no-etag", _no_etag)
+    app.router.add_get("/ignores-if-none-match", _ignores_if_none_match)
+    app.router.add_get("/plain", _plain)
+    app.router.add_get("/cdn", cdn.answer)
+    app.router.add_get("/slow", _slow)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        yield Endpoint(f"http://127.0.0.1:{port}", cdn)
+    finally:
+        await runner.cleanup()
+
+
+# An HTTP endpoint with one route per behaviour the HTTP probe must recognise --------
+
+
+async def _cached(request: web.Request) -> web.Response:
+    if request.headers.get("If-None-Match") == ETAG:
+        return web.Response(status=304, headers={"ETag": ETAG})
+    # The full answer is slow, as an uncached API is; the 304 is immediate.
+    await asyncio.sleep(0.05)
+    headers = {"ETag": ETAG, "Cache-Control": "max-age=60", "X-Cache": "HIT"}
+    return web.json_response({"ok": True}, headers=headers)
+
+
+async def _server_error(request: web.Request) -> web.Response:
+    return web.Response(status=500, text="boom")
+
+
+async def _no_etag(request: web.Request) -> web.Response:
+    return web.json_response({"ok": True}, headers={"Cache-Control": "max-age=60"})
+
+
+async def _ignores_if_none_match(request: web.Request) -> web.Response:
+    return web.json_response({"ok": True}, headers={"ETag": ETAG, "Cache-Control": "max-age=60"})
+
+
+async def _plain(request: web.Request) -> web.Response:
+    return web.json_response({"ok": True})
+
+
+async def _slow(request: web.Request) -> web.Response:
+    await asyncio.sleep(30)
+    return web.json_response({"ok": True})

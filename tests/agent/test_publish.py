@@ -1,0 +1,243 @@
+"""What the running agent tells Home Assistant over MQTT: status, last will, health, discovery."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from farm_agent.topics import health_topic, status_topic
+from tests.agent.health_support import Watcher, create_queues
+from tests.agent.support import AgentProcess, publisher
+from tests.contract import assert_health_contract, load_vectors
+from tools.services import Mosquitto, PgBouncer, Postgres
+
+pytest_plugins = ["tests.agent.health_fixtures"]
+ConfigMaker = Callable[..., dict[str, Any]]
+FAST = {"interval_s": 0.5, "timeout_s": 2}
+
+
+def topics_of(config: dict[str, Any]) -> tuple[str, str]:
+    prefix = config["mqtt"].get("topic_prefix", "farm_resilience")
+    return status_topic(prefix, config["agent_id"]), health_topic(prefix, config["agent_id"])
+
+
+async def test_status_is_retained_online_while_running_and_offline_after_a_clean_stop(
+    make_config: ConfigMaker,
+    start_agent: Callable[..., AgentProcess],
+    watch: Callable[..., Watcher],
+) -> None:
+    config = make_config(probes=FAST)
+    status, _ = topics_of(config)
+    agent = start_agent(config)
+    agent.wait_connected()
+    await watch(status).wait_for(status, lambda m: m.text == "online")
+
+    late = watch(status)
+    retained = await late.wait_for(status)
+    assert (retained.text, retained.retain) == ("online", True)
+
+    assert agent.terminate() == 0
+    await late.wait_for(status, lambda m: m.text == "offline")
+    after = await watch(status).wait_for(status)
+    assert (after.text, after.retain) == ("offline", True)
+
+
+async def test_sigkill_makes_the_broker_publish_the_offline_will(
+    make_config: ConfigMaker,
+    start_agent: Callable[..., AgentProcess],
+    watch: Callable[..., Watcher],
+) -> None:
+    config = make_config(probes=FAST)
+    status, _ = topics_of(config)
+    agent = start_agent(config)
+    watcher = watch(status)
+    await watcher.wait_for(status, lambda m: m.text == "online")
+
+    agent.kill()
+
+    will = await watcher.wait_for(status, lambda m: m.text == "offline", timeout=5)
+    assert will.text == "offline"
+    retained = await watch(status).wait_for(status)
+    assert (retained.text, retained.retain) == ("offline", True)
+
+
+async def test_health_is_retained_each_interval_and_keeps_the_contract(
+    make_config: ConfigMaker,
+    start_agent: Callable[..., AgentProcess],
+    watch: Callable[..., Watcher],
+    postgres: Postgres,
+) -> None:
+    config = make_config(probes=FAST)
+    backend = config["backend"]
+    await create_queues(postgres.dsn, backend["queue"], backend["dead_letter_queue"])
+    _, health = topics_of(config)
+    watcher = watch(health)
+    agent = start_agent(config)
+    agent.wait_connected()
+
+    await watcher.wait_for(health, timeout=10)
+    first = watcher.on(health)[0]
+    await watcher.wait_for(health, lambda m: m.json()["ts"] != first.json()["ts"], timeout=5)
+
+    for message in watcher.on(health):
+        assert_health_contract(message.json())
+    latest = (await watch(health).wait_for(health, lambda m: m.retain)).json()
+    assert latest["agent_id"] == config["agent_id"]
+    assert latest["status"] == "ok", latest["problems"]
+    assert latest["backend"]["route"] == "pooler"
+    assert latest["queue"]["name"] == backend["queue"]
+    kinds = {probe["name"]: probe["kind"] for probe in latest["probes"]}
+    assert kinds == {
+        "database_pooler": "postgres",
+        "database_direct": "postgres",
+        "queue": "queue",
+        "tasks": "tasks",
+        "mqtt_round_trip": "mqtt",
+    }
+
+
+async def test_published_health_has_every_field_the_contract_vectors_show(
+    make_config: ConfigMaker,
+    start_agent: Callable[..., AgentProcess],
+    watch: Callable[..., Watcher],
+    endpoint: Any,
+) -> None:
+    http = [{"name": "api_health", "url": endpoint.url("/cached"), "expect_cache": True}]
+    config = make_config(probes={**FAST, "http": http})
+    _, health = topics_of(config)
+    watcher = watch(health)
+    start_agent(config)
+
+    published = (await watcher.wait_for(health, timeout=10)).json()
+
+    assert_health_contract(published)
+    for vector in load_vectors()["accepted"][:3]:
+        expected = vector["health"]
+        assert set(expected) <= set(published)
+        for section in ("backend", "queue", "relay"):
+            assert set(expected[section]) <= set(published[section]), section
+    api = next(probe for probe in published["probes"] if probe["name"] == "api_health")
+    example = load_vectors()["accepted"][0]["health"]["probes"][1]
+    assert set(example) <= set(api)
+    assert set(example["cache"]) <= set(api["cache"])
+
+
+async def test_health_follows_the_relay_to_direct_when_the_pooler_dies_and_names_it(
+    make_config: ConfigMaker,
+    start_agent: Callable[..., AgentProcess],
+    watch: Callable[..., Watcher],
+    mosquitto: Mosquitto,
+    pgbouncer: PgBouncer,
+    test_id: str,
+) -> None:
+    config = make_config(probes=FAST)
+    _, health = topics_of(config)
+    watcher = watch(health)
+    agent = start_agent(config)
+    agent.wait_connected()
+    await watcher.wait_for_health(health, lambda h: h["backend"]["route"] == "pooler")
+
+    pgbouncer.kill()
+    try:
+        with publisher(mosquitto.port, f"{test_id}-pub") as device:
+            device.publish_all([(f"{test_id}/field/soil", str(n)) for n in range(5)])
+        moved = await watcher.wait_for_health(
+            health, lambda h: h["backend"]["route"] == "direct", timeout=20
+        )
+        named = await watcher.wait_for_health(
+            health, lambda h: any(p.startswith("pooler down:") for p in h["problems"])
+        )
+    finally:
+        pgbouncer.start()
+
+    assert moved["backend"]["fallbacks_total"] >= 1
+    assert named["status"] == "degraded"
+    assert named["backend"]["pooler_latency_ms"] is None
+    assert named["backend"]["direct_latency_ms"] is not None
+    assert_health_contract(named)
+
+
+async def test_discovery_announces_each_key_figure_with_availability_device_and_classes(
+    make_config: ConfigMaker,
+    start_agent: Callable[..., AgentProcess],
+    watch: Callable[..., Watcher],
+) -> None:
+    config = make_config(probes=FAST)
+    node = f"farm_agent_{config['agent_id']}"
+    status, health = topics_of(config)
+    watcher = watch(f"homeassistant/+/{node}/+/config")
+    start_agent(config)
+
+    await watcher.wait_for(f"homeassistant/sensor/{node}/relayed/config")
+    await watcher.wait_for(f"homeassistant/binary_sensor/{node}/backend_problem/config")
+    configs = {m.topic.split("/")[3]: m.json() for m in watcher.messages}
+
+    assert {
+        "connectivity",
+        "backend_problem",
+        "route",
+        "pooler_latency",
+        "direct_latency",
+        "queue_depth",
+        "dlq_depth",
+        "spool_depth",
+        "relay_latency_p95",
+        "relayed",
+    } <= set(configs)
+    for key, entity in configs.items():
+        assert entity["unique_id"] == f"{node}_{key}"
+        assert entity["device"]["identifiers"] == [node]
+        if key != "connectivity":
+            assert entity["state_topic"] == health
+            assert entity["availability_topic"] == status
+    assert configs["connectivity"]["state_topic"] == status
+    assert configs["connectivity"]["device_class"] == "connectivity"
+    assert configs["backend_problem"]["device_class"] == "problem"
+    assert configs["route"]["device_class"] == "enum"
+    assert configs["route"]["options"] == ["pooler", "direct", "none"]
+    assert configs["pooler_latency"]["unit_of_measurement"] == "ms"
+    assert configs["pooler_latency"]["device_class"] == "duration"
+    assert configs["queue_depth"]["state_class"] == "measurement"
+    assert configs["relayed"]["state_class"] == "total_increasing"
+    late = watch(f"homeassistant/+/{node}/+/config")
+    kept = await late.wait_for(f"homeassistant/sensor/{node}/relayed/config", lambda m: m.retain)
+    assert kept.json() == configs["relayed"]
+
+
+async def test_discovery_is_sent_again_when_home_assistant_comes_online(
+    make_config: ConfigMaker,
+    start_agent: Callable[..., AgentProcess],
+    watch: Callable[..., Watcher],
+) -> None:
+    config = make_config(probes=FAST)
+    node = f"farm_agent_{config['agent_id']}"
+    topic = f"homeassistant/sensor/{node}/queue_depth/config"
+    watcher = watch(f"homeassistant/+/{node}/+/config")
+    start_agent(config)
+    await watcher.wait_for(topic)
+    watcher.clear()
+
+    watcher.publish("homeassistant/status", "offline")
+    watcher.publish("homeassistant/status", "online")
+
+    again = await watcher.wait_for(topic, timeout=5)
+    assert json.loads(again.payload)["unique_id"] == f"{node}_queue_depth"
+    assert len({m.topic for m in watcher.messages}) == len(watcher.messages)
+
+
+async def test_discovery_prefix_null_publishes_no_discovery_at_all(
+    make_config: ConfigMaker,
+    start_agent: Callable[..., AgentProcess],
+    watch: Callable[..., Watcher],
+) -> None:
+    config = make_config(probes=FAST, mqtt={"discovery_prefix": None})
+    _, health = topics_of(config)
+    watcher = watch("#")
+    start_agent(config)
+    await watcher.wait_for(health, timeout=10)
+    watcher.publish("homeassistant/status", "online")
+    await watcher.wait_for(health, lambda m: not m.retain, timeout=5)
+
+    node = f"farm_agent_{config['agent_id']}"
+    assert not [m.topic for m in watcher.messages if node in m.topic]
