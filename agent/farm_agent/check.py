@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from farm_agent.config import AgentConfig
@@ -80,8 +81,13 @@ def run_check(config: AgentConfig, as_json: bool) -> int:
     if as_json:
         sys.stdout.write(health.to_text(secrets) + "\n")
     else:
-        render(health, secrets, Console(width=max(100, Console().width)))
+        render(health, secrets, wide_console())
     return EXIT_OK if health.status == OK else EXIT_PROBLEM
+
+
+def wide_console() -> Console:
+    """A console for the answer: the terminal's width, or wide when piped to a file or journal."""
+    return Console(width=None if sys.stdout.isatty() else 160, highlight=False)
 
 
 def render(health: Health, secrets: list[str], console: Console) -> None:
@@ -92,14 +98,14 @@ def render(health: Health, secrets: list[str], console: Console) -> None:
     for probe in health.probes:
         latency = "-" if probe.latency_ms is None else f"{probe.latency_ms:.1f} ms"
         ok = "[green]yes[/]" if probe.ok else "[red]NO[/]"
-        table.add_row(probe.name, probe.kind, ok, latency, mask(probe.detail, secrets))
+        table.add_row(probe.name, probe.kind, ok, latency, escape(mask(probe.detail, secrets)))
     console.print(table)
     figures = health.as_json()
     for section in ("backend", "queue"):
         shown = ", ".join(f"{key} {_shown(value)}" for key, value in figures[section].items())
-        console.print(f"[bold]{section}[/]: {shown}", highlight=False)
+        console.print(f"[bold]{section}[/]: {escape(shown)}")
     for problem in health.problems:
-        console.print(f"[yellow]problem[/]: {mask(problem, secrets)}", highlight=False)
+        console.print(f"[yellow]problem[/]: {escape(mask(problem, secrets))}")
     style = STATUS_STYLE.get(health.status, "yellow")
     console.print(f"status: [{style}]{health.status}[/]")
 

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from farm_agent.check import wide_console
 from farm_agent.config import AgentConfig
 from farm_agent.health import mask
 from farm_agent.logs import secrets_of
@@ -193,12 +193,8 @@ def _show(request: QueueRequest, result: Any, render: Callable[[Any], None]) -> 
     return EXIT_OK
 
 
-def _console() -> Console:
-    return Console(width=max(100, Console().width), highlight=False)
-
-
 def _render_stats(stats: dict[str, Any]) -> None:
-    console = _console()
+    console = wide_console()
     for role in ("queue", "dead_letter_queue"):
         queue = stats[role]
         label = "queue" if role == "queue" else "dead-letter queue"
@@ -232,7 +228,7 @@ def _render_messages(queue: str, found: list[dict[str, Any]]) -> None:
             escape(str(body.get("topic", "-"))),
             escape(str(shown)[:SHOWN_PAYLOAD]),
         )
-    _console().print(table)
+    wide_console().print(table)
 
 
 def _render_requeued(result: dict[str, Any]) -> None:

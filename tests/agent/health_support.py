@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -16,12 +17,14 @@ import asyncpg
 import paho.mqtt.client as paho
 from aiohttp import web
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from prometheus_client.parser import text_string_to_metric_families
 
 from farm_agent.check import idle_relay
 from farm_agent.config import AgentConfig
 from farm_agent.health import Health, RelayState, assess, first_reachable_route
 from farm_agent.mqtt import MqttLink
 from farm_agent.probes import Prober, ProbeResult, ProbeRound
+from tests.agent.support import REPO, SEEN_OUTPUT, AgentProcess, fetch, http_port
 
 ETAG = '"v1-farm"'
 
@@ -58,6 +61,8 @@ class Watcher:
         assert subscribed.wait(10), "watcher could not subscribe"
 
     def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
+        # What the agent publishes is scanned for secrets at the end of the session.
+        SEEN_OUTPUT.append(bytes(message.payload).decode(errors="replace"))
         with self._lock:
             self.messages.append(Message(message.topic, bytes(message.payload), message.retain))
 
@@ -196,3 +201,73 @@ class Endpoint:
 
     def url(self, path: str) -> str:
         return f"{self.base}{path}"
+
+
+@dataclass(frozen=True)
+class CliResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+async def farm_agent(*args: str, stdin: str | None = None, timeout: float = 60) -> CliResult:
+    """`farm-agent ...` as a process, awaited, so servers in this event loop keep answering."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "farm_agent",
+        *args,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        cwd=REPO,
+    )
+    out, err = await asyncio.wait_for(
+        process.communicate(stdin.encode() if stdin is not None else b""), timeout
+    )
+    result = CliResult(int(process.returncode or 0), out.decode(), err.decode())
+    SEEN_OUTPUT.extend((result.stdout, result.stderr))
+    return result
+
+
+async def wait_for_http_port(agent: AgentProcess, timeout: float = 20) -> int:
+    """The agent's HTTP port, once its log tells it (the agent is then subscribed too)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        log = agent.log()
+        port = http_port(log)
+        if port is not None and ": connected" in log:
+            return port
+        assert agent.running, log[-3000:]
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"agent not up after {timeout} s: {agent.log()[-3000:]}")
+
+
+def metric_values(text: str) -> dict[str, float]:
+    """`name{labels}` -> value of every sample on a /metrics page."""
+    return {
+        f"{sample.name}{_labels(sample.labels)}": sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def _labels(labels: dict[str, str]) -> str:
+    if not labels:
+        return ""
+    return "{" + ",".join(f'{key}="{value}"' for key, value in sorted(labels.items())) + "}"
+
+
+async def wait_for_metric(
+    port: int, sample: str, at_least: float, timeout: float = 20
+) -> dict[str, float]:
+    """Poll /metrics until `sample` reaches `at_least`; returns every sample then."""
+    deadline = time.monotonic() + timeout
+    values: dict[str, float] = {}
+    while time.monotonic() < deadline:
+        _, text = await asyncio.to_thread(fetch, f"http://127.0.0.1:{port}/metrics")
+        values = metric_values(text)
+        if values.get(sample, -1) >= at_least:
+            return values
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{sample} stayed at {values.get(sample)} (< {at_least})")
