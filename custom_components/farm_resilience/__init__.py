@@ -1,14 +1,19 @@
-"""Farm Resilience: truthful command success, latency, outages and staleness."""
+"""Farm Resilience: truthful command success, latency, outages, staleness and edge agents."""
 
 from __future__ import annotations
 
+from homeassistant.components import mqtt
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import ConfigEntryNotReady
 from homeassistant.helpers import config_validation as cv
+from homeassistant.helpers.dispatcher import async_dispatcher_send
 from homeassistant.helpers.typing import ConfigType
 
-from .const import DOMAIN
-from .hub import FarmResilienceConfigEntry, FarmResilienceHub
+from .agent_link import AgentLink
+from .const import DOMAIN, SIGNAL_AGENT_UPDATE
+from .entries import FarmResilienceEntry, is_agent_entry
+from .hub import FarmResilienceHub
 from .services import async_setup_services
 
 PLATFORMS = [Platform.BINARY_SENSOR, Platform.SENSOR]
@@ -21,23 +26,45 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     return True
 
 
-async def async_setup_entry(hass: HomeAssistant, entry: FarmResilienceConfigEntry) -> bool:
-    """Start the hub and its entities."""
-    hub = FarmResilienceHub(hass, entry)
-    await hub.async_setup()
-    entry.runtime_data = hub
-    entry.async_on_unload(entry.add_update_listener(_async_reload))
+async def async_setup_entry(hass: HomeAssistant, entry: FarmResilienceEntry) -> bool:
+    """Start the hub, or follow one edge agent, and their entities."""
+    if is_agent_entry(entry):
+        # No reload on update: discovery updates an agent entry's discovery keys.
+        await _async_setup_agent(hass, entry)
+    else:
+        await _async_setup_hub(hass, entry)
+        entry.async_on_unload(entry.add_update_listener(_async_reload))
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    if is_agent_entry(entry):
+        async_dispatcher_send(hass, SIGNAL_AGENT_UPDATE)  # the hub may count it now
     return True
 
 
-async def async_unload_entry(hass: HomeAssistant, entry: FarmResilienceConfigEntry) -> bool:
-    """Stop the hub, writing its window to storage."""
-    if unload_ok := await hass.config_entries.async_unload_platforms(entry, PLATFORMS):
-        await entry.runtime_data.async_unload()
+async def _async_setup_hub(hass: HomeAssistant, entry: FarmResilienceEntry) -> None:
+    """Load the hub's stored window and start measuring."""
+    hub = FarmResilienceHub(hass, entry)
+    await hub.async_setup()
+    entry.runtime_data = hub
+
+
+async def _async_setup_agent(hass: HomeAssistant, entry: FarmResilienceEntry) -> None:
+    """Subscribe to the agent's topics through Home Assistant's MQTT integration."""
+    if not await mqtt.async_wait_for_mqtt_client(hass):
+        raise ConfigEntryNotReady(translation_domain=DOMAIN, translation_key="mqtt_not_ready")
+    link = AgentLink(hass, entry)
+    await link.async_start()
+    entry.runtime_data = link
+    entry.async_on_unload(link.async_stop)
+
+
+async def async_unload_entry(hass: HomeAssistant, entry: FarmResilienceEntry) -> bool:
+    """Stop the hub (writing its window to storage) or the agent link."""
+    unload_ok = await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
+    if unload_ok and isinstance(hub := entry.runtime_data, FarmResilienceHub):
+        await hub.async_unload()
     return unload_ok
 
 
-async def _async_reload(hass: HomeAssistant, entry: FarmResilienceConfigEntry) -> None:
-    """Apply changed options by reloading: every part is built from them."""
+async def _async_reload(hass: HomeAssistant, entry: FarmResilienceEntry) -> None:
+    """Apply the hub's changed options by reloading: every part is built from them."""
     await hass.config_entries.async_reload(entry.entry_id)

@@ -1,4 +1,4 @@
-"""Config, options and reconfigure flows of the Farm Resilience hub."""
+"""Config, options and reconfigure flows: the hub, and edge agents (discovered or added)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import voluptuous as vol
-from homeassistant.config_entries import ConfigFlow, ConfigFlowResult, OptionsFlow
+from homeassistant.config_entries import ConfigEntry, ConfigFlow, ConfigFlowResult, OptionsFlow
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.selector import (
@@ -18,8 +18,10 @@ from homeassistant.helpers.selector import (
     NumberSelectorMode,
     TextSelector,
 )
+from homeassistant.helpers.service_info.mqtt import MqttServiceInfo
 
 from .const import (
+    AGENT_ID_PATTERN,
     CONF_AGENT_ID,
     CONF_COMMAND_TIMEOUT,
     CONF_LATENCY_TARGET,
@@ -33,6 +35,7 @@ from .const import (
     CONF_WINDOW_HOURS,
     CONTROLLABLE_DOMAINS,
     DEFAULT_OPTIONS,
+    DEFAULT_TOPIC_PREFIX,
     DOMAIN,
     HUB_NAME,
     HUB_UNIQUE_ID,
@@ -41,6 +44,9 @@ from .const import (
 SENSOR_DOMAINS = ("sensor", "binary_sensor")
 # A topic level: no wildcards, no empty level, no leading or trailing slash.
 _TOPIC_PREFIX = re.compile(r"^[^#+/\s]+(/[^#+/\s]+)*$")
+_AGENT_ID = re.compile(rf"^{AGENT_ID_PATTERN}$")
+# <topic_prefix>/agent/<agent_id>/status, as the manifest's `mqtt` key subscribes to it.
+_STATUS_TOPIC = re.compile(rf"^(?P<prefix>.+)/agent/(?P<agent_id>{AGENT_ID_PATTERN})/status$")
 # Field -> (lowest, highest, error); the latency target is also capped by the timeout.
 RANGES: dict[str, tuple[float, float, str]] = {
     CONF_COMMAND_TIMEOUT: (0.5, 600, "invalid_command_timeout"),
@@ -90,6 +96,8 @@ def validate(hass: HomeAssistant, user_input: Mapping[str, Any]) -> dict[str, st
     errors: dict[str, str] = {}
     if CONF_TOPIC_PREFIX in user_input and not _TOPIC_PREFIX.match(user_input[CONF_TOPIC_PREFIX]):
         errors[CONF_TOPIC_PREFIX] = "invalid_topic_prefix"
+    if CONF_AGENT_ID in user_input and not _AGENT_ID.match(user_input[CONF_AGENT_ID]):
+        errors[CONF_AGENT_ID] = "invalid_agent_id"
     # The selectors already restrict domains; they cannot tell a removed entity from a real one.
     if _unknown(hass, user_input.get(CONF_TRACKED_ENTITIES, [])):
         errors[CONF_TRACKED_ENTITIES] = "unknown_entity"
@@ -114,10 +122,37 @@ def _clean(user_input: Mapping[str, Any]) -> dict[str, Any]:
     return cleaned
 
 
+def agent_unique_id(agent_id: str) -> str:
+    """Return an agent entry's unique id; prefixed, since an agent may be called "hub"."""
+    return f"agent_{agent_id}"
+
+
+def agent_data(agent_id: str, topic_prefix: str) -> dict[str, str]:
+    """Return an agent entry's data: the agent_id, and the prefix only when not the default."""
+    if topic_prefix == DEFAULT_TOPIC_PREFIX:
+        return {CONF_AGENT_ID: agent_id}
+    return {CONF_AGENT_ID: agent_id, CONF_TOPIC_PREFIX: topic_prefix}
+
+
+def _agent_schema(defaults: Mapping[str, Any], *, with_id: bool) -> vol.Schema:
+    """Return the fields naming an agent and where it publishes."""
+    fields: dict[vol.Marker, Any] = {}
+    if with_id:
+        fields[vol.Required(CONF_AGENT_ID, default=defaults.get(CONF_AGENT_ID, ""))] = (
+            TextSelector()
+        )
+    fields.update(_topic_schema(defaults))
+    return vol.Schema(fields)
+
+
 class FarmResilienceConfigFlow(ConfigFlow, domain=DOMAIN):
-    """Set up the one Farm Resilience hub."""
+    """Set up the one Farm Resilience hub, and one entry per edge agent."""
 
     VERSION = 1
+
+    def __init__(self) -> None:
+        """Start with no agent chosen."""
+        self._agent: dict[str, str] = {}
 
     @staticmethod
     @callback
@@ -125,10 +160,20 @@ class FarmResilienceConfigFlow(ConfigFlow, domain=DOMAIN):
         """Return the options flow."""
         return FarmResilienceOptionsFlow()
 
+    @classmethod
+    @callback
+    def async_supports_options_flow(cls, config_entry: ConfigEntry[Any]) -> bool:
+        """Only the hub has options; an agent entry is its agent_id and topic prefix."""
+        return CONF_AGENT_ID not in config_entry.data
+
+    def _hub_entry(self) -> ConfigEntry[Any] | None:
+        """Return the hub's entry, if it exists."""
+        return next((e for e in self._async_current_entries() if CONF_AGENT_ID not in e.data), None)
+
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
-        """Create the hub: where agents publish, what to track and which sensors to watch."""
-        if any(CONF_AGENT_ID not in entry.data for entry in self._async_current_entries()):
-            return self.async_abort(reason="single_instance_allowed")
+        """Create the hub; once it exists, add an edge agent by hand instead."""
+        if self._hub_entry() is not None:
+            return await self.async_step_agent()
         errors: dict[str, str] = {}
         if user_input is not None and not (errors := validate(self.hass, user_input)):
             await self.async_set_unique_id(HUB_UNIQUE_ID)
@@ -143,11 +188,58 @@ class FarmResilienceConfigFlow(ConfigFlow, domain=DOMAIN):
             errors=errors,
         )
 
+    async def async_step_agent(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Add an agent that discovery cannot find (a topic prefix other than the default)."""
+        errors: dict[str, str] = {}
+        if user_input is not None and not (errors := validate(self.hass, user_input)):
+            agent_id = user_input[CONF_AGENT_ID]
+            await self.async_set_unique_id(agent_unique_id(agent_id))
+            self._abort_if_unique_id_configured()
+            return self.async_create_entry(
+                title=agent_id, data=agent_data(agent_id, user_input[CONF_TOPIC_PREFIX])
+            )
+        hub = self._hub_entry()
+        defaults = {**DEFAULT_OPTIONS, **(hub.options if hub else {}), **(user_input or {})}
+        return self.async_show_form(
+            step_id="agent", data_schema=_agent_schema(defaults, with_id=True), errors=errors
+        )
+
+    async def async_step_mqtt(self, discovery_info: MqttServiceInfo) -> ConfigFlowResult:
+        """Offer an agent whose retained status appeared on the broker."""
+        match = _STATUS_TOPIC.match(discovery_info.topic)
+        if match is None or not discovery_info.payload:
+            # An empty payload clears the retained status: the agent was removed.
+            return self.async_abort(reason="invalid_discovery_info")
+        agent_id = match["agent_id"]
+        await self.async_set_unique_id(agent_unique_id(agent_id))
+        self._abort_if_unique_id_configured()
+        self._agent = agent_data(agent_id, match["prefix"])
+        self.context["title_placeholders"] = {"name": agent_id}
+        return await self.async_step_confirm()
+
+    async def async_step_confirm(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Ask before adding the discovered agent as a device."""
+        agent_id = self._agent[CONF_AGENT_ID]
+        if user_input is not None:
+            return self.async_create_entry(title=agent_id, data=self._agent)
+        self._set_confirm_only()
+        return self.async_show_form(
+            step_id="confirm",
+            description_placeholders={
+                "agent_id": agent_id,
+                "topic_prefix": self._agent.get(CONF_TOPIC_PREFIX, DEFAULT_TOPIC_PREFIX),
+            },
+        )
+
     async def async_step_reconfigure(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
-        """Change where agents publish; the update reloads the hub."""
+        """Change where agents publish (the hub) or where this agent does; both reload."""
         entry = self._get_reconfigure_entry()
+        if CONF_AGENT_ID in entry.data:
+            return await self.async_step_reconfigure_agent(user_input)
         errors: dict[str, str] = {}
         if user_input is not None and not (errors := validate(self.hass, user_input)):
             self.hass.config_entries.async_update_entry(
@@ -158,6 +250,25 @@ class FarmResilienceConfigFlow(ConfigFlow, domain=DOMAIN):
         return self.async_show_form(
             step_id="reconfigure",
             data_schema=vol.Schema(_topic_schema(user_input or defaults)),
+            errors=errors,
+        )
+
+    async def async_step_reconfigure_agent(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Change the topic prefix an agent publishes under."""
+        entry = self._get_reconfigure_entry()
+        agent_id = entry.data[CONF_AGENT_ID]
+        errors: dict[str, str] = {}
+        if user_input is not None and not (errors := validate(self.hass, user_input)):
+            return self.async_update_reload_and_abort(
+                entry, data=agent_data(agent_id, user_input[CONF_TOPIC_PREFIX])
+            )
+        defaults = {CONF_TOPIC_PREFIX: entry.data.get(CONF_TOPIC_PREFIX, DEFAULT_TOPIC_PREFIX)}
+        return self.async_show_form(
+            step_id="reconfigure_agent",
+            data_schema=_agent_schema(user_input or defaults, with_id=False),
+            description_placeholders={"agent_id": agent_id},
             errors=errors,
         )
 

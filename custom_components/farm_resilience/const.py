@@ -12,6 +12,17 @@ HUB_NAME: Final = "Farm Resilience"
 HUB_UNIQUE_ID: Final = "hub"
 CONF_AGENT_ID: Final = "agent_id"
 
+# Edge agents: one config entry and one device each (DESIGN.md, "MQTT contract").
+AGENT_MODEL: Final = "farm-agent"
+# agent_id as the agent's config schema allows it.
+AGENT_ID_PATTERN: Final = r"[a-z0-9_-]{1,64}"
+DEFAULT_TOPIC_PREFIX: Final = "farm_resilience"
+STATUS_ONLINE: Final = "online"
+STATUS_OFFLINE: Final = "offline"
+HEALTH_VERSION: Final = 1
+# Dispatcher signal: an agent's availability or health changed (the hub listens).
+SIGNAL_AGENT_UPDATE: Final = f"{DOMAIN}_agent_update"
+
 # Option keys: a public contract (DESIGN.md), extend only.
 CONF_TRACKED_ENTITIES: Final = "tracked_entities"
 CONF_COMMAND_TIMEOUT: Final = "command_timeout"
@@ -34,7 +45,7 @@ DEFAULT_OPTIONS: Final[dict[str, object]] = {
     CONF_MONITORED_SENSORS: [],
     CONF_WINDOW_HOURS: 24,
     CONF_MIN_SAMPLES: 20,
-    CONF_TOPIC_PREFIX: "farm_resilience",
+    CONF_TOPIC_PREFIX: DEFAULT_TOPIC_PREFIX,
 }
 
 CONTROLLABLE_DOMAINS: Final = frozenset(

@@ -10,7 +10,7 @@ from .const import EVENT_DEGRADED, EVENT_RECOVERED, OUTCOME_SUCCESS
 from .models import HubOptions
 from .statistics import EntityFigures, WindowFigures
 
-# A provider returns the causes it sees right now, in plain words; agents add theirs later.
+# A provider returns the causes it sees right now, in plain words.
 type ReasonProvider = Callable[[float], list[str]]
 
 

@@ -1,4 +1,4 @@
-"""Diagnostics: options, window figures, worst offenders, pending commands, health."""
+"""Diagnostics: the hub's figures and health, or an agent's status and last health payload."""
 
 from __future__ import annotations
 
@@ -9,21 +9,29 @@ from typing import Any
 from homeassistant.components.diagnostics import async_redact_data
 from homeassistant.core import HomeAssistant
 
-from .hub import FarmResilienceConfigEntry
+from .agent_link import AgentLink
+from .entries import FarmResilienceEntry
+from .hub import FarmResilienceHub
 
-# Nothing secret is stored today; agent entries may carry credentials later.
-TO_REDACT = {"password", "username", "token", "api_key"}
+# Nothing secret is expected; an agent's health could name an endpoint or a DSN by mistake.
+TO_REDACT = {"password", "username", "token", "api_key", "dsn", "pooler_dsn", "direct_dsn", "url"}
 
 
 async def async_get_config_entry_diagnostics(
-    hass: HomeAssistant, entry: FarmResilienceConfigEntry
+    hass: HomeAssistant, entry: FarmResilienceEntry
 ) -> dict[str, Any]:
     """Return what a maintainer needs to judge the figures."""
-    hub = entry.runtime_data
-    now = time.time()
+    runtime = entry.runtime_data
+    if isinstance(runtime, AgentLink):
+        return _agent_diagnostics(runtime, time.time())
+    return _hub_diagnostics(runtime, dict(entry.options), time.time())
+
+
+def _hub_diagnostics(hub: FarmResilienceHub, options: dict[str, Any], now: float) -> dict[str, Any]:
+    """Return the hub's options, window, offenders, pending commands and health."""
     snapshot = hub.snapshot
     return {
-        "options": async_redact_data(dict(entry.options), TO_REDACT),
+        "options": async_redact_data(options, TO_REDACT),
         "window": asdict(snapshot.figures),
         "worst_offenders": [
             {**asdict(offender), "success_rate": round(offender.success_rate, 2)}
@@ -46,4 +54,34 @@ async def async_get_config_entry_diagnostics(
         "outages": snapshot.outages,
         "stale_sensors": snapshot.stale_sensors,
         "reasons": snapshot.reasons,
+        "agents": [link.agent_id for link in hub.agents.links()],
+    }
+
+
+def _age(now: float, at: float | None) -> float | None:
+    """Return seconds since `at`, None when it never happened."""
+    return None if at is None else round(now - at, 3)
+
+
+def _agent_diagnostics(link: AgentLink, now: float) -> dict[str, Any]:
+    """Return the agent's topics, availability, status and last valid health payload."""
+    outage = link.outage()
+    return {
+        "agent_id": link.agent_id,
+        "status_topic": link.status_topic,
+        "health_topic": link.health_topic,
+        "mqtt_connected": link.mqtt_connected,
+        "status": link.status,
+        "online": link.online,
+        "available": link.available,
+        "unavailable": None
+        if outage is None
+        else {"why": outage[1], "for_s": _age(now, outage[0])},
+        "status_age_s": _age(now, link.status_received_at),
+        "health_age_s": _age(now, link.health_received_at),
+        "last_health": None
+        if link.health is None
+        else async_redact_data(dict(link.health.payload), TO_REDACT),
+        "rejected_payloads": link.rejected,
+        "last_rejection": link.last_rejection,
     }

@@ -1,4 +1,4 @@
-"""The hub: ties the tracker, statistics, outage and staleness monitors, storage and entities."""
+"""The hub: ties the command tracker, statistics, monitors, storage and entities together."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from homeassistant.helpers.event import async_track_time_interval
 from homeassistant.helpers.start import async_at_started
 from homeassistant.helpers.storage import Store
 
+from .agents import AgentMonitor
 from .const import (
     EVENT_COMMAND,
     STORAGE_KEY,
@@ -43,6 +44,7 @@ class FarmResilienceHub:
         self.staleness = StaleMonitor(
             hass, options.monitored_sensors, options.stale_after, self.async_schedule_update
         )
+        self.agents = AgentMonitor(hass, options.outage_alert, self.async_schedule_update)
         self.tracker = CommandTracker(
             hass,
             timeout=options.command_timeout,
@@ -62,10 +64,16 @@ class FarmResilienceHub:
         """Load the stored window, then start following commands and health."""
         if (stored := await self._store.async_load()) is not None:
             self.statistics.load(stored, time.time())
-        for provider in (self._statistics_reasons, self.outages.reasons, self.staleness.reasons):
+        for provider in (
+            self._statistics_reasons,
+            self.outages.reasons,
+            self.staleness.reasons,
+            self.agents.reasons,
+        ):
             self._unsubs.append(self.degradation.async_add_provider(provider))
         self.tracker.async_start()
         self.staleness.async_start()
+        self.agents.async_start()
         self._unsubs += [
             async_at_started(self.hass, self._async_on_started),
             self.hass.bus.async_listen(EVENT_HOMEASSISTANT_STOP, self._async_on_stop),
@@ -85,6 +93,7 @@ class FarmResilienceHub:
         self.tracker.async_stop()
         self.staleness.async_stop()
         self.outages.async_stop()
+        self.agents.async_stop()
         self._update_scheduled = True  # no refresh after unload
         await self._store.async_save(self._stored_data())
 
@@ -121,6 +130,7 @@ class FarmResilienceHub:
         now = time.time()
         self.outages.async_arm(now)
         self.staleness.async_arm(now)
+        self.agents.async_arm(now)
         self.async_schedule_update()
 
     @callback

@@ -1,4 +1,4 @@
-"""Sensors of the hub: command success, latency, failures, outages and stale sensors."""
+"""Sensors of the hub (commands, outages, stale sensors) and of each agent (backend figures)."""
 
 from __future__ import annotations
 
@@ -17,9 +17,12 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.typing import StateType
 
+from .agent_health import ROUTES, AgentHealth
+from .agent_link import AgentLink
 from .const import OUTCOME_TIMEOUT, OUTCOME_UNAVAILABLE
-from .entity import FarmResilienceEntity
-from .hub import FarmResilienceConfigEntry, FarmResilienceHub
+from .entity import FarmAgentEntity, FarmResilienceEntity
+from .entries import FarmResilienceEntry
+from .hub import FarmResilienceHub
 from .models import HubSnapshot
 
 PARALLEL_UPDATES = 0
@@ -102,14 +105,75 @@ SENSORS: tuple[FarmResilienceSensorEntityDescription, ...] = (
 )
 
 
+@dataclass(frozen=True, kw_only=True)
+class FarmAgentSensorEntityDescription(SensorEntityDescription):
+    """An agent sensor: its value read from the agent's last valid health payload."""
+
+    value_fn: Callable[[AgentHealth], StateType]
+
+
+def _latency(
+    key: str, value_fn: Callable[[AgentHealth], float | None]
+) -> FarmAgentSensorEntityDescription:
+    """Return the description of a latency in milliseconds."""
+    return FarmAgentSensorEntityDescription(
+        key=key,
+        translation_key=key,
+        device_class=SensorDeviceClass.DURATION,
+        native_unit_of_measurement=UnitOfTime.MILLISECONDS,
+        state_class=SensorStateClass.MEASUREMENT,
+        suggested_display_precision=1,
+        value_fn=value_fn,
+    )
+
+
+def _depth(
+    key: str, value_fn: Callable[[AgentHealth], int | None]
+) -> FarmAgentSensorEntityDescription:
+    """Return the description of a number of waiting messages."""
+    return FarmAgentSensorEntityDescription(
+        key=key,
+        translation_key=key,
+        state_class=SensorStateClass.MEASUREMENT,
+        value_fn=value_fn,
+    )
+
+
+# Keys are those of the contract vectors' `expect` (tests/contract/health_vectors.json).
+AGENT_SENSORS: tuple[FarmAgentSensorEntityDescription, ...] = (
+    FarmAgentSensorEntityDescription(
+        key="route",
+        translation_key="route",
+        device_class=SensorDeviceClass.ENUM,
+        options=list(ROUTES),
+        value_fn=lambda health: health.route,
+    ),
+    _latency("pooler_latency", lambda health: health.pooler_latency_ms),
+    _latency("direct_latency", lambda health: health.direct_latency_ms),
+    _depth("queue_depth", lambda health: health.queue_depth),
+    _depth("dlq_depth", lambda health: health.dlq_depth),
+    _depth("spool_depth", lambda health: health.spool_depth),
+    _latency("relay_latency_p95", lambda health: health.relay_latency_p95_ms),
+    FarmAgentSensorEntityDescription(
+        key="relayed_total",
+        translation_key="relayed_total",
+        state_class=SensorStateClass.TOTAL_INCREASING,
+        value_fn=lambda health: health.relayed_total,
+    ),
+)
+
+
 async def async_setup_entry(
     hass: HomeAssistant,
-    entry: FarmResilienceConfigEntry,
+    entry: FarmResilienceEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """Add the hub's sensors."""
-    hub = entry.runtime_data
-    async_add_entities(FarmResilienceSensor(hub, description) for description in SENSORS)
+    """Add the hub's sensors, or an agent's."""
+    runtime = entry.runtime_data
+    if isinstance(runtime, AgentLink):
+        async_add_entities(FarmAgentSensor(runtime, description) for description in AGENT_SENSORS)
+    else:
+        async_add_entities(FarmResilienceSensor(runtime, description) for description in SENSORS)
 
 
 class FarmResilienceSensor(FarmResilienceEntity, SensorEntity):
@@ -132,3 +196,19 @@ class FarmResilienceSensor(FarmResilienceEntity, SensorEntity):
     def extra_state_attributes(self) -> dict[str, Any]:
         """Return the sensor's attributes from the snapshot."""
         return self.entity_description.attributes_fn(self.hub.snapshot)
+
+
+class FarmAgentSensor(FarmAgentEntity, SensorEntity):
+    """An agent sensor rendering one description; unknown until a valid health arrives."""
+
+    entity_description: FarmAgentSensorEntityDescription
+
+    def __init__(self, link: AgentLink, description: FarmAgentSensorEntityDescription) -> None:
+        """Render `description` from the agent's health."""
+        super().__init__(link, description)
+
+    @property
+    def native_value(self) -> StateType:
+        """Return the figure from the last valid health payload."""
+        health = self.link.health
+        return None if health is None else self.entity_description.value_fn(health)

@@ -19,7 +19,6 @@ from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import config_validation as cv
 
 from .const import (
-    CONF_AGENT_ID,
     DOMAIN,
     OUTCOME_NOOP,
     OUTCOME_SUCCESS,
@@ -77,8 +76,7 @@ def async_setup_services(hass: HomeAssistant) -> None:
 def _loaded_hub(hass: HomeAssistant) -> FarmResilienceHub:
     """Return the loaded hub, or raise a translated error."""
     for entry in hass.config_entries.async_loaded_entries(DOMAIN):
-        if CONF_AGENT_ID not in entry.data:
-            hub: FarmResilienceHub = entry.runtime_data
+        if isinstance(hub := entry.runtime_data, FarmResilienceHub):
             return hub
     raise ServiceValidationError(translation_domain=DOMAIN, translation_key="hub_not_loaded")
 

@@ -1,13 +1,17 @@
-"""Fixtures for the Home Assistant tests: a simulated farm, the hub entry, moving time."""
+"""Fixtures for the Home Assistant tests: a simulated farm, the hub entry, moving time, MQTT."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
+# Imported before any test freezes time: its dataclasses cannot be built under freezegun.
+import homeassistant.components.mqtt.config_flow  # noqa: F401
 import pytest
 from freezegun.api import FrozenDateTimeFactory
+from homeassistant.components import mqtt
 from homeassistant.core import HomeAssistant
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
@@ -15,7 +19,17 @@ from pytest_homeassistant_custom_component.common import (
 )
 
 from custom_components.farm_resilience.const import DEFAULT_OPTIONS, DOMAIN, HUB_NAME
+from tools.services import Mosquitto
 
+from .mqtt_support import (
+    AGENT_ID,
+    HEALTH_TOPIC,
+    STATUS_TOPIC,
+    StandInAgent,
+    clear_retained,
+    wait_for_birth,
+    wait_until,
+)
 from .sim import LAYOUT, Farm, Layout, async_setup_farm
 
 INTEGRATION_LOGGER = "custom_components.farm_resilience"
@@ -94,3 +108,65 @@ async def advance(hass: HomeAssistant, freezer: FrozenDateTimeFactory, seconds: 
     await hass.async_block_till_done()
     async_fire_time_changed_exact(hass)
     await hass.async_block_till_done()
+
+
+@pytest.fixture
+def broker(socket_enabled: None, request: pytest.FixtureRequest) -> Mosquitto:
+    """The session's throwaway Mosquitto, reachable: HA tests allow loopback sockets only here.
+
+    Requested lazily so the session broker starts while sockets are allowed.
+    """
+    mosquitto: Mosquitto = request.getfixturevalue("mosquitto")
+    clear_retained(mosquitto.port, STATUS_TOPIC, HEALTH_TOPIC)
+    return mosquitto
+
+
+@pytest.fixture
+async def mqtt_entry(
+    hass: HomeAssistant,
+    broker: Mosquitto,
+    tmp_path: Path,
+    freezer: FrozenDateTimeFactory,
+    caplog: pytest.LogCaptureFixture,
+) -> AsyncIterator[MockConfigEntry]:
+    """Home Assistant's own MQTT integration connected to the throwaway broker, time frozen."""
+    (tmp_path / "configuration.yaml").write_text("")
+    hass.config.config_dir = str(tmp_path)
+    entry = MockConfigEntry(
+        domain="mqtt",
+        data={"broker": broker.host, "port": broker.port},
+        version=1,
+        minor_version=2,
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await wait_until(hass, freezer, lambda: mqtt.is_connected(hass), "HA's MQTT client")
+    await wait_for_birth(hass, freezer, caplog, 1)
+    yield entry
+    for loaded in hass.config_entries.async_loaded_entries(DOMAIN):
+        assert await hass.config_entries.async_unload(loaded.entry_id)
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    await hass.async_block_till_done()
+
+
+@pytest.fixture
+def agent_entry(hass: HomeAssistant) -> MockConfigEntry:
+    """The entry of agent farm-east (the contract vectors' agent), added but not set up."""
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title=AGENT_ID,
+        unique_id=f"agent_{AGENT_ID}",
+        data={"agent_id": AGENT_ID},
+        entry_id="01JAGENTENTRY00000000000000",
+    )
+    entry.add_to_hass(hass)
+    return entry
+
+
+@pytest.fixture
+def stand_in(broker: Mosquitto) -> Iterator[StandInAgent]:
+    """A stand-in for agent farm-east publishing over the broker; its topics are cleared after."""
+    agent = StandInAgent(broker.port)
+    yield agent
+    agent.leave()
+    clear_retained(broker.port, STATUS_TOPIC, HEALTH_TOPIC)

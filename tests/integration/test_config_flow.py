@@ -51,11 +51,14 @@ async def test_user_flow_creates_the_hub_with_default_options(
     assert hass.states.get("sensor.farm_resilience_command_success_rate") is not None
 
 
-async def test_a_second_hub_is_refused(hass: HomeAssistant, hub_entry: MockConfigEntry) -> None:
+async def test_a_second_hub_is_impossible_the_user_flow_adds_an_agent_instead(
+    hass: HomeAssistant, hub_entry: MockConfigEntry
+) -> None:
     result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
 
-    assert result["type"] is FlowResultType.ABORT
-    assert result["reason"] == "single_instance_allowed"
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "agent"
+    assert [str(key) for key in result["data_schema"].schema] == ["agent_id", "topic_prefix"]
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,83 @@
+"""Edge agents seen from the hub: outages past `outage_alert` and the problems they report."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
+from homeassistant.helpers.dispatcher import async_dispatcher_connect
+
+from .agent_link import AgentLink
+from .const import DOMAIN, SIGNAL_AGENT_UPDATE
+from .timing import EarliestCall
+
+
+class AgentMonitor:
+    """Finds the agent entries set up at the moment and turns their state into reasons.
+
+    The hub and the agents share nothing but this look-up: an agent entry works
+    without a hub, and the hub sees agents come and go through the signal they send.
+    """
+
+    def __init__(
+        self, hass: HomeAssistant, outage_alert: float, on_change: Callable[[], None]
+    ) -> None:
+        """Start with the alarm disarmed (start-up grace, as for devices)."""
+        self.hass = hass
+        self.outage_alert = outage_alert
+        self._on_change = on_change
+        self.armed_at: float | None = None
+        self._check = EarliestCall(hass, self._async_on_due)
+        self._unsub: CALLBACK_TYPE | None = None
+
+    @callback
+    def async_start(self) -> None:
+        """Refresh the hub whenever an agent changes."""
+        self._unsub = async_dispatcher_connect(self.hass, SIGNAL_AGENT_UPDATE, self._on_change)
+
+    @callback
+    def async_arm(self, now: float) -> None:
+        """Allow alarms: an agent unavailable since before `now` counts from `now`."""
+        self.armed_at = now
+
+    @callback
+    def async_stop(self) -> None:
+        """Stop listening and checking."""
+        if self._unsub is not None:
+            self._unsub()
+            self._unsub = None
+        self._check.cancel()
+
+    def links(self) -> list[AgentLink]:
+        """Return the links of the agent entries set up now, by agent id."""
+        links = [
+            link
+            for entry in self.hass.config_entries.async_entries(DOMAIN)
+            if isinstance(link := getattr(entry, "runtime_data", None), AgentLink) and link.active
+        ]
+        return sorted(links, key=lambda link: link.agent_id)
+
+    def reasons(self, now: float) -> list[str]:
+        """Return plain-words reasons; ask to run again when an outage would cross the alert."""
+        reasons: list[str] = []
+        for link in self.links():
+            if (outage := link.outage()) is not None:
+                if self.armed_at is None:
+                    continue
+                since, why = outage
+                alarm_at = max(since, self.armed_at) + self.outage_alert
+                if now >= alarm_at:
+                    reasons.append(
+                        f"agent {link.agent_id}: {why} for more than {self.outage_alert:g} s"
+                    )
+                else:
+                    self._check.request(alarm_at)
+            elif link.health is not None and link.health.has_problem:
+                problems = link.health.problems or (f"status {link.health.status}",)
+                reasons.extend(f"agent {link.agent_id}: {problem}" for problem in problems)
+        return reasons
+
+    @callback
+    def _async_on_due(self, now: float) -> None:
+        """An outage may have crossed the alert: let the hub recompute."""
+        self._on_change()
