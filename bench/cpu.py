@@ -1,0 +1,106 @@
+"""Where the CPU went during a run: per process (all threads, and reaped children), from /proc.
+
+A profile at the level that matters on 2 cores: if the machine was busy all the time,
+a faster relay needs fewer CPU-seconds per reading, and this says whose they are.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def machine_ticks() -> tuple[int, int]:
+    """(busy, total) clock ticks of all CPUs since boot, from /proc/stat."""
+    with open("/proc/stat") as stat:
+        fields = [int(value) for value in stat.readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    total = sum(fields[:8])  # guest time is already counted in user
+    return total - idle, total
+
+
+def process_seconds(pid: int, *, with_children: bool = False) -> float:
+    """User + system CPU seconds of a process (0 if gone); optionally with its reaped children."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = text.rsplit(")", 1)[1].split()
+    # After the command: state is field 3, utime 14, stime 15, cutime 16, cstime 17.
+    ticks = int(fields[11]) + int(fields[12])
+    if with_children:
+        ticks += int(fields[13]) + int(fields[14])
+    return ticks / TICKS
+
+
+def find_processes(marker: str) -> list[int]:
+    """Processes whose command line contains `marker` (e.g. a service's config path)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if marker in command:
+            found.append(int(entry.name))
+    return found
+
+
+def children(parent: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = entry.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == parent:
+            found.append(int(entry.parent.name))
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class CpuSnapshot:
+    machine: tuple[int, int]
+    processes: dict[str, float]
+
+
+class CpuMeter:
+    """CPU seconds of named groups of processes between `start()` and `stop()`."""
+
+    def __init__(self, groups: dict[str, list[int]], trees: dict[str, int]) -> None:
+        # groups: names -> pids measured alone; trees: names -> a parent measured with
+        # its live children and the ones it reaped (PostgreSQL's backends).
+        self._groups = groups
+        self._trees = trees
+        self._start: CpuSnapshot | None = None
+
+    def _snapshot(self) -> CpuSnapshot:
+        processes = {
+            name: sum(process_seconds(pid) for pid in pids) for name, pids in self._groups.items()
+        }
+        for name, parent in self._trees.items():
+            processes[name] = process_seconds(parent, with_children=True) + sum(
+                process_seconds(child) for child in children(parent)
+            )
+        return CpuSnapshot(machine_ticks(), processes)
+
+    def start(self) -> None:
+        self._start = self._snapshot()
+
+    def stop(self) -> dict[str, float]:
+        """CPU seconds per group since `start()`, plus `machine_busy` (0-1, all cores)."""
+        assert self._start is not None
+        end = self._snapshot()
+        used = {
+            name: end.processes[name] - self._start.processes.get(name, 0.0)
+            for name in end.processes
+        }
+        busy = end.machine[0] - self._start.machine[0]
+        total = end.machine[1] - self._start.machine[1]
+        used["machine_busy"] = busy / total if total else 0.0
+        return used

@@ -1,0 +1,267 @@
+"""Home Assistant overhead, measured in a real HA core in this process (`python -m bench.ha`).
+
+- `overhead`: state writes across tracked entities, with the integration following
+  them and, alternated in the same process, with a no-op
+  `async_track_state_change_event` callback on the same entities (HA's own dispatch,
+  the floor for any integration that follows entities) and with no follower at all.
+  Then commands (service calls that the simulated device answers at once) with the
+  integration tracking them and with the no-op follower: the difference is the cost
+  of tracking one command.
+- `memory`: the hub tracking many entities with many outcomes in its window: the
+  process's RSS before the hub is set up and after.
+
+Talks to the parent in JSON lines on stdout: {"progress": …, "total": …} and, at the
+end, {"result": {…}}. HA logs warnings and errors to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import logging
+import random
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from homeassistant.core import Event, HomeAssistant, ServiceCall, callback
+from homeassistant.helpers.event import async_track_state_change_event
+
+from bench.ha_core import (
+    config_entry,
+    run_in_home_assistant_loop,
+    start_home_assistant,
+    stop_home_assistant,
+)
+from bench.procinfo import peak_rss_bytes, reset_peak_rss, rss_bytes
+from custom_components.farm_resilience.const import (
+    DEFAULT_OPTIONS,
+    DOMAIN,
+    HUB_NAME,
+    OUTCOME_SUCCESS,
+    OUTCOME_TIMEOUT,
+    OUTCOME_UNAVAILABLE,
+)
+
+# Writes between two yields to the event loop: devices report in bursts, HA runs
+# what they trigger in between.
+WRITES_PER_YIELD = 100
+COMMAND_TIMEOUT_S = 5.0
+
+
+def emit(message: dict[str, Any]) -> None:
+    print(json.dumps(message), flush=True)
+
+
+def entity_ids(count: int) -> list[str]:
+    return [f"switch.bench_{number:05d}" for number in range(count)]
+
+
+@callback
+def _noop(event: Event[Any]) -> None:
+    """A follower that does nothing: what remains is HA's cost of dispatching to it."""
+
+
+class Bench:
+    """One HA core with `count` switches that answer turn_on/turn_off at once."""
+
+    def __init__(self, hass: HomeAssistant, count: int) -> None:
+        self.hass = hass
+        self.ids = entity_ids(count)
+        self.entry = config_entry(
+            DOMAIN,
+            HUB_NAME,
+            {**DEFAULT_OPTIONS, "tracked_entities": self.ids, "command_timeout": 5.0},
+        )
+        self._added = False
+        for entity_id in self.ids:
+            hass.states.async_set(entity_id, "off")
+        for service, state in (("turn_on", "on"), ("turn_off", "off")):
+            hass.services.async_register("switch", service, self._device(state))
+
+    def _device(self, state: str) -> Callable[[ServiceCall], None]:
+        @callback
+        def apply(call: ServiceCall) -> None:
+            for entity_id in call.data["entity_id"]:
+                self.hass.states.async_set(entity_id, state)
+
+        return apply
+
+    async def follow_with_integration(self) -> Callable[[], Any]:
+        """Set up the hub tracking the entities; returns how to unload it."""
+        if not self._added:
+            self._added = True
+            await self.hass.config_entries.async_add(self.entry)
+        else:
+            await self.hass.config_entries.async_setup(self.entry.entry_id)
+        await self.hass.async_block_till_done()
+        return lambda: self.hass.config_entries.async_unload(self.entry.entry_id)
+
+    def hub_commands(self) -> int:
+        figures = self.entry.runtime_data.statistics.figures(time.time())
+        return int(figures.counts[OUTCOME_SUCCESS])
+
+    async def write_states(self, writes: int, flip: int) -> float:
+        """`writes` state changes round-robin over the entities; seconds until all dispatched."""
+        hass, ids = self.hass, self.ids
+        width = len(ids)
+        set_state = hass.states.async_set
+        gc.collect()
+        started = time.perf_counter()
+        for index in range(writes):
+            # Every write changes the state, so every write is a state_changed event.
+            state = "on" if (index // width + flip) % 2 == 0 else "off"
+            set_state(ids[index % width], state)
+            if index % WRITES_PER_YIELD == WRITES_PER_YIELD - 1:
+                await asyncio.sleep(0)
+        await hass.async_block_till_done()
+        return time.perf_counter() - started
+
+    async def send_commands(self, commands: int) -> float:
+        """`commands` turn_on/turn_off calls, each answered by its device; seconds taken."""
+        hass, ids = self.hass, self.ids
+        gc.collect()
+        started = time.perf_counter()
+        for index in range(commands):
+            entity_id = ids[index % len(ids)]
+            service = "turn_off" if hass.states.is_state(entity_id, "on") else "turn_on"
+            await hass.services.async_call(
+                "switch", service, {"entity_id": [entity_id]}, blocking=True
+            )
+            # Let HA dispatch the state change, as it would before the next command.
+            await asyncio.sleep(0)
+        await hass.async_block_till_done()
+        return time.perf_counter() - started
+
+
+async def overhead(args: argparse.Namespace) -> dict[str, Any]:
+    hass = await start_home_assistant(Path(tempfile.mkdtemp(prefix="bench-ha-")))
+    try:
+        bench = Bench(hass, args.entities)
+        await hass.async_block_till_done()
+        total = args.runs * (3 * args.writes + 2 * args.commands)
+        done = 0
+        writes: dict[str, list[float]] = {"integration": [], "noop": [], "none": []}
+        commands: dict[str, list[float]] = {"integration": [], "noop": []}
+        counted: list[int] = []
+        # Warm-up: imports, caches and the first set-up are not part of any run.
+        unload = await bench.follow_with_integration()
+        await bench.write_states(min(args.writes, 5000), 0)
+        await unload()
+        for run in range(args.runs):
+            # Alternate the order run by run, so a drift in machine speed hits both sides.
+            order = ["noop", "integration", "none"] if run % 2 else ["integration", "noop", "none"]
+            for mode in order:
+                unfollow = await _follow(bench, mode)
+                writes[mode].append(await bench.write_states(args.writes, run % 2))
+                done += args.writes
+                emit({"progress": done, "total": total})
+                if mode != "none":
+                    before = bench.hub_commands() if mode == "integration" else 0
+                    commands[mode].append(await bench.send_commands(args.commands))
+                    if mode == "integration":
+                        counted.append(bench.hub_commands() - before)
+                    done += args.commands
+                    emit({"progress": done, "total": total})
+                await unfollow()
+        return {
+            "entities": args.entities,
+            "writes": args.writes,
+            "commands": args.commands,
+            "write_s": writes,
+            "command_s": commands,
+            "commands_counted": counted,
+        }
+    finally:
+        await stop_home_assistant(hass)
+
+
+async def _follow(bench: Bench, mode: str) -> Callable[[], Any]:
+    if mode == "integration":
+        return await bench.follow_with_integration()
+    if mode == "noop":
+        unsubscribe = async_track_state_change_event(bench.hass, bench.ids, _noop)
+
+        async def unfollow() -> None:
+            unsubscribe()
+
+        return unfollow
+
+    async def nothing() -> None:
+        return None
+
+    return nothing
+
+
+async def memory(args: argparse.Namespace) -> dict[str, Any]:
+    """RSS of the hub tracking `entities` entities with `outcomes` outcomes in its window."""
+    hass = await start_home_assistant(Path(tempfile.mkdtemp(prefix="bench-ha-")))
+    try:
+        bench = Bench(hass, args.entities)
+        await hass.async_block_till_done()
+        gc.collect()
+        before = rss_bytes()
+        await bench.follow_with_integration()
+        hub = bench.entry.runtime_data
+        window_s = hub.statistics.window_s
+        now = time.time()
+        rng = random.Random(20251126)
+        ids = bench.ids
+        record = hub.statistics.record
+        # Outcomes as a day of a busy farm leaves them: spread over the whole window in
+        # time order, over every entity, 98 % successes with latencies of 0.2-3 s.
+        for index in range(args.outcomes):
+            at = now - window_s + window_s * index / args.outcomes
+            draw = rng.random()
+            if draw < 0.98:
+                record(ids[rng.randrange(len(ids))], OUTCOME_SUCCESS, rng.uniform(0.2, 3.0), at)
+            elif draw < 0.995:
+                record(ids[rng.randrange(len(ids))], OUTCOME_TIMEOUT, None, at)
+            else:
+                record(ids[rng.randrange(len(ids))], OUTCOME_UNAVAILABLE, None, at)
+            if index % 100_000 == 99_999:
+                emit({"progress": index + 1, "total": args.outcomes})
+        # What the hub does with the window in normal running: refresh the entities.
+        hub.async_schedule_update()
+        await hass.async_block_till_done()
+        figures = hub.statistics.figures(time.time())
+        gc.collect()
+        after = rss_bytes()
+        # Unloading writes the window to storage: the peak of the hub's life.
+        reset_peak_rss()
+        await hass.config_entries.async_unload(bench.entry.entry_id)
+        peak = peak_rss_bytes()
+        return {
+            "entities": args.entities,
+            "outcomes": args.outcomes,
+            "counted": figures.commands,
+            "rss_before": before,
+            "rss_after": after,
+            "rss_peak_saving": peak,
+        }
+    finally:
+        await stop_home_assistant(hass)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.ha")
+    parser.add_argument("mode", choices=("overhead", "memory"))
+    parser.add_argument("--entities", type=int, default=1000)
+    parser.add_argument("--writes", type=int, default=100_000)
+    parser.add_argument("--commands", type=int, default=10_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--outcomes", type=int, default=1_000_000)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    job = overhead if args.mode == "overhead" else memory
+    emit({"result": run_in_home_assistant_loop(lambda: job(args))})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,72 @@
+"""How big each benchmark is: the full run (`make bench`) or the smoke run (`BENCH_QUICK=1`)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from bench.layout import BENCH
+from bench.relay import RelaySettings
+
+
+@dataclass(frozen=True, slots=True)
+class HaSettings:
+    runs: int
+    entities: int
+    writes: int
+    commands: int
+    memory_runs: int
+    memory_entities: int
+    memory_outcomes: int
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    quick: bool
+    relay: RelaySettings
+    ha: HaSettings
+    output: str
+
+
+def load() -> Settings:
+    quick = os.environ.get("BENCH_QUICK", "") not in ("", "0")
+    if quick:
+        relay = RelaySettings(
+            runs=3,
+            throughput_readings=20_000,
+            latency_rates=(100, 1_000, 5_000),
+            latency_seconds=2.0,
+            drain_readings=20_000,
+            startup_runs=3,
+            warmup_readings=2_000,
+        )
+        ha = HaSettings(
+            runs=3,
+            entities=1_000,
+            writes=20_000,
+            commands=2_000,
+            memory_runs=1,
+            memory_entities=10_000,
+            memory_outcomes=1_000_000,
+        )
+    else:
+        relay = RelaySettings(
+            runs=3,
+            throughput_readings=100_000,
+            latency_rates=(100, 1_000, 5_000),
+            latency_seconds=10.0,
+            drain_readings=200_000,
+            startup_runs=5,
+            warmup_readings=10_000,
+        )
+        ha = HaSettings(
+            runs=5,
+            entities=1_000,
+            writes=100_000,
+            commands=10_000,
+            memory_runs=3,
+            memory_entities=10_000,
+            memory_outcomes=1_000_000,
+        )
+    default = BENCH / ("RESULTS-quick.md" if quick else "RESULTS.md")
+    return Settings(quick, relay, ha, os.environ.get("BENCH_RESULTS", str(default)))
