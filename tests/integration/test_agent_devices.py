@@ -9,6 +9,8 @@ import pytest
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers import entity_registry as er
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.farm_resilience.agent_link import AgentLink
@@ -61,6 +63,34 @@ def with_ts(vector: dict[str, Any], ts: str) -> dict[str, Any]:
 def unavailable_figures(hass: HomeAssistant) -> list[str]:
     """Return the figure entities (all but connectivity) that are unavailable."""
     return [key for key in FIGURES if state(hass, key).state == "unavailable"]
+
+
+async def test_agent_entities_have_the_documented_entity_ids_on_the_agent_device(
+    hass: HomeAssistant, mqtt_entry: MockConfigEntry, agent_entry: MockConfigEntry
+) -> None:
+    await set_up(hass, agent_entry)
+
+    entries = er.async_entries_for_config_entry(er.async_get(hass), agent_entry.entry_id)
+    assert sorted(entry.entity_id for entry in entries) == [
+        "binary_sensor.farm_east_backend_problem",
+        "binary_sensor.farm_east_connectivity",
+        "sensor.farm_east_dead_letter_queue_depth",
+        "sensor.farm_east_direct_latency",
+        "sensor.farm_east_pooler_latency",
+        "sensor.farm_east_queue_depth",
+        "sensor.farm_east_relay_latency_p95",
+        "sensor.farm_east_relayed_readings",
+        "sensor.farm_east_route",
+        "sensor.farm_east_spool_depth",
+    ]
+    device = dr.async_get(hass).async_get_device(identifiers={(DOMAIN, f"agent_{AGENT_ID}")})
+    assert device is not None
+    assert (device.name, device.model, device.manufacturer) == (
+        AGENT_ID,
+        "farm-agent",
+        "Farm Resilience",
+    )
+    assert {entry.device_id for entry in entries} == {device.id}
 
 
 @pytest.mark.parametrize("vector", ACCEPTED, ids=[vector["name"] for vector in ACCEPTED])
