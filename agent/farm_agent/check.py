@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import sqlite3
 import sys
 import time
@@ -24,6 +25,7 @@ from farm_agent.metrics import RelayFigures
 from farm_agent.mqtt import MqttLink
 from farm_agent.probes import Prober
 
+_LOGGER = logging.getLogger(__name__)
 EXIT_OK = 0
 EXIT_PROBLEM = 1
 STATUS_STYLE = {OK: "green", DOWN: "bold red"}
@@ -68,9 +70,11 @@ def spool_depth(path: Path) -> int:
     if not path.exists():
         return 0
     try:
+        # The spool's own table (spool.py), read-only: the running agent keeps writing it.
         with sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=2) as spool:
             return int(spool.execute("SELECT count(*) FROM readings").fetchone()[0])
-    except sqlite3.Error:
+    except sqlite3.Error as err:
+        _LOGGER.warning("cannot read the spool %s (%s); its depth shows as 0", path, err)
         return 0
 
 

@@ -17,6 +17,7 @@ PROBE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5
 # The health's e2e p95 covers the readings of the last few minutes, not the whole uptime.
 WINDOW_S = 300.0
 WINDOW_SIZE = 10_000
+P95_REFRESH_S = 1.0
 STATUSES = ("ok", "degraded", "down")
 
 
@@ -38,6 +39,7 @@ class LatencyWindow:
     def __init__(self, histogram: Histogram) -> None:
         self.histogram = histogram
         self._samples: deque[tuple[float, float]] = deque(maxlen=WINDOW_SIZE)
+        self._p95: tuple[float, float | None] = (-math.inf, None)
 
     def observe(self, seconds: float) -> None:
         self.histogram.observe(seconds)
@@ -45,11 +47,17 @@ class LatencyWindow:
 
     def p95_ms(self) -> float | None:
         """p95 over the last WINDOW_S seconds; None when no reading was relayed in that time."""
-        since = time.monotonic() - WINDOW_S
-        recent = sorted(seconds for at, seconds in self._samples if at >= since)
-        if not recent:
-            return None
-        return recent[math.ceil(0.95 * len(recent)) - 1] * 1000
+        now = time.monotonic()
+        computed_at, p95 = self._p95
+        # Sorting up to WINDOW_SIZE samples is cheap, but not twice a second on a Pi;
+        # the first readings after a quiet spell are shown at once, though.
+        fresh = p95 is None and self._samples and self._samples[-1][0] > computed_at
+        if now - computed_at < P95_REFRESH_S and not fresh:
+            return p95
+        recent = sorted(seconds for at, seconds in self._samples if at >= now - WINDOW_S)
+        p95 = recent[math.ceil(0.95 * len(recent)) - 1] * 1000 if recent else None
+        self._p95 = (now, p95)
+        return p95
 
 
 class RelayMetrics:

@@ -25,6 +25,7 @@ from farm_agent.logs import secrets_of
 from farm_agent.metrics import ProbeMetrics
 from farm_agent.mqtt import MqttLink
 from farm_agent.probes import Prober, ProbeRound
+from farm_agent.route import NONE
 from farm_agent.topics import (
     STATUS_OFFLINE,
     STATUS_ONLINE,
@@ -37,6 +38,7 @@ _LOGGER = logging.getLogger(__name__)
 
 # Between rounds, how often the relay's state is looked at for a status or route change.
 WATCH_S = 0.5
+FIRST_ROUTE_POLL_S = 0.05
 
 
 def last_will(config: AgentConfig) -> tuple[str, bytes]:
@@ -76,20 +78,33 @@ class HealthPublisher:
         """Probe each `probes.interval_s`; in between, watch for status or route changes."""
         loop = asyncio.get_running_loop()
         interval_s = self._config.probes.interval_s
+        await self._await_first_route()
         while True:
             next_round = loop.time() + interval_s
             try:
                 self._last_round = await self._prober.run_round(self._relay_state().route)
                 self._publish(self._assess())
+                await self._watch_until(next_round)
             except Exception:  # a bug here must not stop the reports for good
                 _LOGGER.exception("health round failed; next one in %g s", interval_s)
-            while loop.time() < next_round:
-                await asyncio.sleep(min(WATCH_S, max(0.0, next_round - loop.time())))
-                if self._last_round is None:
-                    continue
-                health = self._assess()
-                if self.latest is None or _moved(self.latest, health):
-                    self._publish(health)
+                await asyncio.sleep(max(0.0, next_round - loop.time()))
+
+    async def _watch_until(self, next_round: float) -> None:
+        """Between rounds: publish at once when the status or the relay's route changes."""
+        loop = asyncio.get_running_loop()
+        while loop.time() < next_round:
+            await asyncio.sleep(min(WATCH_S, max(0.0, next_round - loop.time())))
+            health = self._assess()
+            if self.latest is None or _moved(self.latest, health):
+                self._publish(health)
+
+    async def _await_first_route(self) -> None:
+        """Give the relay its first connection before the first report, not a passing `none`."""
+        polls = round(self._config.backend.connect_timeout_s / FIRST_ROUTE_POLL_S)
+        for _ in range(polls):
+            if self._relay_state().route != NONE:
+                return
+            await asyncio.sleep(FIRST_ROUTE_POLL_S)
 
     def offline(self) -> None:
         """Say `offline` before a clean disconnect (the will covers an unclean one)."""

@@ -59,6 +59,16 @@ async def test_metrics_parse_as_prometheus_text_and_counters_move_with_traffic(
     assert TEST_SECRET not in text
 
 
+async def next_health(port: int, accept: Callable[[dict[str, Any]], bool]) -> tuple[int, str]:
+    """/health once it shows what `accept` waits for (the next probe round, or a change)."""
+    for _ in range(50):
+        status, body = await get(port, "/health")
+        if status == 200 and accept(json.loads(body)):
+            return status, body
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"/health never showed it: {body}")
+
+
 async def test_health_endpoint_serves_the_latest_health_with_the_relay_p95(
     make_config: ConfigMaker,
     start_agent: Callable[..., AgentProcess],
@@ -74,8 +84,7 @@ async def test_health_endpoint_serves_the_latest_health_with_the_relay_p95(
     with publisher(mosquitto.port, f"{test_id}-pub") as device:
         device.publish_all([(f"{test_id}/field/soil", str(n)) for n in range(3)])
     await wait_for_metric(port, "farm_agent_readings_relayed_total", 3)
-    await asyncio.sleep(0.6)  # the next round
-    status, busy = await get(port, "/health")
+    status, busy = await next_health(port, lambda h: h["relay"]["relayed_total"] == 3)
 
     assert json.loads(idle)["relay"]["e2e_latency_p95_ms"] is None, "nothing relayed yet"
     assert status == 200
