@@ -199,10 +199,10 @@ def _queue_problems(found: ProbeRound, thresholds: Thresholds, reachable: bool) 
             )
     if reachable:
         # With no route at all, one sentence says it; otherwise name what could not be read.
-        for kind in ("queue", "tasks"):
+        for kind, figures_of in (("queue", "queue"), ("tasks", "task")):
             result = found.result(kind)
             if result is not None and not result.ok:
-                problems.append(f"{kind} figures unknown: {result.detail}")
+                problems.append(f"{figures_of} figures unknown: {result.detail}")
     return problems
 
 
