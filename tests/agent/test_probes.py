@@ -161,15 +161,17 @@ async def test_slow_processing_and_low_task_success_are_named(
     make_config: ConfigMaker, postgres: Postgres
 ) -> None:
     config = await configured(make_config, postgres)
-    await archive_finished(postgres.dsn, config.backend.queue, [45.0] * 39)
+    await archive_finished(postgres.dsn, config.backend.queue, [45.0] * 38)
     await send(postgres.dsn, config.backend.dead_letter_queue, {"error": "consumer gave up"})
+    # A dead letter someone already archived still failed within the hour.
+    await archive_finished(postgres.dsn, config.backend.dead_letter_queue, [1.0])
     async with running_prober(config) as prober:
         found = await prober.run_round()
 
     health = judge(config, found)
 
     assert "task processing p95 45 s > 30 s" in health.problems
-    assert "task success 97.5 % < 99.5 %" in health.problems
+    assert "task success 95 % < 99.5 %" in health.problems
 
 
 async def test_nothing_finished_in_the_last_hour_leaves_task_figures_unknown(
