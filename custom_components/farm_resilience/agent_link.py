@@ -16,17 +16,24 @@ Availability rules (docs/home-assistant.md, "Agent devices"):
   Home Assistant's clock (a farm computer's clock may be wrong): a replayed
   health older than the one shown is ignored, and no health, however recent its
   `ts`, makes the agent available when it was replayed.
+- An online agent that sends no health for 3 probe intervals (learnt from the
+  gaps between its live health payloads; at least 60 s) is silent: its figures
+  are unavailable until the next one. A hung agent keeps its MQTT connection,
+  so neither `offline` nor the will comes.
 """
 
 from __future__ import annotations
 
 import time
+from collections import deque
+from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
 from homeassistant.components import mqtt
 from homeassistant.config_entries import ConfigEntry
-from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
+from homeassistant.core import CALLBACK_TYPE, HassJob, HomeAssistant, callback
 from homeassistant.helpers.dispatcher import async_dispatcher_send
+from homeassistant.helpers.event import async_call_later
 
 from .agent_health import AgentHealth, InvalidHealthError, parse_health
 from .const import (
@@ -41,6 +48,12 @@ from .const import (
 
 if TYPE_CHECKING:
     from datetime import datetime
+
+# An online agent without health for this many probe intervals (at least the minimum) is silent.
+SILENT_AFTER_INTERVALS = 3
+MIN_SILENT_AFTER_S = 60.0
+# Live health arrivals remembered to learn the probe interval (their largest gap).
+INTERVAL_SAMPLES = 5
 
 
 def status_topic(prefix: str, agent_id: str) -> str:
@@ -80,13 +93,24 @@ class AgentLink:
         self._offline_seen = False
         self._offline_health_ts: datetime | None = None
         self._online_unconfirmed = False
+        self.silent = False
+        self._live_health_at: deque[float] = deque(maxlen=INTERVAL_SAMPLES)
+        self._silence_check: CALLBACK_TYPE | None = None
         self._listeners: list[CALLBACK_TYPE] = []
         self._unsubs: list[CALLBACK_TYPE] = []
 
     @property
     def available(self) -> bool:
-        """Return whether the agent's figures are current: connected broker, agent online."""
-        return self.mqtt_connected and self.online
+        """Return whether the agent's figures are current: broker connected, agent online, heard."""
+        return self.mqtt_connected and self.online and not self.silent
+
+    @property
+    def silent_after(self) -> float | None:
+        """Return how long an online agent may go without health; None until learnt."""
+        if len(self._live_health_at) < 2:
+            return None
+        interval = max(later - earlier for earlier, later in pairwise(self._live_health_at))
+        return max(SILENT_AFTER_INTERVALS * interval, MIN_SILENT_AFTER_S)
 
     async def async_start(self) -> None:
         """Follow the broker connection, then subscribe; retained messages arrive at once."""
@@ -108,6 +132,7 @@ class AgentLink:
     def async_stop(self) -> None:
         """Unsubscribe; the hub forgets this agent."""
         self.active = False
+        self._cancel_silence_check()
         while self._unsubs:
             self._unsubs.pop()()
         async_dispatcher_send(self.hass, SIGNAL_AGENT_UPDATE)
@@ -126,12 +151,17 @@ class AgentLink:
             return self.down_since, "unreachable (Home Assistant is not connected to the broker)"
         if self.status is None:
             return self.down_since, "no status"
+        if self.online:
+            return self.down_since, "silent (online, but no health for 3 probe intervals)"
         return self.down_since, "offline"
 
     @callback
     def _async_on_connection(self, connected: bool) -> None:
         """Follow Home Assistant's broker connection: without it nothing is known."""
         self.mqtt_connected = connected
+        if connected:
+            # Health published while Home Assistant was away is not silence: count anew.
+            self._watch_silence()
         self._notify()
 
     @callback
@@ -173,6 +203,9 @@ class AgentLink:
         self.health = health
         self.health_received_at = time.time()
         if not msg.retain:
+            self._live_health_at.append(self.health_received_at)
+            self.silent = False
+            self._watch_silence()
             self._set_online(self.status, online=True)
         elif self._online_unconfirmed and self._health_since_offline():
             self._set_online(STATUS_ONLINE, online=True)
@@ -195,6 +228,10 @@ class AgentLink:
         else:
             self._offline_seen = True
             self._offline_health_ts = None if self.health is None else self.health.ts
+            # A restarted agent may probe at another interval: learn it again.
+            self._live_health_at.clear()
+            self._cancel_silence_check()
+            self.silent = False
         if online != self.online:
             self.online = online
             if online:
@@ -202,6 +239,37 @@ class AgentLink:
             else:
                 LOGGER.info("Agent %s is offline", self.agent_id)
         self._notify()
+
+    @callback
+    def _watch_silence(self) -> None:
+        """(Re)start waiting for the next live health, once the interval is learnt."""
+        self._cancel_silence_check()
+        if (silent_after := self.silent_after) is not None:
+            self._silence_check = async_call_later(
+                self.hass,
+                silent_after,
+                HassJob(self._async_on_silence, "farm_resilience silence", cancel_on_shutdown=True),
+            )
+
+    @callback
+    def _cancel_silence_check(self) -> None:
+        """Stop waiting for health."""
+        if self._silence_check is not None:
+            self._silence_check()
+            self._silence_check = None
+
+    @callback
+    def _async_on_silence(self, _now: datetime) -> None:
+        """No health for too long from an agent that says it is online: it hangs."""
+        self._silence_check = None
+        if self.online and not self.silent:
+            self.silent = True
+            LOGGER.info(
+                "Agent %s is online but sent no health for %.0f s",
+                self.agent_id,
+                self.silent_after or 0,
+            )
+            self._notify()
 
     @callback
     def _reject(self, reason: str) -> None:

@@ -74,6 +74,8 @@ def _agent_diagnostics(link: AgentLink, now: float) -> dict[str, Any]:
         "status": link.status,
         "online": link.online,
         "available": link.available,
+        "silent": link.silent,
+        "silent_after_s": link.silent_after,
         "unavailable": None
         if outage is None
         else {"why": outage[1], "for_s": _age(now, outage[0])},

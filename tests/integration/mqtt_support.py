@@ -129,6 +129,27 @@ async def wait_until(
     raise AssertionError(f"timed out waiting for {what}")
 
 
+async def advance_live(
+    hass: HomeAssistant, freezer: FrozenDateTimeFactory, seconds: float, step_s: float = 20.0
+) -> None:
+    """Move frozen time forward with the broker connected, running what falls due.
+
+    In steps shorter than HA's MQTT keepalive (60 s), each followed by a moment of
+    real time: a jump past the keepalive with no PINGRESP read in between makes
+    paho drop the connection.
+    """
+    remaining = seconds
+    while remaining > 0:
+        step = min(step_s, remaining)
+        remaining -= step
+        await hass.async_block_till_done()
+        freezer.tick(step)
+        async_fire_time_changed_exact(hass)
+        await hass.async_block_till_done()
+        async_fire_time_changed_exact(hass)
+        await settle(hass, rounds=2)
+
+
 async def settle(hass: HomeAssistant, rounds: int = 20) -> None:
     """Give in-flight messages real time to arrive without moving the clock (no news expected)."""
     for _ in range(rounds):

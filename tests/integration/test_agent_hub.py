@@ -12,12 +12,12 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry, async_
 from custom_components.farm_resilience.const import EVENT_DEGRADED, EVENT_RECOVERED
 from tools.services import Mosquitto
 
-from .conftest import advance
 from .mqtt_support import (
     ACCEPTED,
     OFFLINE,
     ONLINE,
     StandInAgent,
+    advance_live,
     restart_broker,
     state,
     wait_until,
@@ -63,10 +63,10 @@ async def test_agent_offline_past_outage_alert_degrades_the_hub_and_recovery_cle
 
     stand_in.die()
     await wait_until(hass, freezer, lambda: state(hass, "connectivity").state == "off", "will")
-    await advance(hass, freezer, 59.0)
+    await advance_live(hass, freezer, 59.0)
     assert reasons(hass) == []
 
-    await advance(hass, freezer, 1.0)
+    await advance_live(hass, freezer, 1.0)
 
     assert reasons(hass) == [OFFLINE_REASON]
     assert hass.states.get(DEGRADED).state == "on"
@@ -135,9 +135,49 @@ async def test_offline_agent_problems_are_not_reported_only_its_outage(
 
     stand_in.status(OFFLINE)
     await wait_until(hass, freezer, lambda: reasons(hass) == [], "old problems dropped")
-    await advance(hass, freezer, 60.0)
+    await advance_live(hass, freezer, 60.0)
 
     assert reasons(hass) == [OFFLINE_REASON]
+
+
+async def test_a_hung_agent_online_but_silent_loses_its_figures_and_degrades_the_hub(
+    hass: HomeAssistant,
+    mqtt_entry: MockConfigEntry,
+    stand_in: StandInAgent,
+    hub_entry: MockConfigEntry,
+    agent_entry: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    stand_in.status(ONLINE)
+    stand_in.health(HEALTHY["health"])
+    await set_up_hub_and_agent(hass, hub_entry, agent_entry)
+    link = agent_entry.runtime_data
+    await wait_until(hass, freezer, lambda: link.health is not None, "the retained health")
+    for probe_round in range(1, 4):  # the agent probes every 30 s
+        if probe_round > 1:
+            await advance_live(hass, freezer, 30.0)
+        before = link.health_received_at
+        stand_in.health(HEALTHY["health"])
+        await wait_until(
+            hass, freezer, lambda seen=before: link.health_received_at != seen, "live health"
+        )
+    silent_after = link.silent_after
+    assert silent_after == pytest.approx(90.0, abs=1.0)
+
+    await advance_live(hass, freezer, silent_after - 1.0)
+    assert state(hass, "queue_depth").state == "12"
+    await advance_live(hass, freezer, 2.0)  # its loop hangs: no health, but still connected
+
+    assert state(hass, "queue_depth").state == "unavailable"
+    assert state(hass, "connectivity").state == "on"
+    await advance_live(hass, freezer, 60.0)
+    assert reasons(hass) == [
+        "agent farm-east: silent (online, but no health for 3 probe intervals) for more than 60 s"
+    ]
+
+    stand_in.health(WITH_PROBLEMS["health"])
+    await wait_until(hass, freezer, lambda: state(hass, "queue_depth").state == "140", "back")
+    assert len(reasons(hass)) == 4
 
 
 async def test_agent_down_during_start_up_raises_no_alarm_until_outage_alert_after_start(
@@ -152,14 +192,14 @@ async def test_agent_down_during_start_up_raises_no_alarm_until_outage_alert_aft
     stand_in.status(OFFLINE)
     await set_up_hub_and_agent(hass, hub_entry, agent_entry)
     await wait_until(hass, freezer, lambda: agent_entry.runtime_data.status == OFFLINE, "status")
-    await advance(hass, freezer, 600.0)  # a slow start-up: no alarm however long it takes
+    await advance_live(hass, freezer, 600.0)  # a slow start-up: no alarm however long it takes
     assert reasons(hass) == []
 
     hass.set_state(CoreState.running)
     hass.bus.async_fire(EVENT_HOMEASSISTANT_STARTED)
-    await advance(hass, freezer, 59.0)
+    await advance_live(hass, freezer, 59.0)
     assert reasons(hass) == []
-    await advance(hass, freezer, 1.0)
+    await advance_live(hass, freezer, 1.0)
 
     assert reasons(hass) == [OFFLINE_REASON]
 
@@ -172,10 +212,10 @@ async def test_an_agent_that_never_reported_is_an_outage_after_outage_alert(
     freezer: FrozenDateTimeFactory,
 ) -> None:
     await set_up_hub_and_agent(hass, hub_entry, agent_entry)
-    await advance(hass, freezer, 59.0)
+    await advance_live(hass, freezer, 59.0)
     assert reasons(hass) == []
 
-    await advance(hass, freezer, 1.0)
+    await advance_live(hass, freezer, 1.0)
 
     assert reasons(hass) == ["agent farm-east: no status for more than 60 s"]
 
@@ -200,7 +240,7 @@ async def test_ha_losing_the_broker_makes_agents_unreachable_not_offline(
     await hass.async_add_executor_job(broker.stop)
     try:
         await wait_until(hass, freezer, lambda: not agent_entry.runtime_data.mqtt_connected, "")
-        await advance(hass, freezer, 30.0)
+        await advance_live(hass, freezer, 30.0)
         assert reasons(hass) == [
             "agent farm-east: unreachable (Home Assistant is not connected to the broker) "
             "for more than 30 s"
