@@ -1,0 +1,153 @@
+"""The real `farm-agent run` on real services, as Home Assistant sees it through MQTT."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from freezegun.api import FrozenDateTimeFactory
+from homeassistant.config_entries import SOURCE_MQTT, ConfigEntryState
+from homeassistant.core import HomeAssistant
+from homeassistant.data_entry_flow import FlowResultType
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.farm_resilience.const import DOMAIN
+from tests.agent.support import AgentProcess, Publisher, agent_config, write_config
+from tools.services import Mosquitto, PgBouncer, Postgres
+
+from .mqtt_support import advance_live, clear_retained, state, wait_until
+
+AGENT = "farm-real"
+PREFIX = "farm_resilience"
+TOPICS = (f"{PREFIX}/agent/{AGENT}/status", f"{PREFIX}/agent/{AGENT}/health")
+READINGS = 25
+# The agent works in real time; each 10 ms round of `wait_until` is one chance to see it.
+AGENT_TIMEOUT_S = 30.0
+
+
+@pytest.fixture
+def agent(
+    socket_enabled: None, request: pytest.FixtureRequest, broker: Mosquitto, tmp_path: Path
+) -> Iterator[AgentProcess]:
+    """farm-agent `farm-real` (not started) on the session's Postgres, PgBouncer and broker."""
+    postgres: Postgres = request.getfixturevalue("postgres")
+    pgbouncer: PgBouncer = request.getfixturevalue("pgbouncer")
+    clear_retained(broker.port, *TOPICS)
+    config = agent_config(
+        tmp_path,
+        agent_id=AGENT,
+        mqtt_port=broker.port,
+        pooler_dsn=pgbouncer.dsn,
+        direct_dsn=postgres.dsn,
+        queue="ha_farm_real",
+        probes={"interval_s": 1},
+        # The agent's own HA MQTT discovery would leave retained configs on the shared broker.
+        mqtt={"discovery_prefix": None},
+    )
+    process = AgentProcess(write_config(tmp_path / f"{AGENT}.yaml", config))
+    yield process
+    process.stop()
+    clear_retained(broker.port, *TOPICS)
+
+
+async def start(hass: HomeAssistant, agent: AgentProcess) -> None:
+    """Start the agent and wait until it is connected to the broker and the database."""
+    agent.start()
+    await hass.async_add_executor_job(agent.wait_connected)
+
+
+def discovered(hass: HomeAssistant) -> list[str]:
+    """Return the flow ids of the integration's discovered (MQTT) flows."""
+    return [
+        flow["flow_id"]
+        for flow in hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+        if flow["context"]["source"] == SOURCE_MQTT
+    ]
+
+
+def reasons(hass: HomeAssistant) -> list[str]:
+    """Return the hub's degraded reasons."""
+    degraded = hass.states.get("binary_sensor.farm_resilience_degraded")
+    assert degraded is not None
+    return list(degraded.attributes["reasons"])
+
+
+async def test_real_agent_is_discovered_killed_unavailable_and_degrades_the_hub_then_recovers(
+    hass: HomeAssistant,
+    mqtt_entry: MockConfigEntry,
+    broker: Mosquitto,
+    hub_entry: MockConfigEntry,
+    agent: AgentProcess,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    assert await hass.config_entries.async_setup(hub_entry.entry_id)
+    await start(hass, agent)
+
+    # Discovered from its retained status; confirming creates the device.
+    await wait_until(hass, freezer, lambda: bool(discovered(hass)), "discovery", AGENT_TIMEOUT_S)
+    result = await hass.config_entries.flow.async_configure(discovered(hass)[0], {})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["data"] == {"agent_id": AGENT}
+    entry = result["result"]
+    await wait_until(
+        hass,
+        freezer,
+        lambda: state(hass, "route", AGENT).state == "pooler",
+        "the first health",
+        AGENT_TIMEOUT_S,
+    )
+    assert state(hass, "connectivity", AGENT).state == "on"
+    assert state(hass, "backend_problem", AGENT).state == "off"
+    assert state(hass, "backend_problem", AGENT).attributes["problems"] == []
+    assert float(state(hass, "pooler_latency", AGENT).state) > 0
+    assert float(state(hass, "direct_latency", AGENT).state) > 0
+    assert state(hass, "dlq_depth", AGENT).state == "0"
+
+    # Readings go through; the relayed total follows them.
+    farm = Publisher(broker.port, "ha-real-agent-field")
+    try:
+        farm.publish_all([(f"{AGENT}/field1/moisture", f'{{"n": {n}}}') for n in range(READINGS)])
+    finally:
+        farm.close()
+    await wait_until(
+        hass,
+        freezer,
+        lambda: state(hass, "relayed_total", AGENT).state == str(READINGS),
+        "the relayed readings",
+        AGENT_TIMEOUT_S,
+    )
+    assert state(hass, "spool_depth", AGENT).state == "0"
+    assert reasons(hass) == []
+
+    # SIGKILL: the broker delivers the last will, the figures become unavailable...
+    await hass.async_add_executor_job(agent.kill)
+    await wait_until(
+        hass, freezer, lambda: state(hass, "connectivity", AGENT).state == "off", "the last will"
+    )
+    assert state(hass, "route", AGENT).state == "unavailable"
+    assert state(hass, "relayed_total", AGENT).state == "unavailable"
+    # ...and the hub is degraded once outage_alert (60 s) has passed.
+    await advance_live(hass, freezer, 59.0)
+    assert reasons(hass) == []
+    await advance_live(hass, freezer, 1.0)
+    assert reasons(hass) == [f"agent {AGENT}: offline for more than 60 s"]
+
+    # Restarted: online again, fresh figures, the hub recovers.
+    await start(hass, agent)
+    await wait_until(
+        hass,
+        freezer,
+        lambda: state(hass, "connectivity", AGENT).state == "on" and reasons(hass) == [],
+        "recovery",
+        AGENT_TIMEOUT_S,
+    )
+    await wait_until(
+        hass,
+        freezer,
+        lambda: state(hass, "relayed_total", AGENT).state == "0",
+        "the restarted agent's health",
+        AGENT_TIMEOUT_S,
+    )
+    assert state(hass, "route", AGENT).state == "pooler"
+    assert entry.state is ConfigEntryState.LOADED
