@@ -1,6 +1,6 @@
 """The agent link: follows one edge agent's status and health topics through HA's MQTT.
 
-Availability rules (docs/home-assistant.md, "Agent devices"):
+Availability rules (docs/home-assistant.md, "Edge agents" → "Status and health"):
 
 - The status topic is the truth: `online` makes the agent available, `offline`
   (also its last will), an empty (cleared) status or no status at all does not.
@@ -149,10 +149,10 @@ class AgentLink:
             return None
         if not self.mqtt_connected:
             return self.down_since, "unreachable (Home Assistant is not connected to the broker)"
-        if self.status is None:
-            return self.down_since, "no status"
         if self.online:
             return self.down_since, "silent (online, but no health for 3 probe intervals)"
+        if self.status is None:
+            return self.down_since, "no status"
         return self.down_since, "offline"
 
     @callback
@@ -162,6 +162,8 @@ class AgentLink:
         if connected:
             # Health published while Home Assistant was away is not silence: count anew.
             self._watch_silence()
+        else:
+            self._cancel_silence_check()
         self._notify()
 
     @callback
@@ -177,9 +179,11 @@ class AgentLink:
                 self._online_unconfirmed = True
                 self._notify()
                 return
+            self._accept()
             self._set_online(payload, online=True)
         elif payload in (STATUS_OFFLINE, None):
-            self._set_online(payload or None, online=False)
+            self._accept()
+            self._set_online(payload, online=False)
         else:
             self._reject(f"status {payload!r} is neither {STATUS_ONLINE} nor {STATUS_OFFLINE}")
 
@@ -197,9 +201,7 @@ class AgentLink:
         if msg.retain and self.health is not None and health.ts < self.health.ts:
             LOGGER.debug("Agent %s: replayed health older than the one shown", self.agent_id)
             return
-        if self._rejecting:
-            LOGGER.info("Agent %s: health payloads are valid again", self.agent_id)
-            self._rejecting = False
+        self._accept()
         self.health = health
         self.health_received_at = time.time()
         if not msg.retain:
@@ -272,6 +274,13 @@ class AgentLink:
             self._notify()
 
     @callback
+    def _accept(self) -> None:
+        """End a run of bad payloads: the next one warns again."""
+        if self._rejecting:
+            LOGGER.info("Agent %s: payloads are valid again", self.agent_id)
+            self._rejecting = False
+
+    @callback
     def _reject(self, reason: str) -> None:
         """Keep the last good values; warn on the first of a run of bad payloads only."""
         self.rejected += 1
@@ -303,6 +312,3 @@ def _text(payload: str | bytes | bytearray) -> str | None:
     if isinstance(payload, bytes | bytearray):
         payload = payload.decode("utf-8", errors="replace")
     return payload.strip() or None
-
-
-type FarmAgentConfigEntry = ConfigEntry[AgentLink]

@@ -198,6 +198,3 @@ class FarmResilienceHub:
         """Return what goes to storage: the window only, never pending commands."""
         self._save_pending = False
         return self.statistics.as_dict()
-
-
-type FarmResilienceConfigEntry = ConfigEntry[FarmResilienceHub]
