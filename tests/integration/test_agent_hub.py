@@ -9,7 +9,7 @@ from homeassistant.const import EVENT_HOMEASSISTANT_STARTED
 from homeassistant.core import CoreState, HomeAssistant
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
 
-from custom_components.farm_resilience.const import EVENT_DEGRADED, EVENT_RECOVERED
+from custom_components.farm_resilience.const import DOMAIN, EVENT_DEGRADED, EVENT_RECOVERED
 from tools.services import Mosquitto
 
 from .mqtt_support import (
@@ -272,3 +272,25 @@ async def test_unloading_an_agent_entry_removes_its_reasons_from_the_hub(
 
     assert reasons(hass) == []
     assert hub_entry.runtime_data.agents.links() == []
+
+
+async def test_a_hub_added_after_the_agent_finds_it(
+    hass: HomeAssistant,
+    mqtt_entry: MockConfigEntry,
+    stand_in: StandInAgent,
+    agent_entry: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
+    options: dict[str, object],
+) -> None:
+    stand_in.status(ONLINE)
+    stand_in.health(WITH_PROBLEMS["health"])
+    assert await hass.config_entries.async_setup(agent_entry.entry_id)
+    await wait_until(hass, freezer, lambda: agent_entry.runtime_data.available, "the agent")
+
+    hub_entry = MockConfigEntry(domain=DOMAIN, unique_id="hub", data={}, options=options)
+    hub_entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(hub_entry.entry_id)
+    await hass.async_block_till_done()
+
+    assert len(reasons(hass)) == 4
+    assert hub_entry.runtime_data.agents.links() == [agent_entry.runtime_data]
