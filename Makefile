@@ -15,6 +15,9 @@ PGMQ := pgmq==1.1.4
 DEBIAN_PACKAGES := mosquitto pgbouncer postgresql-15
 PACKAGES := agent/farm_agent custom_components/farm_resilience
 PYTEST_ARGS ?=
+# Some machines' pip configuration names package folders that do not exist; pip warns
+# about each one for every package. Keep the output readable, keep pip's exit status.
+PIP_QUIET := 2>&1 | { grep -v '^WARNING: Location' || true; }; test $${PIPESTATUS[0]} -eq 0
 
 .PHONY: help venv system-deps lint test test-311 test-agent test-ha demo bench soak clean
 
@@ -43,16 +46,16 @@ system-deps:
 $(VENV)/.installed: pyproject.toml
 	@[ -n "$(PY313)" ] || { echo "Python 3.13 not found: install it (pyenv install 3.13.0) or pass PY313=/path/to/python3.13" >&2; exit 1; }
 	@[ -x $(VENV)/bin/python ] || $(PY313) -m venv $(VENV)
-	$(VENV)/bin/pip install -q --disable-pip-version-check -e '.[ha]'
+	$(VENV)/bin/pip install -q --disable-pip-version-check -e '.[ha]' $(PIP_QUIET)
 	@# pgmq's client pins an orjson newer than Home Assistant's; only its SQL is used.
-	$(VENV)/bin/pip install -q --disable-pip-version-check --no-deps '$(PGMQ)'
+	$(VENV)/bin/pip install -q --disable-pip-version-check --no-deps '$(PGMQ)' $(PIP_QUIET)
 	@touch $@
 
 $(VENV311)/.installed: pyproject.toml
 	@[ -n "$(PY311)" ] || { echo "Python 3.11 not found: the agent's tests run on it too (pyenv install 3.11) or pass PY311=..." >&2; exit 1; }
 	@[ -x $(VENV311)/bin/python ] || $(PY311) -m venv $(VENV311)
-	$(VENV311)/bin/pip install -q --disable-pip-version-check -e '.[test]'
-	$(VENV311)/bin/pip install -q --disable-pip-version-check --no-deps '$(PGMQ)'
+	$(VENV311)/bin/pip install -q --disable-pip-version-check -e '.[test]' $(PIP_QUIET)
+	$(VENV311)/bin/pip install -q --disable-pip-version-check --no-deps '$(PGMQ)' $(PIP_QUIET)
 	@touch $@
 
 venv: $(VENV)/.installed $(VENV311)/.installed

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+# Imported here, near the bottom of the stack: Python 3.11.7 can fail to compile
+# hypothesis when pytest first imports it deep inside its session-finish hooks.
+import hypothesis  # noqa: F401
 import pytest
 
 # pytest-homeassistant-custom-component puts its own `custom_components` package

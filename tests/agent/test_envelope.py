@@ -73,7 +73,7 @@ def test_timestamps_are_utc_with_milliseconds_and_z() -> None:
     assert format_timestamp(1.9999) == "1970-01-01T00:00:01.999Z"
 
 
-@settings(max_examples=2000, deadline=None)
+@settings(max_examples=10_000, deadline=None)
 @given(payload=st.binary(max_size=300), topic=st.text(min_size=1, max_size=60))
 def test_any_payload_yields_a_serialisable_envelope_or_a_reasoned_dead_letter(
     payload: bytes, topic: str
