@@ -7,6 +7,7 @@ with a client id of its own and leaves no session behind.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import sqlite3
@@ -71,7 +72,8 @@ def spool_depth(path: Path) -> int:
         return 0
     try:
         # The spool's own table (spool.py), read-only: the running agent keeps writing it.
-        with sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=2) as spool:
+        uri = f"{path.as_uri()}?mode=ro"
+        with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=2)) as spool:
             return int(spool.execute("SELECT count(*) FROM readings").fetchone()[0])
     except sqlite3.Error as err:
         _LOGGER.warning("cannot read the spool %s (%s); its depth shows as 0", path, err)
