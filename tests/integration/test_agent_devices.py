@@ -285,9 +285,12 @@ async def test_replayed_online_counts_only_with_health_newer_than_the_offline(
         old.health(with_ts(HEALTHY, replayed_ts))
         old.leave()
 
+    health_seen_at = link.health_received_at
     await restart_broker(hass, freezer, caplog, broker, broker_replays_online)
     await wait_until(hass, freezer, lambda: link.status == ONLINE, "the replayed status")
-    await wait_until(hass, freezer, lambda: link.health_received_at is not None, "health")
+    await wait_until(
+        hass, freezer, lambda: link.health_received_at != health_seen_at, "the replayed health"
+    )
     await settle(hass)
 
     assert link.online is available

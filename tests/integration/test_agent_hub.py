@@ -285,7 +285,8 @@ async def test_a_hub_added_after_the_agent_finds_it(
     stand_in.status(ONLINE)
     stand_in.health(WITH_PROBLEMS["health"])
     assert await hass.config_entries.async_setup(agent_entry.entry_id)
-    await wait_until(hass, freezer, lambda: agent_entry.runtime_data.available, "the agent")
+    link = agent_entry.runtime_data
+    await wait_until(hass, freezer, lambda: link.available and link.health is not None, "agent")
 
     hub_entry = MockConfigEntry(domain=DOMAIN, unique_id="hub", data={}, options=options)
     hub_entry.add_to_hass(hass)
