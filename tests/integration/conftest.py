@@ -111,14 +111,16 @@ async def advance(hass: HomeAssistant, freezer: FrozenDateTimeFactory, seconds: 
 
 
 @pytest.fixture
-def broker(socket_enabled: None, request: pytest.FixtureRequest) -> Mosquitto:
+def broker(socket_enabled: None, request: pytest.FixtureRequest) -> Iterator[Mosquitto]:
     """The session's throwaway Mosquitto, reachable: HA tests allow loopback sockets only here.
 
-    Requested lazily so the session broker starts while sockets are allowed.
+    Requested lazily so the session broker starts while sockets are allowed; running
+    again after the test even if the test failed while it was stopped.
     """
     mosquitto: Mosquitto = request.getfixturevalue("mosquitto")
     clear_retained(mosquitto.port, STATUS_TOPIC, HEALTH_TOPIC)
-    return mosquitto
+    yield mosquitto
+    mosquitto.start()
 
 
 @pytest.fixture
