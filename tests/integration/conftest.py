@@ -171,4 +171,5 @@ def stand_in(broker: Mosquitto) -> Iterator[StandInAgent]:
     agent = StandInAgent(broker.port)
     yield agent
     agent.leave()
+    broker.start()  # if the test failed while it was stopped
     clear_retained(broker.port, STATUS_TOPIC, HEALTH_TOPIC)

@@ -48,6 +48,7 @@ def agent(
     process = AgentProcess(write_config(tmp_path / f"{AGENT}.yaml", config))
     yield process
     process.stop()
+    broker.start()  # if the test failed while it was stopped
     clear_retained(broker.port, *TOPICS)
 
 
