@@ -14,7 +14,7 @@ VENV311 := .venv311
 PGMQ := pgmq==1.1.4
 DEBIAN_PACKAGES := mosquitto pgbouncer postgresql-15
 PACKAGES := agent/farm_agent custom_components/farm_resilience
-PYTEST_ARGS ?=
+PYTEST_ARGS ?= --durations=5
 # Some machines' pip configuration names package folders that do not exist; pip warns
 # about each one for every package. Keep the output readable, keep pip's exit status.
 PIP_QUIET := 2>&1 | { grep -v '^WARNING: Location' || true; }; test $${PIPESTATUS[0]} -eq 0
@@ -72,13 +72,16 @@ test-311: system-deps $(VENV311)/.installed
 # The agent and the end-to-end runs on Python 3.13, without the Home Assistant
 # plugin (it blocks sockets and polices threads for every test in its session).
 test-agent: system-deps $(VENV)/.installed
-	$(VENV)/bin/python -m pytest -p no:homeassistant tests/agent tests/e2e $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest -p no:homeassistant -p no:sugar tests/agent tests/e2e $(PYTEST_ARGS)
 
 # Home Assistant core with the integration (pytest-homeassistant-custom-component).
 test-ha: system-deps $(VENV)/.installed
-	$(VENV)/bin/python -m pytest tests/integration $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest -p no:sugar tests/integration $(PYTEST_ARGS)
 
-test: system-deps venv lint test-311 test-agent test-ha
+# The three runs use their own throwaway services and mostly wait on them: run them
+# side by side (output shown per run as each finishes).
+test: system-deps venv lint
+	@$(MAKE) --no-print-directory -j3 --output-sync=target test-311 test-agent test-ha
 
 demo: system-deps $(VENV)/.installed
 	$(VENV)/bin/python -m tools.demo
@@ -87,7 +90,7 @@ bench: system-deps $(VENV)/.installed
 	$(VENV)/bin/python -m bench
 
 soak: system-deps $(VENV)/.installed
-	FARM_SOAK=1 $(VENV)/bin/python -m pytest tests/e2e -m soak $(PYTEST_ARGS)
+	FARM_SOAK=1 $(VENV)/bin/python -m pytest -p no:homeassistant -p no:sugar tests/e2e $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) $(VENV311) .mypy_cache .pytest_cache .ruff_cache

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 
 # Imported here, near the bottom of the stack: Python 3.11.7 can fail to compile
@@ -13,6 +14,9 @@ import pytest
 # on the path; importing ours first makes the loader find farm_resilience.
 import custom_components  # noqa: F401
 from tools.services import Mosquitto, PgBouncer, Postgres, Services
+
+# A SIGTERMed test run unwinds like Ctrl-C, so the fixtures still stop their services.
+signal.signal(signal.SIGTERM, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,6 @@ with a client id of its own and leaves no session behind.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 import sqlite3
@@ -25,6 +24,7 @@ from farm_agent.logs import secrets_of
 from farm_agent.metrics import RelayFigures
 from farm_agent.mqtt import MqttLink
 from farm_agent.probes import Prober
+from farm_agent.spool import read_depth
 
 _LOGGER = logging.getLogger(__name__)
 EXIT_OK = 0
@@ -68,13 +68,8 @@ def idle_relay(spool_path: Path) -> RelayFigures:
 
 def spool_depth(path: Path) -> int:
     """Readings in the spool file, read-only (the agent may be running); 0 if there is none."""
-    if not path.exists():
-        return 0
     try:
-        # The spool's own table (spool.py), read-only: the running agent keeps writing it.
-        uri = f"{path.as_uri()}?mode=ro"
-        with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=2)) as spool:
-            return int(spool.execute("SELECT count(*) FROM readings").fetchone()[0])
+        return read_depth(path)
     except sqlite3.Error as err:
         _LOGGER.warning("cannot read the spool %s (%s); its depth shows as 0", path, err)
         return 0

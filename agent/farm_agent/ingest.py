@@ -39,6 +39,10 @@ class Ingest:
         self._accepting = True
         self._warned_no_session = False
         self.backpressure = False
+        config = link.config
+        self._not_readings = (f"{config.topic_prefix}/agent/",) + (
+            (f"{config.discovery_prefix}/",) if config.discovery_prefix else ()
+        )
         link.client.on_message = self._on_message
         link.add_connect_listener(self._on_connected)
 
@@ -50,6 +54,11 @@ class Ingest:
         except UnicodeDecodeError:
             # Brokers refuse such topics; keep the reading rather than lose it.
             topic = message._topic.decode("utf-8", "backslashreplace")
+        if topic.startswith(self._not_readings):
+            # The agents' own status, health and discovery: never readings, not relayed.
+            if message.qos > 0:
+                client.ack(message.mid, message.qos)
+            return
         arrival = Arrival(
             topic, message.payload, message.mid, message.qos, bool(message.dup), time.time()
         )

@@ -10,6 +10,7 @@ identical readings sent as two packets stay two.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import secrets
@@ -191,6 +192,15 @@ class _Transaction:
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         self._db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+
+
+def read_depth(path: Path) -> int:
+    """Readings waiting in a spool file, read without writing (the agent may be running)."""
+    if not path.exists():
+        return 0
+    uri = f"{path.as_uri()}?mode=ro"
+    with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=2)) as db:
+        return int(db.execute("SELECT count(*) FROM readings").fetchone()[0])
 
 
 class AsyncSpool:
