@@ -154,6 +154,21 @@ def test_unusable_spool_file_is_a_clear_error_not_a_silent_reset(
     assert spool.read_bytes().startswith(b"this is not an SQLite database")
 
 
+def test_spool_that_cannot_be_created_is_a_clear_error(
+    make_config: Callable[..., dict[str, Any]], tmp_path: Path
+) -> None:
+    not_a_folder = tmp_path / "not-a-folder"
+    not_a_folder.write_text("a file where the spool's folder should be")
+    config = make_config(spool={"path": str(not_a_folder / "spool.db")})
+    path = write_config(tmp_path / "agent.yaml", config)
+
+    result = farm_agent("run", "--config", str(path))
+
+    assert result.returncode == 1
+    assert f"spool folder {not_a_folder} is not usable" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 async def test_sigterm_flushes_and_exits_0_within_10_s_and_the_next_run_finishes_the_work(
     make_config: Callable[..., dict[str, Any]],
     start_agent: Callable[..., AgentProcess],
