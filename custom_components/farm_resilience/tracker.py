@@ -197,8 +197,8 @@ class CommandTracker:
         now = event.time_fired_timestamp
         timeout = self._timeouts.pop(event.context.id, self.timeout)
         for entity_id in self._targets(domain, service_data):
-            if (state := self.hass.states.get(entity_id)) is None:
-                continue
+            # A followed entity without a state has been removed: judged as unavailable.
+            state = self.hass.states.get(entity_id) or State(entity_id, STATE_UNAVAILABLE)
             if (expectation := expect(domain, service, service_data, state)) is None:
                 continue
             command = PendingCommand(

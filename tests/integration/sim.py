@@ -127,6 +127,11 @@ class SimEntity(Entity):
         """Let the farm reach the entity by entity id."""
         self.farm.entities[self.entity_id] = self
 
+    async def async_will_remove_from_hass(self) -> None:
+        """Forget the entity: a removed entity is no device of the farm any more."""
+        if self.farm.entities.get(self.entity_id) is self:
+            del self.farm.entities[self.entity_id]
+
     def set_available(self, available: bool) -> None:
         """Simulate the device dropping off the network or coming back."""
         self._attr_available = available
