@@ -1,164 +1,108 @@
-"""`make demo`: throwaway services, the agent and a simulated farm, with a live status line.
+"""`make demo`: a simulated farm, the agent and a real Home Assistant, with a live status line.
 
-Ctrl-C, or `DEMO_SECONDS=N` (no terminal needed), stops everything and prints a summary.
+Ctrl-C, or `DEMO_SECONDS=N` (no terminal needed), prints a summary read from Home
+Assistant's API and the agent, then stops everything; nothing is left running or on disk.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import os
 import signal
-import subprocess
 import sys
-import tempfile
-import threading
 import time
-import urllib.request
-from pathlib import Path
 
-import asyncpg
-import yaml
+from tools.demo_stack import AGENT_ID, DemoStack, Figures
+from tools.home_assistant import HomeAssistantError
+from tools.services import ServiceError
 
-from tools.farm_simulator import FarmSimulator, farm_sensors
-from tools.services import Services, free_port
-
-STATUS_EVERY_S = 3.0
-SENSORS = 20
+STATUS_EVERY_S = 5.0
 
 
-def metric(page: str, name: str, labels: str = "") -> float:
-    wanted = f"{name}{{{labels}}}" if labels else name
-    for line in page.splitlines():
-        if line.startswith(wanted + " "):
-            return float(line.split()[-1])
-    return 0.0
+def _value(value: float | None, unit: str = "", digits: int = 1) -> str:
+    return "unknown" if value is None else f"{value:.{digits}f}{unit}"
 
 
-def read_metrics(port: int) -> str:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
-            return str(response.read().decode())
-    except OSError:
-        return ""
-
-
-def route_of(page: str) -> str:
-    for route in ("pooler", "direct"):
-        if metric(page, "farm_agent_backend_route", f'route="{route}"') == 1:
-            return route
-    return "none"
-
-
-async def queue_depth(dsn: str, queue: str) -> int:
-    connection = await asyncpg.connect(dsn)
-    try:
-        return int(await connection.fetchval("SELECT count(*) FROM pgmq.q_" + queue))
-    except asyncpg.UndefinedTableError:
-        return 0
-    finally:
-        await connection.close()
-
-
-def write_agent_config(folder: Path, services: Services, mqtt_port: int, http: int) -> Path:
-    config = {
-        "agent_id": "demo-farm",
-        "mqtt": {"host": "127.0.0.1", "port": mqtt_port, "topics": ["farm/#"]},
-        "backend": {"pooler_dsn": services.pgbouncer.dsn, "direct_dsn": services.postgres.dsn},
-        "spool": {"path": str(folder / "spool.db")},
-        "probes": {"interval_s": 5},
-        "http": {"listen": f"127.0.0.1:{http}"},
-    }
-    path = folder / "agent.yaml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return path
-
-
-def status_line(page: str, queued: int, elapsed: float) -> str:
+def status_line(figures: Figures, elapsed: float) -> str:
+    agent = "online" if figures.agent_online else "NOT ONLINE"
     return (
-        f"[{elapsed:6.0f} s] received {metric(page, 'farm_agent_readings_received_total'):7.0f}"
-        f" | relayed {metric(page, 'farm_agent_readings_relayed_total'):7.0f}"
-        f" | spooled {metric(page, 'farm_agent_spool_depth'):5.0f}"
-        f" | dead-lettered {metric(page, 'farm_agent_readings_dead_lettered_total'):3.0f}"
-        f" | route {route_of(page):6} | in queue {queued}"
+        f"[{elapsed:5.0f} s] commands {figures.commands or 0:4}"
+        f" | success {_value(figures.success_rate, ' %')}"
+        f" | p95 {_value(figures.latency_p95, ' s', 2)}"
+        f" | degraded {'yes' if figures.degraded else 'no'}"
+        f" | agent {agent}, route {figures.route}"
+        f" | relayed {figures.relayed:6.0f} | spooled {figures.spooled:3.0f}"
     )
 
 
-def start_agent(folder: Path, config: Path) -> subprocess.Popen[bytes]:
-    with (folder / "agent.log").open("wb") as log:
-        return subprocess.Popen(
-            [sys.executable, "-m", "farm_agent", "run", "--config", str(config)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+def summary(figures: Figures) -> str:
+    problems = [*figures.reasons, *(f"agent {AGENT_ID}: {p}" for p in figures.agent_problems)]
+    lines = [
+        "Summary (Home Assistant's API and the agent's /metrics)",
+        f"  commands          {figures.commands or 0} measured by Farm Resilience,"
+        f" {_value(figures.failed, digits=0)} failed"
+        f" (the simulated devices ignored {figures.device_ignored}"
+        f" of the {figures.device_commands} they received)",
+        f"  success rate      {_value(figures.success_rate, ' %')}",
+        f"  latency p50, p95  {_value(figures.latency_p50, ' s', 2)},"
+        f" {_value(figures.latency_p95, ' s', 2)}",
+        f"  readings relayed  {figures.relayed:.0f} of {figures.received:.0f} received"
+        f" ({figures.dead_lettered:.0f} dead-lettered, {figures.spooled:.0f} still spooled;"
+        f" Home Assistant's last health shows {_value(figures.relayed_in_ha, digits=0)})",
+        f"  route             {figures.route}",
+        f"  problems          {problems[0] if problems else 'none'}",
+        *(f"                    {problem}" for problem in problems[1:]),
+    ]
+    return "\n".join(lines)
 
 
-def watch(
-    agent: subprocess.Popen[bytes],
-    dsn: str,
-    http: int,
-    seconds: float | None,
-    stop: threading.Event,
-) -> bool:
-    """Print the status line until stopped; False if the agent died."""
+def watch(stack: DemoStack, seconds: float | None) -> None:
+    """Print the status line until `seconds` pass or Ctrl-C; raise if the agent dies."""
     started = time.monotonic()
-    while not stop.wait(STATUS_EVERY_S):
-        elapsed = time.monotonic() - started
-        queued = asyncio.run(queue_depth(dsn, "sensor_readings"))
-        print(status_line(read_metrics(http), queued, elapsed), flush=True)
-        if agent.poll() is not None:
-            return False
-        if seconds is not None and elapsed >= seconds:
-            break
-    return True
+    try:
+        while seconds is None or time.monotonic() - started < seconds:
+            time.sleep(STATUS_EVERY_S)
+            if not stack.agent_running():
+                raise ServiceError("the agent exited")
+            print(status_line(stack.figures(), time.monotonic() - started), flush=True)
+    except KeyboardInterrupt:
+        print()
 
 
 def main() -> int:
     seconds = float(os.environ.get("DEMO_SECONDS", "0")) or None
-    stop = threading.Event()
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    print("Starting throwaway PostgreSQL+PGMQ, PgBouncer and Mosquitto ...", flush=True)
-    services = Services()
-    folder = Path(tempfile.mkdtemp(prefix="farm-demo-"))
-    agent: subprocess.Popen[bytes] | None = None
-    simulator: FarmSimulator | None = None
+    # SIGTERM stops the demo as Ctrl-C does.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    started = time.monotonic()
+    stack = DemoStack()
+    figures: Figures | None = None
     try:
-        broker = services.mosquitto()
-        http = free_port()
-        agent = start_agent(folder, write_agent_config(folder, services, broker.port, http))
-        simulator = FarmSimulator("127.0.0.1", broker.port, farm_sensors(SENSORS))
-        simulator.start()
-        print(f"Agent running: metrics http://127.0.0.1:{http}/metrics, log {folder}/agent.log")
-        print(f"Farm simulator: {SENSORS} sensors, one reading per second each")
+        stack.start()
+        print(
+            f"\nReady in {time.monotonic() - started:.0f} s.\n"
+            f"  Home Assistant  {stack.dashboard_url}\n"
+            f"  log in as       {stack.login.username} / {stack.login.password}\n"
+            f"  agent metrics   http://127.0.0.1:{stack.agent_http}/metrics\n"
+            "The demo automations toggle the pumps and valves every 10 s; the devices answer"
+            " in 0.2-2 s and ignore a few percent of commands.",
+            flush=True,
+        )
         print("Ctrl-C stops everything." if seconds is None else f"Running for {seconds:.0f} s.")
-        dsn = services.postgres.dsn
-        if not watch(agent, dsn, http, seconds, stop):
-            print(f"agent exited with {agent.returncode}; its log:")
-            print((folder / "agent.log").read_text()[-3000:])
-            return 1
-        simulator.stop()
-        simulator = None
-        time.sleep(1)
-        page = read_metrics(http)
-        queued = asyncio.run(queue_depth(dsn, "sensor_readings"))
-        agent.send_signal(signal.SIGTERM)
-        exit_code = agent.wait(15)
-        print("\nSummary")
-        print(status_line(page, queued, 0).split("] ", 1)[1])
-        print(f"agent stopped with exit code {exit_code}")
-        return 0 if exit_code == 0 and queued > 0 else 1
+        watch(stack, seconds)
+        figures = stack.figures()
+        print(summary(figures), flush=True)
+    except KeyboardInterrupt:
+        print("\nInterrupted while starting.")
+    except (HomeAssistantError, ServiceError, OSError) as err:
+        print(f"\nThe demo failed: {err}\n{stack.logs()}", file=sys.stderr)
     finally:
-        if simulator is not None:
-            simulator.stop()
-        if agent is not None and agent.poll() is None:
-            agent.kill()
-            agent.wait()
-        services.close()
-        with contextlib.suppress(OSError):
-            for path in folder.iterdir():
-                path.unlink()
-            folder.rmdir()
+        # A second Ctrl-C must not cut the clean-up short.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        print("Stopping Home Assistant, the farm, the agent and the services ...", flush=True)
+        stack.close()
+    print(f"Everything stopped; agent exit code {stack.agent_exit_code}.")
+    ok = figures is not None and (figures.commands or 0) > 0 and figures.relayed > 0
+    return 0 if ok and stack.agent_exit_code == 0 else 1
 
 
 if __name__ == "__main__":
