@@ -70,7 +70,9 @@ def watch(stack: DemoStack, seconds: float | None) -> None:
 
 def main() -> int:
     seconds = float(os.environ.get("DEMO_SECONDS", "0")) or None
-    # SIGTERM stops the demo as Ctrl-C does.
+    # Ctrl-C and SIGTERM stop the demo, even where it was started with SIGINT ignored
+    # (a background job of a script).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     started = time.monotonic()
     stack = DemoStack()
