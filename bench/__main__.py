@@ -24,9 +24,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from bench import home_assistant, machine, settings
+from bench import home_assistant, machine, report, settings
 from bench.relay import RelayBench
-from bench.report import Report
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -58,7 +57,7 @@ def main() -> int:
         return 130
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    text = Report(config, described, relay, ha, time.monotonic() - started).render()
+    text = report.render(config, described, relay, ha, time.monotonic() - started)
     Path(config.output).write_text(text)
     console.print(text.split("## Relay throughput")[0])
     console.print(f"written to {config.output} in {(time.monotonic() - started) / 60:.1f} min")

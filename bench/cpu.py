@@ -7,10 +7,13 @@ a faster relay needs fewer CPU-seconds per reading, and this says whose they are
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 TICKS = os.sysconf("SC_CLK_TCK")
+# Entries of a CPU account that are not CPU seconds of a part.
+NOT_PARTS = ("machine_busy", "busy_s", "wall_s")
 
 
 def machine_ticks() -> tuple[int, int]:
@@ -78,6 +81,7 @@ class CpuMeter:
         self._groups = groups
         self._trees = trees
         self._start: CpuSnapshot | None = None
+        self._started_at = 0.0
 
     def _snapshot(self) -> CpuSnapshot:
         processes = {
@@ -91,9 +95,10 @@ class CpuMeter:
 
     def start(self) -> None:
         self._start = self._snapshot()
+        self._started_at = time.monotonic()
 
     def stop(self) -> dict[str, float]:
-        """CPU seconds per group since `start()`, plus `machine_busy` (0-1, all cores)."""
+        """CPU seconds per group since `start()`, `machine_busy` (0-1, all cores), `busy_s`."""
         assert self._start is not None
         end = self._snapshot()
         used = {
@@ -103,4 +108,20 @@ class CpuMeter:
         busy = end.machine[0] - self._start.machine[0]
         total = end.machine[1] - self._start.machine[1]
         used["machine_busy"] = busy / total if total else 0.0
+        used["busy_s"] = busy / TICKS
+        used["wall_s"] = time.monotonic() - self._started_at
         return used
+
+
+def add_others(used: dict[str, float], **measured_elsewhere: float) -> dict[str, float]:
+    """Add parts measured elsewhere and `others`: busy CPU no part of the benchmark used."""
+    used = {**used, **measured_elsewhere}
+    ours = sum(value for name, value in used.items() if name not in NOT_PARTS)
+    used["others"] = max(0.0, used["busy_s"] - ours)
+    return used
+
+
+def others_share(used: dict[str, float]) -> float:
+    """The share of the whole machine (all cores) that other processes took during a run."""
+    capacity = used.get("wall_s", 0.0) * (os.cpu_count() or 1)
+    return used.get("others", 0.0) / capacity if capacity else 0.0

@@ -49,7 +49,7 @@ def run(settings: HaSettings, progress: Progress) -> HaResults:
     results = HaResults(version=__version__)
     total = settings.runs * (3 * settings.writes + 2 * settings.commands)
     task = progress.add_task(
-        f"Home Assistant, {settings.writes:,} writes x {settings.runs} x 3 ways", total=total
+        f"Home Assistant, {settings.writes:,} writes x {settings.runs} runs x 3", total=total
     )
     results.overhead = _run(
         [

@@ -29,8 +29,9 @@ class RelayProcess:
     # The baseline reports readiness on stdout; the agent logs there.
     stdout_to_log = True
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, queue: str) -> None:
         self.folder = folder
+        self.queue = queue
         self.log_path = folder / f"{self.name}.log"
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -110,8 +111,7 @@ class AgentProcess(RelayProcess):
         queue: str,
         topic: str,
     ) -> None:
-        super().__init__(folder)
-        self.queue = queue
+        super().__init__(folder, queue)
         self.http_port = free_port()
         self.config: dict[str, Any] = {
             "agent_id": "bench",
@@ -201,8 +201,7 @@ class BaselineProcess(RelayProcess):
         batch_interval_ms: int,
         receive_maximum: int,
     ) -> None:
-        super().__init__(folder)
-        self.queue = queue
+        super().__init__(folder, queue)
         self._argv = [
             sys.executable,
             "-m",

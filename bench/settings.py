@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 
 from bench.layout import BENCH
-from bench.relay import RelaySettings
+from bench.measures import RelaySettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,18 +33,19 @@ def load() -> Settings:
     if quick:
         relay = RelaySettings(
             runs=3,
-            throughput_readings=20_000,
+            throughput_readings=10_000,
             latency_rates=(100, 1_000, 5_000),
-            latency_seconds=2.0,
-            drain_readings=20_000,
-            startup_runs=3,
-            warmup_readings=2_000,
+            latency_seconds=1.5,
+            drain_readings=10_000,
+            drain_runs=1,
+            startup_runs=2,
+            warmup_seconds=1.0,
         )
         ha = HaSettings(
             runs=3,
             entities=1_000,
-            writes=20_000,
-            commands=2_000,
+            writes=10_000,
+            commands=1_000,
             memory_runs=1,
             memory_entities=10_000,
             memory_outcomes=1_000_000,
@@ -56,11 +57,12 @@ def load() -> Settings:
             latency_rates=(100, 1_000, 5_000),
             latency_seconds=10.0,
             drain_readings=200_000,
+            drain_runs=3,
             startup_runs=5,
-            warmup_readings=10_000,
+            warmup_seconds=5.0,
         )
         ha = HaSettings(
-            runs=5,
+            runs=6,
             entities=1_000,
             writes=100_000,
             commands=10_000,
