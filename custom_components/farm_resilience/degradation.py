@@ -8,7 +8,8 @@ from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 
 from .const import EVENT_DEGRADED, EVENT_RECOVERED, OUTCOME_SUCCESS
 from .models import HubOptions
-from .statistics import EntityFigures, WindowFigures
+from .ranking import EntityFigures
+from .statistics import WindowFigures
 
 # A provider returns the causes it sees right now, in plain words.
 type ReasonProvider = Callable[[float], list[str]]
@@ -47,10 +48,14 @@ class Degradation:
 
 def statistics_reasons(
     figures: WindowFigures,
-    offenders: list[EntityFigures],
+    below_target: list[EntityFigures],
     options: HubOptions,
 ) -> list[str]:
-    """Return the command statistics' reasons: success and latency targets missed."""
+    """Return the command statistics' reasons: success and latency targets missed.
+
+    `below_target`: the entities with at least `min_samples` commands and a success
+    rate below the target, each of which is a reason.
+    """
     reasons: list[str] = []
     target = options.success_target
     rate = figures.success_rate
@@ -67,9 +72,8 @@ def statistics_reasons(
             f"({successes} successful commands)"
         )
     reasons.extend(
-        f"{offender.entity_id}: {offender.failed} of {offender.commands} commands failed "
-        f"({offender.success_rate:.1f} % < {target:g} %)"
-        for offender in offenders
-        if offender.commands >= options.min_samples and offender.success_rate < target
+        f"{entity.entity_id}: {entity.failed} of {entity.commands} commands failed "
+        f"({entity.success_rate:.1f} % < {target:g} %)"
+        for entity in below_target
     )
     return reasons

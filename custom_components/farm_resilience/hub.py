@@ -23,11 +23,14 @@ from .const import (
 from .degradation import Degradation, statistics_reasons
 from .models import HubOptions, HubSnapshot
 from .outages import OutageMonitor
+from .ranking import EntityFigures
 from .staleness import StaleMonitor
-from .statistics import BUCKET_SECONDS, EntityFigures, WindowFigures, WindowStatistics
+from .statistics import BUCKET_SECONDS, WindowFigures, WindowStatistics
 from .tracker import CommandOutcome, CommandTracker
 
 WORST_OFFENDERS = 10
+# Window figures, worst offenders, entities below the success target.
+type _Figures = tuple[WindowFigures, list[EntityFigures], list[EntityFigures]]
 
 
 class FarmResilienceHub:
@@ -38,7 +41,11 @@ class FarmResilienceHub:
         self.hass = hass
         self.entry = entry
         self.options = options = HubOptions.from_options(entry.options)
-        self.statistics = WindowStatistics(options.window_hours)
+        self.statistics = WindowStatistics(
+            options.window_hours,
+            min_samples=options.min_samples,
+            success_target=options.success_target,
+        )
         self.degradation = Degradation(hass)
         self.outages = OutageMonitor(hass, options.outage_alert, self.async_schedule_update)
         self.staleness = StaleMonitor(
@@ -57,7 +64,7 @@ class FarmResilienceHub:
         self._unsubs: list[CALLBACK_TYPE] = []
         self._update_scheduled = False
         self._save_pending = False
-        self._figures: tuple[WindowFigures, list[EntityFigures]] = self._compute_figures(0.0)
+        self._figures: _Figures = self._compute_figures(0.0)
         self.snapshot = HubSnapshot(self._figures[0], [], [], [], [])
 
     async def async_setup(self) -> None:
@@ -183,16 +190,17 @@ class FarmResilienceHub:
         for update in list(self._listeners):
             update()
 
-    def _compute_figures(self, now: float) -> tuple[WindowFigures, list[EntityFigures]]:
-        """Return the window figures and worst offenders as of `now`."""
+    def _compute_figures(self, now: float) -> _Figures:
+        """Return the window figures, worst offenders and entities below target as of `now`."""
         return (
             self.statistics.figures(now),
             self.statistics.worst_offenders(now, WORST_OFFENDERS),
+            self.statistics.below_target(now),
         )
 
     def _statistics_reasons(self, now: float) -> list[str]:
         """Reason provider for the command statistics."""
-        return statistics_reasons(self._figures[0], self._figures[1], self.options)
+        return statistics_reasons(self._figures[0], self._figures[2], self.options)
 
     def _stored_data(self) -> dict[str, Any]:
         """Return what goes to storage: the window only, never pending commands."""

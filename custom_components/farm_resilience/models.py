@@ -19,7 +19,8 @@ from .const import (
     CONF_WINDOW_HOURS,
     DEFAULT_OPTIONS,
 )
-from .statistics import EntityFigures, WindowFigures
+from .ranking import EntityFigures
+from .statistics import WindowFigures
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

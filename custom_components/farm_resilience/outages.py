@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -47,6 +48,10 @@ class OutageMonitor:
         self._on_change = on_change
         self._device_of: dict[str, str] = {}
         self._devices: dict[str, _Device] = {}
+        self._down: set[str] = set()
+        # When down devices become outages; an entry whose device came back or went
+        # down again since is skipped when it comes up. Nothing scans every device.
+        self._alarms: list[tuple[float, str]] = []
         self.outages: dict[str, str] = {}
         self.armed_at: float | None = None
         self._check = EarliestCall(hass, self.async_evaluate)
@@ -55,6 +60,8 @@ class OutageMonitor:
     def async_arm(self, now: float) -> None:
         """Allow alarms: outages count from `now` at the earliest (no start-up false alarms)."""
         self.armed_at = now
+        for key in self._down:
+            self._add_alarm(key)
         self.async_evaluate(now)
 
     @callback
@@ -73,42 +80,35 @@ class OutageMonitor:
             device.unavailable.add(entity_id)
         if device.is_down == was_down:
             return
-        device.down_since = now if device.is_down else None
         if device.is_down:
-            self._request_check(device)
-        elif key in self.outages:
-            self.async_evaluate(now)
+            device.down_since = now
+            self._down.add(key)
+            self._add_alarm(key)
+        else:
+            device.down_since = None
+            self._down.discard(key)
+            if key in self.outages:
+                del self.outages[key]
+                ir.async_delete_issue(self.hass, DOMAIN, _issue_id(key))
+                self._on_change()
 
     @callback
     def async_evaluate(self, now: float) -> None:
-        """Raise or clear outages and their repair issues; ask to run at the next threshold."""
-        outages: dict[str, str] = {}
-        for key, device in self._devices.items():
-            if device.down_since is None or self.armed_at is None:
-                continue
-            if now >= self._alarm_time(device):
-                outages[key] = device.name
-            else:
-                self._request_check(device)
-        if outages == self.outages:
-            return
-        for key in self.outages.keys() - outages.keys():
-            ir.async_delete_issue(self.hass, DOMAIN, _issue_id(key))
-        for key in outages.keys() - self.outages.keys():
-            ir.async_create_issue(
-                self.hass,
-                DOMAIN,
-                _issue_id(key),
-                is_fixable=False,
-                severity=ir.IssueSeverity.ERROR,
-                translation_key="device_down",
-                translation_placeholders={
-                    "device": outages[key],
-                    "seconds": f"{self.outage_alert:g}",
-                },
-            )
-        self.outages = outages
-        self._on_change()
+        """Raise the outages whose time has come; ask to run again at the next one."""
+        raised = False
+        while self._alarms and self._alarms[0][0] <= now:
+            at, key = heapq.heappop(self._alarms)
+            device = self._devices[key]
+            if device.down_since is None or self._alarm_time(device) != at:
+                continue  # back up, or down again since: a later alarm stands for it
+            if key not in self.outages:
+                self.outages[key] = device.name
+                self._create_issue(key, device.name)
+                raised = True
+        if self._alarms:
+            self._check.request(self._alarms[0][0])
+        if raised:
+            self._on_change()
 
     @callback
     def async_stop(self) -> None:
@@ -117,6 +117,7 @@ class OutageMonitor:
         for key in self.outages:
             ir.async_delete_issue(self.hass, DOMAIN, _issue_id(key))
         self.outages = {}
+        self._alarms.clear()
 
     def reasons(self, now: float) -> list[str]:
         """Return one plain-words reason per device in outage."""
@@ -130,7 +131,7 @@ class OutageMonitor:
         """Return the names of devices down right now (any duration) with their start time."""
         return {
             device.name: device.down_since
-            for device in self._devices.values()
+            for device in map(self._devices.__getitem__, self._down)
             if device.down_since is not None
         }
 
@@ -140,10 +141,24 @@ class OutageMonitor:
         assert self.armed_at is not None
         return max(device.down_since, self.armed_at) + self.outage_alert
 
-    def _request_check(self, device: _Device) -> None:
-        """Ask for an evaluation when the device would cross the outage threshold."""
+    def _add_alarm(self, key: str) -> None:
+        """Note when a down device crosses the outage threshold (nothing before arming)."""
         if self.armed_at is not None:
-            self._check.request(self._alarm_time(device))
+            at = self._alarm_time(self._devices[key])
+            heapq.heappush(self._alarms, (at, key))
+            self._check.request(at)
+
+    def _create_issue(self, key: str, name: str) -> None:
+        """Raise the repair issue of a device in outage."""
+        ir.async_create_issue(
+            self.hass,
+            DOMAIN,
+            _issue_id(key),
+            is_fixable=False,
+            severity=ir.IssueSeverity.ERROR,
+            translation_key="device_down",
+            translation_placeholders={"device": name, "seconds": f"{self.outage_alert:g}"},
+        )
 
     def _device_key(self, entity_id: str) -> str:
         """Return the device the entity belongs to, creating its record on first sight."""

@@ -25,11 +25,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from .const import (
+    DEFAULT_MIN_SAMPLES,
+    DEFAULT_SUCCESS_TARGET,
     OUTCOME_SUCCESS,
     OUTCOME_TIMEOUT,
     OUTCOME_UNAVAILABLE,
     OUTCOMES,
 )
+from .ranking import EntityFigures, EntityRanking
 
 BUCKET_SECONDS = 300
 ENTITY_SPANS = 12
@@ -94,20 +97,6 @@ class _EntitySpan:
 
 
 @dataclass(frozen=True, slots=True)
-class EntityFigures:
-    """How one entity did over the window."""
-
-    entity_id: str
-    commands: int
-    failed: int
-
-    @property
-    def success_rate(self) -> float:
-        """Return the percentage of counted commands that succeeded."""
-        return 100.0 * (self.commands - self.failed) / self.commands
-
-
-@dataclass(frozen=True, slots=True)
 class WindowFigures:
     """The window's figures: counts per outcome, success rate and latency quantiles."""
 
@@ -122,8 +111,14 @@ class WindowFigures:
 class WindowStatistics:
     """Outcome counts and latency histogram over the last `window_hours`."""
 
-    def __init__(self, window_hours: float) -> None:
-        """Start an empty window."""
+    def __init__(
+        self,
+        window_hours: float,
+        *,
+        min_samples: int = DEFAULT_MIN_SAMPLES,
+        success_target: float = DEFAULT_SUCCESS_TARGET,
+    ) -> None:
+        """Start an empty window; entities are judged against `success_target`."""
         self.window_s = window_hours * 3600
         self.entity_span_s = self.window_s / ENTITY_SPANS
         self._buckets: deque[_Bucket] = deque()
@@ -131,6 +126,7 @@ class WindowStatistics:
         self._counts = [0] * len(OUTCOMES)
         self._histogram = _empty_histogram()
         self._entities: dict[str, list[int]] = {}
+        self._ranking = EntityRanking(min_samples, success_target)
 
     def record(self, entity_id: str, outcome: str, latency_s: float | None, now: float) -> None:
         """Count one outcome; latencies of successes go into the histogram."""
@@ -152,6 +148,8 @@ class WindowStatistics:
             span[1] += failed
             total[0] += 1
             total[1] += failed
+            if total[1]:
+                self._ranking.update(entity_id, *total)
 
     def figures(self, now: float) -> WindowFigures:
         """Return the window's figures as of `now`."""
@@ -168,16 +166,15 @@ class WindowStatistics:
             latency_p95=quantile(self._histogram, 0.95),
         )
 
-    def worst_offenders(self, now: float, limit: int, min_failed: int = 1) -> list[EntityFigures]:
-        """Return the entities with the lowest success rate (then most failures) first."""
+    def worst_offenders(self, now: float, limit: int) -> list[EntityFigures]:
+        """Return up to `limit` entities with failures: lowest success rate, most failures first."""
         self.expire(now)
-        offenders = [
-            EntityFigures(entity_id, commands, failed)
-            for entity_id, (commands, failed) in self._entities.items()
-            if failed >= min_failed
-        ]
-        offenders.sort(key=lambda f: (f.success_rate, -f.failed, f.entity_id))
-        return offenders[:limit]
+        return self._ranking.worst(limit)
+
+    def below_target(self, now: float) -> list[EntityFigures]:
+        """Return every entity below the success target with enough commands, worst first."""
+        self.expire(now)
+        return self._ranking.below_target()
 
     def expire(self, now: float) -> None:
         """Drop buckets and spans that lie wholly before the window."""
@@ -194,6 +191,8 @@ class WindowStatistics:
                 total = self._entities[entity_id]
                 total[0] -= commands
                 total[1] -= failed
+                if failed or total[1]:  # ranked before or after: its rate changed
+                    self._ranking.update(entity_id, *total)
                 if not total[0]:
                     del self._entities[entity_id]
 
@@ -204,6 +203,7 @@ class WindowStatistics:
         self._counts = [0] * len(OUTCOMES)
         self._histogram = _empty_histogram()
         self._entities.clear()
+        self._ranking.clear()
 
     def _bucket_at(self, now: float) -> _Bucket:
         """Return the bucket for `now`, opening one when time has moved on."""
@@ -262,4 +262,7 @@ class WindowStatistics:
                 total[0] += commands
                 total[1] += failed
             self._spans.append(_EntitySpan(float(stored["start"]), figures))
+        for entity_id, (commands, failed) in self._entities.items():
+            if failed:
+                self._ranking.update(entity_id, commands, failed)
         self.expire(now)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -104,6 +106,10 @@ class CommandTracker:
         self._on_availability = on_availability
         self.followed: set[str] = set()
         self.pending: dict[str, PendingCommand] = {}
+        # Deadlines in a heap, so the sweep looks only at what is due. An entry whose
+        # command has ended stays until its deadline comes up: at most one per command.
+        self._deadlines: list[tuple[float, int, PendingCommand]] = []
+        self._order = itertools.count()
         self._not_up: dict[str, bool | None] = {}
         self._timeouts: dict[str, float] = {}
         self._waiters: dict[tuple[str, str], asyncio.Future[CommandOutcome]] = {}
@@ -140,6 +146,7 @@ class CommandTracker:
     def async_drop_pending(self) -> None:
         """Forget pending commands (Home Assistant is stopping: they cannot be judged)."""
         self.pending.clear()
+        self._deadlines.clear()
         self._sweep.cancel()
         for waiter in self._waiters.values():
             waiter.cancel()
@@ -231,6 +238,7 @@ class CommandTracker:
             self._async_finish(command, OUTCOME_NOOP, command.called_at)
         else:
             self.pending[command.entity_id] = command
+            heapq.heappush(self._deadlines, (command.deadline, next(self._order), command))
             self._sweep.request(command.deadline)
 
     @callback
@@ -265,12 +273,17 @@ class CommandTracker:
     @callback
     def _async_sweep(self, now: float) -> None:
         """Time out every command past its deadline; ask to run again at the next deadline."""
-        expired = [command for command in self.pending.values() if command.deadline <= now]
-        for command in expired:
-            del self.pending[command.entity_id]
-            self._async_finish(command, OUTCOME_TIMEOUT, now)
-        if self.pending:
-            self._sweep.request(min(command.deadline for command in self.pending.values()))
+        deadlines = self._deadlines
+        while deadlines and deadlines[0][0] <= now:
+            command = heapq.heappop(deadlines)[2]
+            if self.pending.get(command.entity_id) is command:
+                del self.pending[command.entity_id]
+                self._async_finish(command, OUTCOME_TIMEOUT, now)
+        # Entries of commands that ended otherwise need no wake-up of their own.
+        while deadlines and self.pending.get(deadlines[0][2].entity_id) is not deadlines[0][2]:
+            heapq.heappop(deadlines)
+        if deadlines:
+            self._sweep.request(deadlines[0][0])
 
     @callback
     def _async_finish(

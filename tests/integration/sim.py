@@ -8,6 +8,7 @@ Resilience reports with what really happened.
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from collections.abc import Callable
@@ -24,7 +25,7 @@ from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.entity import Entity
-from homeassistant.helpers.entity_platform import AddEntitiesCallback
+from homeassistant.helpers.entity_platform import AddEntitiesCallback, async_get_platforms
 from homeassistant.helpers.event import async_call_later
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
@@ -33,6 +34,8 @@ from pytest_homeassistant_custom_component.common import (
     mock_integration,
     mock_platform,
 )
+
+from custom_components.farm_resilience.statistics import HISTOGRAM_MIN_S, HISTOGRAM_RATIO
 
 SIM_DOMAIN = "farm_sim"
 PLATFORMS = [Platform.COVER, Platform.LIGHT, Platform.SWITCH, Platform.VALVE]
@@ -69,6 +72,7 @@ class Farm:
     default: Behaviour = field(default_factory=Behaviour)
     behaviour: dict[str, Behaviour] = field(default_factory=dict)
     records: list[Record] = field(default_factory=list)
+    received: dict[str, int] = field(default_factory=dict)
     entities: dict[str, SimEntity] = field(default_factory=dict)
     due: list[float] = field(default_factory=list)
 
@@ -82,7 +86,7 @@ class Farm:
         behaviour = self.behaviour_of(entity.entity_id)
         record = Record(entity.entity_id, action, time.time())
         self.records.append(record)
-        received = sum(1 for r in self.records if r.entity_id == entity.entity_id)
+        received = self.received[entity.entity_id] = self.received.get(entity.entity_id, 0) + 1
         if received <= behaviour.drop_first or self.rng.random() < behaviour.drop_probability:
             return
         delay = behaviour.delay(self.rng)
@@ -150,6 +154,11 @@ class SimSwitch(SimEntity, SwitchEntity):
     async def async_turn_off(self, **kwargs: Any) -> None:
         """Switch off, maybe."""
         self.farm.command(self, "turn_off", lambda: setattr(self, "_attr_is_on", False))
+
+    def switch_by_hand(self, *, on: bool) -> None:
+        """Someone flips the relay at the device: a state change no command asked for."""
+        self._attr_is_on = on
+        self.async_write_ha_state()
 
 
 class SimValve(SimEntity, ValveEntity):
@@ -252,11 +261,11 @@ LAYOUT: Layout = {
 }
 
 
-def relay_boards(count: int) -> Layout:
-    """Return a layout of `count` relay boards with one switch each."""
+def relay_boards(count: int, start: int = 0) -> Layout:
+    """Return a layout of relay boards `start`..`count - 1` with one switch each."""
     return {
         f"Relay {index}": [(Platform.SWITCH, f"relay_{index}", f"Relay {index}")]
-        for index in range(count)
+        for index in range(start, count)
     }
 
 
@@ -266,6 +275,24 @@ _CLASSES: dict[Platform, type[SimEntity]] = {
     Platform.COVER: SimCover,
     Platform.LIGHT: SimLight,
 }
+
+
+def _entities_of(farm: Farm, layout: Layout, platform: Platform) -> list[SimEntity]:
+    """Return new entities of the layout for one platform."""
+    return [
+        _CLASSES[kind](farm, object_id, name, device)
+        for device, entities in layout.items()
+        for kind, object_id, name in entities
+        if kind is platform
+    ]
+
+
+async def async_add_to_farm(hass: HomeAssistant, farm: Farm, layout: Layout) -> None:
+    """Add devices to the running farm, as an integration does when it finds new ones."""
+    for platform in async_get_platforms(hass, SIM_DOMAIN):
+        if entities := _entities_of(farm, layout, Platform(platform.domain)):
+            await platform.async_add_entities(entities)
+    await hass.async_block_till_done()
 
 
 async def async_setup_farm(hass: HomeAssistant, farm: Farm, layout: Layout) -> ConfigEntry:
@@ -279,12 +306,7 @@ async def async_setup_farm(hass: HomeAssistant, farm: Farm, layout: Layout) -> C
         async def setup(
             hass: HomeAssistant, entry: ConfigEntry, add_entities: AddEntitiesCallback
         ) -> None:
-            add_entities(
-                _CLASSES[kind](farm, object_id, name, device)
-                for device, entities in layout.items()
-                for kind, object_id, name in entities
-                if kind is platform
-            )
+            add_entities(_entities_of(farm, layout, platform))
 
         return setup
 
@@ -301,3 +323,20 @@ async def async_setup_farm(hass: HomeAssistant, farm: Farm, layout: Layout) -> C
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
     return entry
+
+
+def unreliable_delay(rng: random.Random) -> float:
+    """Mostly sub-second answers with a long tail; 4 % answer after the timeout."""
+    if rng.random() < 0.04:
+        return rng.uniform(6.0, 7.0)
+    return min(max(rng.lognormvariate(math.log(0.8), 0.7), 0.002), 4.8)
+
+
+def nearest_rank(values: list[float], q: float) -> float:
+    """Return the ceil(q * n)-th smallest value: the quantile the histogram bound refers to."""
+    return sorted(values)[math.ceil(q * len(values)) - 1]
+
+
+def within_histogram_bound(reported: float, truth: float) -> bool:
+    """The statistics module's stated bound: 5 % of the true value, or 10 ms below 10 ms."""
+    return abs(reported - truth) <= max((HISTOGRAM_RATIO - 1) * truth, HISTOGRAM_MIN_S)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-import random
 import time
 from datetime import timedelta
 
@@ -15,9 +13,15 @@ from pytest_homeassistant_custom_component.common import (
     async_fire_time_changed_exact,
 )
 
-from custom_components.farm_resilience.statistics import HISTOGRAM_MIN_S, HISTOGRAM_RATIO
-
-from .sim import Behaviour, Farm, Layout, relay_boards
+from .sim import (
+    Behaviour,
+    Farm,
+    Layout,
+    nearest_rank,
+    relay_boards,
+    unreliable_delay,
+    within_histogram_bound,
+)
 
 RELAYS = 20
 ROUNDS = 20
@@ -29,23 +33,6 @@ ROUND_S = 8.0
 def layout() -> Layout:
     """A farm of 20 relay boards."""
     return relay_boards(RELAYS)
-
-
-def unreliable_delay(rng: random.Random) -> float:
-    """Mostly sub-second answers with a long tail; 4 % answer after the timeout."""
-    if rng.random() < 0.04:
-        return rng.uniform(6.0, 7.0)
-    return min(max(rng.lognormvariate(math.log(0.8), 0.7), 0.002), 4.8)
-
-
-def nearest_rank(values: list[float], q: float) -> float:
-    """Return the ceil(q * n)-th smallest value: the quantile the histogram bound refers to."""
-    return sorted(values)[math.ceil(q * len(values)) - 1]
-
-
-def within_histogram_bound(reported: float, truth: float) -> bool:
-    """The statistics module's stated bound: 5 % of the true value, or 10 ms below 10 ms."""
-    return abs(reported - truth) <= max((HISTOGRAM_RATIO - 1) * truth, HISTOGRAM_MIN_S)
 
 
 async def run_until(

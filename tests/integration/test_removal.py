@@ -12,14 +12,13 @@ from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import entity_registry as er
-from homeassistant.helpers.entity_platform import async_get_platforms
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
 
 from custom_components.farm_resilience.const import DEFAULT_OPTIONS, DOMAIN, EVENT_COMMAND
 
 from .conftest import advance
 from .mqtt_support import errors_logged
-from .sim import SIM_DOMAIN, Behaviour, Farm, SimSwitch
+from .sim import Behaviour, Farm, async_add_to_farm
 
 PUMP = "switch.pump_1"
 RATE = "sensor.farm_resilience_command_success_rate"
@@ -53,12 +52,7 @@ async def add_again(hass: HomeAssistant, farm: Farm) -> None:
     if PUMP in farm.entities:
         farm.entities[PUMP].async_write_ha_state()  # only its state was removed
     else:
-        (platform,) = [
-            platform
-            for platform in async_get_platforms(hass, SIM_DOMAIN)
-            if platform.domain == Platform.SWITCH
-        ]
-        await platform.async_add_entities([SimSwitch(farm, "pump_1", "Pump 1", "Pump house")])
+        await async_add_to_farm(hass, farm, {"Pump house": [(Platform.SWITCH, "pump_1", "Pump 1")]})
     await hass.async_block_till_done()
     assert hass.states.get(PUMP) is not None
 

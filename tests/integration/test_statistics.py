@@ -7,6 +7,7 @@ import random
 
 import pytest
 
+from custom_components.farm_resilience.ranking import EntityFigures
 from custom_components.farm_resilience.statistics import (
     BUCKET_SECONDS,
     HISTOGRAM_MIN_S,
@@ -86,3 +87,44 @@ def test_storage_round_trip_keeps_the_window_and_drops_what_is_older() -> None:
     assert figures.success_rate == 50.0
     assert figures.latency_p50 == pytest.approx(0.8, rel=HISTOGRAM_RATIO - 1)
     assert [o.entity_id for o in loaded.worst_offenders(NOW + 3 * 3600, 10)] == ["switch.pump"]
+
+
+def figures_of(entities: list[EntityFigures]) -> list[tuple[str, int, int]]:
+    """Return (entity_id, commands, failed) of entity figures."""
+    return [(entity.entity_id, entity.commands, entity.failed) for entity in entities]
+
+
+def test_every_entity_below_target_is_named_not_only_the_ten_worst() -> None:
+    statistics = WindowStatistics(window_hours=24, min_samples=20, success_target=99)
+    for index in range(12):  # twelve relays that failed their only command: 0 %
+        statistics.record(f"switch.relay_{index}", "timeout", None, NOW)
+    for attempt in range(40):  # a pump that fails one command in four: 75 %, with 40 samples
+        statistics.record("switch.pump", "success" if attempt % 4 else "timeout", 0.5, NOW)
+    for attempt in range(40):  # a valve at 97.5 %, and a fan with too few commands to judge
+        statistics.record("valve.field", "timeout" if attempt == 0 else "success", 0.5, NOW)
+    statistics.record("fan.barn", "timeout", None, NOW)
+
+    worst = statistics.worst_offenders(NOW, 10)
+
+    assert [entity.success_rate for entity in worst] == [0.0] * 10
+    assert "switch.pump" not in [entity.entity_id for entity in worst]
+    assert figures_of(statistics.below_target(NOW)) == [
+        ("switch.pump", 40, 10),
+        ("valve.field", 40, 1),
+    ]
+
+
+def test_entity_figures_follow_a_span_without_failures_leaving_the_window() -> None:
+    statistics = WindowStatistics(window_hours=12, min_samples=5, success_target=99)
+    for _ in range(10):
+        statistics.record("switch.pump", "success", 0.5, NOW)
+    for _ in range(5):
+        statistics.record("switch.pump", "timeout", None, NOW + 6 * 3600)
+    assert figures_of(statistics.worst_offenders(NOW + 6 * 3600, 10)) == [("switch.pump", 15, 5)]
+
+    later = NOW + 12 * 3600 + 3600  # the successes' span has left the window
+
+    assert figures_of(statistics.worst_offenders(later, 10)) == [("switch.pump", 5, 5)]
+    assert figures_of(statistics.below_target(later)) == [("switch.pump", 5, 5)]
+    statistics.reset()
+    assert statistics.worst_offenders(later, 10) == statistics.below_target(later) == []
