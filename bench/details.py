@@ -5,6 +5,7 @@ from __future__ import annotations
 import statistics
 from typing import TYPE_CHECKING
 
+from bench import profile
 from bench.cpu import others_share
 from bench.figures import (
     Figures,
@@ -27,6 +28,7 @@ CPU_PARTS = ("postgres", "pgbouncer", "mosquitto", "publishers")
 
 def write(doc: Document, settings: Settings, figures: Figures) -> None:
     throughput(doc, settings, figures)
+    profiles(doc, figures)
     latency(doc, settings, figures)
     drain(doc, figures)
     footprint(doc, figures)
@@ -75,6 +77,54 @@ def throughput(doc: Document, settings: Settings, figures: Figures) -> None:
         ),
         rows,
     )
+
+
+def profiles(doc: Document, figures: Figures) -> None:
+    found = figures.relay.profiles
+    doc.add("## Where the relays' CPU goes", "")
+    if not found:
+        doc.add(
+            "Not profiled: py-spy is not installed (`.venv/bin/pip install py-spy`; it needs "
+            "the right to trace processes, e.g. root).",
+            "",
+        )
+        return
+    doc.add(
+        f"py-spy samples ({profile.SAMPLES_PER_S}/s, every thread, idle waits left out) of "
+        "one extra throughput run per relay, not one of the measured runs. Each sample is "
+        "charged to the component of its innermost Python frame; time in C code (SQLite, "
+        "system calls) counts for the Python function that called it.",
+        "",
+    )
+    names = list(found)
+    doc.table(
+        ("Thread", *names),
+        _shares_table([dict(found[name].threads) for name in names]),
+    )
+    doc.table(
+        ("Component", *names),
+        _shares_table([dict(found[name].components) for name in names]),
+    )
+    for name in names:
+        doc.table(
+            (f"{name}: innermost functions", "Share of samples"),
+            [(function, _share(share)) for function, share in found[name].functions],
+        )
+
+
+def _share(value: float) -> str:
+    return f"{value * 100:.1f} %"
+
+
+def _shares_table(columns: list[dict[str, float]]) -> list[tuple[str, ...]]:
+    keys = sorted(
+        {key for column in columns for key in column},
+        key=lambda key: -max(column.get(key, 0.0) for column in columns),
+    )
+    return [
+        (key, *(_share(column[key]) if key in column else "—" for column in columns))
+        for key in keys
+    ]
 
 
 def latency(doc: Document, settings: Settings, figures: Figures) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from bench.cpu import others_share
+from bench.profile import Profile
 
 AGENT = "agent"
 BASELINE = "baseline"
@@ -88,6 +89,8 @@ class RelayResults:
     after_bursts: LatencyRun | None = None
     agent_peak_rss: int = 0
     load_average: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    # py-spy profiles of one extra throughput run per relay; empty without py-spy.
+    profiles: dict[str, Profile] = field(default_factory=dict)
     batch_size: int = 0
     batch_interval_ms: int = 0
     postgres_version: str = ""

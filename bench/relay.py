@@ -14,6 +14,7 @@ from pathlib import Path
 
 from rich.progress import Progress
 
+from bench import profile
 from bench.measures import (
     AGENT,
     BASELINE,
@@ -79,6 +80,7 @@ class RelayBench:
                 bench.latency(relay, roots[name], 1000, seconds=self.settings.warmup_seconds)
             self._latency(bench, relays, roots)
             self._throughput(bench, relays, roots)
+            self._profile(bench, relays, roots)
             baseline.stop()
             self._drain(bench, agent, services, db)
             self._rss_after_bursts(bench, agent)
@@ -157,6 +159,24 @@ class RelayBench:
                         self.results.steady_rss.setdefault(name, []).append(
                             int(statistics.median(steady))
                         )
+
+    def _profile(
+        self, bench: Runner, relays: dict[str, RelayProcess], roots: dict[str, str]
+    ) -> None:
+        """One more throughput run per relay under py-spy (not counted), if py-spy is there."""
+        if profile.py_spy() is None:
+            return
+        readings = self.settings.throughput_readings
+        task = self.progress.add_task(
+            "profile (py-spy), one extra run each", total=len(relays) * readings
+        )
+        for name, relay in relays.items():
+            raw = self.folder / f"{name}.profile"
+            with profile.recording(relay.pid, raw):
+                bench.throughput(relay, roots[name], readings, task)
+            summary = profile.summarise(raw)
+            if summary is not None:
+                self.results.profiles[name] = summary
 
     def _rss_after_bursts(self, bench: Runner, agent: AgentProcess) -> None:
         seconds = self.settings.latency_seconds
