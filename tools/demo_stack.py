@@ -34,6 +34,7 @@ from tools.home_assistant import (
     HomeAssistantProcess,
     Login,
     pick_port,
+    require_frontend,
     write_config,
 )
 from tools.queue_worker import QueueWorker
@@ -104,6 +105,7 @@ class DemoStack:
         progress: Callable[[str], None] = print,
         ignore_ratio: float = 0.03,
     ) -> None:
+        require_frontend()  # before anything is created that would need cleaning up
         self.progress = progress
         self.folder = Path(tempfile.mkdtemp(prefix="farm-demo-"))
         self.login = Login.generate()
@@ -139,7 +141,10 @@ class DemoStack:
             "127.0.0.1", broker.port, sensors=self.sensors, ignore_ratio=self.ignore_ratio
         )
         self.devices.start()
-        self.progress(f"Agent {AGENT_ID} and a farm of {SENSORS} sensors and 8 actuators running")
+        self.progress(
+            f"Agent {AGENT_ID} and a farm of {SENSORS} sensors"
+            f" and {len(FARM_ACTUATORS)} actuators running"
+        )
         self.progress(f"Starting Home Assistant on {self.home_assistant.url} ...")
         self.home_assistant.wait_ready()
         self.client.onboard(self.login)

@@ -1,8 +1,8 @@
 """A real Home Assistant for the demo: a generated config directory, the process, its API.
 
 The configuration loads only what the demo needs and nothing that downloads at
-start (no `default_config`): the frontend, the API, MQTT, automations and a YAML
-dashboard from `demo/`. The integration is a symlink to the checkout's
+start (no `default_config`): the frontend, the API, automations and a YAML
+dashboard from `demo/`; MQTT comes as a config entry, through its flow. The integration is a symlink to the checkout's
 `custom_components/farm_resilience`, so the demo always runs the code in front of you.
 """
 
@@ -126,14 +126,18 @@ def write_config(folder: Path, port: int) -> None:
     (storage / "onboarding").write_text(json.dumps(onboarding))
 
 
+def require_frontend() -> None:
+    """Fail clearly without the frontend: with `--skip-pip` Home Assistant would not fetch it."""
+    if importlib.util.find_spec("hass_frontend") is None:
+        raise HomeAssistantError(
+            "the package home-assistant-frontend is not installed; run 'make venv'"
+        )
+
+
 class HomeAssistantProcess:
     """`hass -c <folder>` in a process group of its own, stopped with SIGTERM then SIGKILL."""
 
     def __init__(self, folder: Path, port: int) -> None:
-        if importlib.util.find_spec("hass_frontend") is None:
-            raise HomeAssistantError(
-                "the package home-assistant-frontend is not installed; run 'make venv'"
-            )
         self.folder = folder
         self.port = port
         self.output = folder.parent / "home-assistant.out"
