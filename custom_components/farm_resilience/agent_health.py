@@ -13,6 +13,11 @@ from .const import HEALTH_VERSION
 
 ROUTES = ("pooler", "direct", "none")
 STATUSES = ("ok", "degraded", "down")
+# The largest count an agent can send: a PostgreSQL bigint, a Prometheus counter.
+# Anything larger is no count, and its digits would not fit in a state (255 characters).
+MAX_COUNT = 2**63 - 1
+# How much of a rejected value a message quotes.
+SHOWN_CHARS = 40
 
 
 class InvalidHealthError(ValueError):
@@ -54,13 +59,17 @@ def parse_health(raw: str | bytes | bytearray, agent_id: str) -> AgentHealth:
         payload = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as err:
         raise InvalidHealthError(f"not JSON ({err})") from err
+    except RecursionError as err:
+        raise InvalidHealthError("not JSON (nested too deeply)") from err
     if not isinstance(payload, dict):
         raise InvalidHealthError("not a JSON object")
     version = payload.get("v")
     if version != HEALTH_VERSION or isinstance(version, bool):
-        raise InvalidHealthError(f"version {version!r}, this integration reads {HEALTH_VERSION}")
+        raise InvalidHealthError(
+            f"version {shown(version)}, this integration reads {HEALTH_VERSION}"
+        )
     if payload.get("agent_id") != agent_id:
-        raise InvalidHealthError(f"names agent {payload.get('agent_id')!r}")
+        raise InvalidHealthError(f"names agent {shown(payload.get('agent_id'))}")
     backend = _section(payload, "backend")
     queue = _section(payload, "queue")
     relay = _section(payload, "relay")
@@ -92,18 +101,18 @@ def _section(payload: Mapping[str, Any], name: str) -> Mapping[str, Any]:
 def _timestamp(value: Any) -> datetime:
     """Return `ts` (ISO 8601 UTC ending in Z) as an aware datetime."""
     if not isinstance(value, str) or not value.endswith("Z"):
-        raise InvalidHealthError(f"ts {value!r} is not an ISO 8601 UTC time")
+        raise InvalidHealthError(f"ts {shown(value)} is not an ISO 8601 UTC time")
     try:
         return datetime.fromisoformat(value)
     except ValueError as err:
-        raise InvalidHealthError(f"ts {value!r} is not an ISO 8601 UTC time") from err
+        raise InvalidHealthError(f"ts {shown(value)} is not an ISO 8601 UTC time") from err
 
 
 def _choice(section: Mapping[str, Any], key: str, allowed: tuple[str, ...], where: str = "") -> str:
     """Return a field that must be one of `allowed`."""
     value = section.get(key)
     if value not in allowed:
-        raise InvalidHealthError(f"{where}{key} {value!r} is not one of {', '.join(allowed)}")
+        raise InvalidHealthError(f"{where}{key} {shown(value)} is not one of {', '.join(allowed)}")
     return str(value)
 
 
@@ -113,10 +122,14 @@ def _number(section: Mapping[str, Any], key: str, where: str) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidHealthError(f"{where}{key} {value!r} is not a number")
-    if not math.isfinite(value) or value < 0:
-        raise InvalidHealthError(f"{where}{key} {value!r} is out of range")
-    return float(value)
+        raise InvalidHealthError(f"{where}{key} {shown(value)} is not a number")
+    try:
+        number = float(value)
+    except OverflowError:  # an integer beyond any float
+        number = math.inf
+    if not math.isfinite(number) or number < 0:
+        raise InvalidHealthError(f"{where}{key} {shown(value)} is out of range")
+    return number
 
 
 def _count(section: Mapping[str, Any], key: str, where: str) -> int | None:
@@ -124,9 +137,15 @@ def _count(section: Mapping[str, Any], key: str, where: str) -> int | None:
     value = section.get(key)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise InvalidHealthError(f"{where}{key} {value!r} is not a count")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_COUNT:
+        raise InvalidHealthError(f"{where}{key} {shown(value)} is not a count")
     return value
+
+
+def shown(value: Any) -> str:
+    """Return a rejected value as a message quotes it: its repr, cut short."""
+    shown = repr(value)
+    return shown if len(shown) <= SHOWN_CHARS else f"{shown[: SHOWN_CHARS - 3]}..."
 
 
 def _problems(value: Any) -> tuple[str, ...]:

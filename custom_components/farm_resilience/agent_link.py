@@ -35,7 +35,7 @@ from homeassistant.core import CALLBACK_TYPE, HassJob, HomeAssistant, callback
 from homeassistant.helpers.dispatcher import async_dispatcher_send
 from homeassistant.helpers.event import async_call_later
 
-from .agent_health import AgentHealth, InvalidHealthError, parse_health
+from .agent_health import AgentHealth, InvalidHealthError, parse_health, shown
 from .const import (
     CONF_AGENT_ID,
     CONF_TOPIC_PREFIX,
@@ -185,7 +185,7 @@ class AgentLink:
             self._accept()
             self._set_online(payload, online=False)
         else:
-            self._reject(f"status {payload!r} is neither {STATUS_ONLINE} nor {STATUS_OFFLINE}")
+            self._reject(f"status {shown(payload)} is neither {STATUS_ONLINE} nor {STATUS_OFFLINE}")
 
     @callback
     def _async_on_health(self, msg: mqtt.ReceiveMessage) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import pytest
@@ -162,6 +163,59 @@ async def test_rejected_payload_is_ignored_logged_once_and_the_last_good_values_
     await wait_until(hass, freezer, lambda: link.rejected == 4, "a rejection after recovery")
     assert len(take_integration_warnings(caplog)) == 1
     assert shown(hass, degraded["expect"]) == degraded["expect"]
+
+
+def hostile(path: str, value: Any) -> str:
+    """Return the healthy vector's health with one field (a dotted path) set to `value`."""
+    health = copy.deepcopy(HEALTHY["health"])
+    *sections, key = path.split(".")
+    target = health
+    for section in sections:
+        target = target[section]
+    target[key] = value
+    return json.dumps(health)
+
+
+HOSTILE_HEALTH = [
+    "[" * 100_000 + "]" * 100_000,  # deeper than any parser's recursion
+    '{"v": ' * 100_000 + "1" + "}" * 100_000,
+    hostile("backend.pooler_latency_ms", 10**400),  # beyond any float
+    hostile("queue.depth", 10**300),  # 301 digits: too long for a state
+    hostile("agent_id", "farm-east" * 100_000),  # a megabyte to quote
+    hostile("ts", "Z" * 1_000_000),
+    "\ufffd" * 500_000,
+    "x" * 2_000_000,
+]
+
+
+async def test_hostile_payloads_change_nothing_raise_nothing_and_are_logged_once_briefly(
+    hass: HomeAssistant,
+    mqtt_entry: MockConfigEntry,
+    stand_in: StandInAgent,
+    agent_entry: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    link = await set_up(hass, agent_entry)
+    stand_in.status(ONLINE)
+    stand_in.health(HEALTHY["health"])
+    await wait_for_values(hass, freezer, HEALTHY)
+
+    for payload in HOSTILE_HEALTH:
+        stand_in.health(payload, retain=False)
+    stand_in.client.publish(stand_in.health_topic, b"\xff\xfe\x00", qos=1).wait_for_publish(10)
+    stand_in.status("online?" * 200_000, retain=False)
+    rejected = len(HOSTILE_HEALTH) + 2
+    await wait_until(hass, freezer, lambda: link.rejected == rejected, "every hostile payload")
+
+    assert shown(hass, HEALTHY["expect"]) == HEALTHY["expect"]
+    (warning,) = take_integration_warnings(caplog)
+    assert len(warning) < 300, warning
+    assert len(link.last_rejection or "") < 300
+    assert errors_logged(caplog) == []
+    degraded = ACCEPTED[1]
+    stand_in.health(degraded["health"])
+    await wait_for_values(hass, freezer, degraded)
 
 
 async def test_an_unknown_status_payload_is_ignored_and_logged_once(

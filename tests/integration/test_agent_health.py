@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from typing import Any
 
 import pytest
@@ -73,14 +74,30 @@ def test_rejected_vectors_raise(vector: dict[str, Any]) -> None:
         (changed("queue.depth", -1), "queue.depth -1"),
         (changed("relay", None), "relay is not an object"),
         (changed("problems", ["ok", 3]), "problems is not a list of strings"),
+        (b"[" * 100_000 + b"]" * 100_000, "not JSON (nested too deeply)"),
+        (b'{"v": ' * 100_000 + b"1" + b"}" * 100_000, "not JSON (nested too deeply)"),
+        (changed("backend.pooler_latency_ms", 10**400), "backend.pooler_latency_ms 1000"),
+        (changed("queue.depth", 2**63), "queue.depth 9223372036854775808 is not a count"),
+        (changed("relay.relayed_total", 10**300), "relay.relayed_total 1000"),
     ],
-    ids=lambda value: value if isinstance(value, str) else None,
+    ids=lambda value: value if isinstance(value, str) else "",
 )
 def test_payloads_with_a_known_field_wrong_are_rejected_naming_the_field(
     payload: bytes, why: str
 ) -> None:
-    with pytest.raises(InvalidHealthError, match=f"^{why}"):
+    with pytest.raises(InvalidHealthError, match=f"^{re.escape(why)}"):
         parse_health(payload, AGENT_ID)
+
+
+def test_the_largest_figures_an_agent_can_send_are_read() -> None:
+    health = copy.deepcopy(HEALTHY)
+    health["relay"]["relayed_total"] = 2**63 - 1  # a bigint, a Prometheus counter
+    health["backend"]["pooler_latency_ms"] = 1.7e308
+
+    read = parse_health(json.dumps(health), AGENT_ID)
+
+    assert read.relayed_total == 2**63 - 1
+    assert read.pooler_latency_ms == 1.7e308
 
 
 def test_not_a_number_figure_is_rejected() -> None:
