@@ -12,7 +12,7 @@ PY311 ?= $(shell for p in python3.11 $(PYENV_ROOT)/versions/3.11*/bin/python3.11
 VENV := .venv
 VENV311 := .venv311
 PGMQ := pgmq==1.1.4
-DEBIAN_PACKAGES := mosquitto pgbouncer postgresql-15
+DEBIAN_PACKAGES := mosquitto pgbouncer postgresql-15 chromium
 PACKAGES := agent/farm_agent custom_components/farm_resilience
 PYTEST_ARGS ?= --durations=5
 # Some machines' pip configuration names package folders that do not exist; pip warns
@@ -33,6 +33,7 @@ system-deps:
 	command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing="$$missing mosquitto"; \
 	command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || missing="$$missing pgbouncer"; \
 	[ -x /usr/lib/postgresql/15/bin/postgres ] || missing="$$missing postgresql-15"; \
+	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    echo "Installing Debian packages:$$missing"; \
