@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator, Iterator
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
@@ -12,13 +14,17 @@ import homeassistant.components.mqtt.config_flow  # noqa: F401
 import pytest
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.components import mqtt
+from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant
+from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
     async_fire_time_changed_exact,
 )
+from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.farm_resilience.const import DEFAULT_OPTIONS, DOMAIN, HUB_NAME
+from tests.agent.support import TEST_SECRET
 from tools.services import Mosquitto
 
 from .mqtt_support import (
@@ -33,6 +39,35 @@ from .mqtt_support import (
 from .sim import LAYOUT, Farm, Layout, async_setup_farm
 
 INTEGRATION_LOGGER = "custom_components.farm_resilience"
+# Every diagnostics download of the session, as (what, the JSON text the user gets).
+DIAGNOSTICS_DOWNLOADED: list[tuple[str, str]] = []
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_secret_in_any_diagnostics_download() -> Iterator[None]:
+    """After the session: no diagnostics download shows the suite's test secret."""
+    yield
+    leaks = [what for what, text in DIAGNOSTICS_DOWNLOADED if TEST_SECRET in text]
+    if leaks:
+        pytest.fail(f"a test secret was shown in the diagnostics of: {', '.join(leaks)}")
+
+
+async def download_diagnostics(
+    hass: HomeAssistant, hass_client: ClientSessionGenerator, entry: ConfigEntry
+) -> dict[str, Any]:
+    """Download an entry's diagnostics as a user does (HA's API); return its `data`.
+
+    Every download is kept for the session's secret scan, whole: HA's envelope too.
+    """
+    assert await async_setup_component(hass, "diagnostics", {})
+    client = await hass_client()
+    response = await client.get(f"/api/diagnostics/config_entry/{entry.entry_id}")
+    assert response.status == HTTPStatus.OK
+    text = await response.text()
+    DIAGNOSTICS_DOWNLOADED.append((f"{entry.domain} entry {entry.title!r}", text))
+    assert TEST_SECRET not in text
+    data: dict[str, Any] = json.loads(text)["data"]
+    return data
 
 
 @pytest.fixture(autouse=True)
@@ -131,12 +166,21 @@ async def mqtt_entry(
     freezer: FrozenDateTimeFactory,
     caplog: pytest.LogCaptureFixture,
 ) -> AsyncIterator[MockConfigEntry]:
-    """Home Assistant's own MQTT integration connected to the throwaway broker, time frozen."""
+    """Home Assistant's own MQTT integration connected to the throwaway broker, time frozen.
+
+    It logs in with the suite's test secret (the broker lets anyone in), so that
+    every diagnostics download of an MQTT test has a secret in reach to leak.
+    """
     (tmp_path / "configuration.yaml").write_text("")
     hass.config.config_dir = str(tmp_path)
     entry = MockConfigEntry(
         domain="mqtt",
-        data={"broker": broker.host, "port": broker.port},
+        data={
+            "broker": broker.host,
+            "port": broker.port,
+            "username": TEST_SECRET,
+            "password": TEST_SECRET,
+        },
         version=1,
         minor_version=2,
     )

@@ -8,11 +8,11 @@ import pytest
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.core import HomeAssistant
 from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 from syrupy.assertion import SnapshotAssertion
 from syrupy.filters import props
 
-from custom_components.farm_resilience.diagnostics import async_get_config_entry_diagnostics
-
+from .conftest import download_diagnostics
 from .mqtt_support import (
     ACCEPTED,
     ONLINE,
@@ -33,6 +33,7 @@ async def test_agent_diagnostics_show_status_and_last_health_with_secrets_redact
     agent_entry: MockConfigEntry,
     freezer: FrozenDateTimeFactory,
     caplog: pytest.LogCaptureFixture,
+    hass_client: ClientSessionGenerator,
     snapshot: SnapshotAssertion,
 ) -> None:
     health = copy.deepcopy(ACCEPTED[1]["health"])
@@ -47,7 +48,7 @@ async def test_agent_diagnostics_show_status_and_last_health_with_secrets_redact
     await wait_until(hass, freezer, lambda: link.rejected == 1, "a rejected payload")
     assert len(take_integration_warnings(caplog)) == 1
 
-    diagnostics = await async_get_config_entry_diagnostics(hass, agent_entry)
+    diagnostics = await download_diagnostics(hass, hass_client, agent_entry)
 
     assert diagnostics == snapshot(exclude=props(*AGES))
     assert "s3cret" not in str(diagnostics)

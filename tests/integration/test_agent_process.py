@@ -11,11 +11,13 @@ from homeassistant.config_entries import SOURCE_MQTT, ConfigEntryState
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.farm_resilience.const import DOMAIN
-from tests.agent.support import AgentProcess, Publisher, agent_config, write_config
+from tests.agent.support import AgentProcess, Publisher, agent_config, with_secret, write_config
 from tools.services import Mosquitto, PgBouncer, Postgres
 
+from .conftest import download_diagnostics
 from .mqtt_support import advance_live, clear_retained, state, wait_until
 
 AGENT = "farm-real"
@@ -38,8 +40,9 @@ def agent(
         tmp_path,
         agent_id=AGENT,
         mqtt_port=broker.port,
-        pooler_dsn=pgbouncer.dsn,
-        direct_dsn=postgres.dsn,
+        # Both carry the test secret: nothing Home Assistant shows may reveal it.
+        pooler_dsn=with_secret(pgbouncer.dsn),
+        direct_dsn=with_secret(postgres.dsn),
         queue="ha_farm_real",
         probes={"interval_s": 1},
         # The agent's own HA MQTT discovery would leave retained configs on the shared broker.
@@ -81,6 +84,7 @@ async def test_real_agent_is_discovered_killed_unavailable_and_degrades_the_hub_
     hub_entry: MockConfigEntry,
     agent: AgentProcess,
     freezer: FrozenDateTimeFactory,
+    hass_client: ClientSessionGenerator,
 ) -> None:
     assert await hass.config_entries.async_setup(hub_entry.entry_id)
     await start(hass, agent)
@@ -152,3 +156,7 @@ async def test_real_agent_is_discovered_killed_unavailable_and_degrades_the_hub_
     )
     assert state(hass, "route", AGENT).state == "pooler"
     assert entry.state is ConfigEntryState.LOADED
+    # The agent's own health, as the diagnostics show it, names no secret.
+    diagnostics = await download_diagnostics(hass, hass_client, entry)
+    assert diagnostics["last_health"]["backend"]["route"] == "pooler"
+    await download_diagnostics(hass, hass_client, hub_entry)

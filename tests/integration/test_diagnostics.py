@@ -5,11 +5,10 @@ from __future__ import annotations
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.core import HomeAssistant
 from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 from syrupy.assertion import SnapshotAssertion
 
-from custom_components.farm_resilience.diagnostics import async_get_config_entry_diagnostics
-
-from .conftest import advance
+from .conftest import advance, download_diagnostics
 from .sim import Behaviour, Farm
 
 
@@ -18,6 +17,7 @@ async def test_diagnostics_show_figures_offenders_pending_commands_and_health(
     farm: Farm,
     hub: MockConfigEntry,
     freezer: FrozenDateTimeFactory,
+    hass_client: ClientSessionGenerator,
     snapshot: SnapshotAssertion,
 ) -> None:
     farm.default = Behaviour(delay=lambda rng: 1.25)
@@ -37,5 +37,5 @@ async def test_diagnostics_show_figures_offenders_pending_commands_and_health(
     farm.entities["light.grow_light"].set_available(False)
     await advance(hass, freezer, 0.5)
 
-    assert await async_get_config_entry_diagnostics(hass, hub) == snapshot
+    assert await download_diagnostics(hass, hass_client, hub) == snapshot
     await advance(hass, freezer, 5.0)  # let the valve answer before the test ends

@@ -1,0 +1,64 @@
+"""No diagnostics download shows a secret: the hub's, an agent's, nor that of HA's MQTT entry."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+from freezegun.api import FrozenDateTimeFactory
+from homeassistant.core import HomeAssistant
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
+
+from tests.agent.support import TEST_SECRET
+
+from .conftest import advance, download_diagnostics
+from .mqtt_support import ACCEPTED, AGENT_ID, ONLINE, StandInAgent, wait_until
+from .sim import Behaviour, Farm
+
+# What an agent may say about its backend: where it is, never how to log in.
+POOLER = "postgresql://farm@db.example.internal:6543/postgres"
+DIRECT = "postgresql://farm@10.0.0.5:5432/postgres?sslmode=require"
+PROBLEMS = [f"pooler {POOLER}: connection refused", f"direct {DIRECT}: timeout after 2.0 s"]
+
+
+async def test_diagnostics_of_hub_agent_and_mqtt_entries_never_show_the_mqtt_password(
+    hass: HomeAssistant,
+    farm: Farm,
+    hub: MockConfigEntry,
+    mqtt_entry: MockConfigEntry,
+    stand_in: StandInAgent,
+    agent_entry: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
+    hass_client: ClientSessionGenerator,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    assert mqtt_entry.data["password"] == TEST_SECRET  # HA's MQTT client logs in with it
+    health = copy.deepcopy(ACCEPTED[1]["health"])
+    health["problems"] = PROBLEMS
+    health["probes"][0]["detail"] = f"{POOLER} SELECT 1"
+    stand_in.status(ONLINE)
+    stand_in.health(health)
+    assert await hass.config_entries.async_setup(agent_entry.entry_id)
+    link = agent_entry.runtime_data
+    await wait_until(hass, freezer, lambda: link.available and link.health is not None, "health")
+    farm.default = Behaviour(drop_probability=1.0)
+    await hass.services.async_call("switch", "turn_on", {"entity_id": "switch.pump_1"})
+    await advance(hass, freezer, 0.5)  # one command pending, for the hub's diagnostics
+
+    hub_data = await download_diagnostics(hass, hass_client, hub)
+    agent_data = await download_diagnostics(hass, hass_client, agent_entry)
+    mqtt_data = await download_diagnostics(hass, hass_client, mqtt_entry)
+
+    # The agent's words reach the diagnostics as they are: they hold no secret...
+    assert agent_data["last_health"]["problems"] == PROBLEMS
+    assert [f"agent {AGENT_ID}: {problem}" for problem in PROBLEMS] == [
+        reason for reason in hub_data["reasons"] if reason.startswith("agent ")
+    ]
+    assert [command["entity_id"] for command in hub_data["pending_commands"]] == ["switch.pump_1"]
+    # ...and the MQTT entry's credentials are redacted by HA's MQTT integration.
+    credentials = {key: mqtt_data["mqtt_config"]["data"][key] for key in ("username", "password")}
+    assert credentials == {"username": "**REDACTED**", "password": "**REDACTED**"}
+    for data in (hub_data, agent_data, mqtt_data):
+        assert TEST_SECRET not in json.dumps(data)
