@@ -2,8 +2,9 @@
 
 The configuration loads only what the demo needs and nothing that downloads at
 start (no `default_config`): the frontend, the API, automations and a YAML
-dashboard from `demo/`; MQTT comes as a config entry, through its flow. The integration is a symlink to the checkout's
-`custom_components/farm_resilience`, so the demo always runs the code in front of you.
+dashboard from `demo/`; MQTT comes as a config entry, through its flow. The
+integration is a symlink to the checkout's `custom_components/farm_resilience`, so
+the demo always runs the code in front of you.
 """
 
 from __future__ import annotations

@@ -324,6 +324,10 @@ class Postgres:
             time.sleep(0.1)
         raise ServiceError("PostgreSQL did not accept connections within 30 s")
 
+    @property
+    def running(self) -> bool:
+        return self._proc.running
+
     def stop(self) -> None:
         # SIGINT is PostgreSQL's "fast shutdown": abort sessions, checkpoint, exit.
         if self._proc.running:
@@ -364,6 +368,9 @@ class PgBouncer:
             "default_pool_size = 40\n"
             "ignore_startup_parameters = extra_float_digits,options\n"
             "server_reset_query =\n"
+            # After failed logins (the database was down) PgBouncer refuses clients for
+            # this long; the default 15 s would leak one test's outage into the next.
+            "server_login_retry = 1\n"
         )
         if self.owner:
             os.chown(folder, *self.owner)
@@ -381,6 +388,27 @@ class PgBouncer:
     def start(self) -> None:
         if not self._proc.running:
             wait_for_port(self.port, 10, self._proc.spawn())
+
+    @property
+    def running(self) -> bool:
+        return self._proc.running
+
+    def wait_serving(self, timeout: float = 15) -> None:
+        """Until a query through PgBouncer reaches PostgreSQL (after an outage of either)."""
+        psql = _find_binary("psql", POSTGRES_BIN_DIRS)
+        deadline = time.monotonic() + timeout
+        while True:
+            answer = subprocess.run(
+                [psql, "-X", "-q", "-At", "-c", "SELECT 1", self.dsn],
+                capture_output=True,
+                check=False,
+                timeout=timeout,
+            )
+            if answer.returncode == 0:
+                return
+            if time.monotonic() > deadline:
+                raise ServiceError(f"PgBouncer does not serve queries: {answer.stderr.decode()}")
+            time.sleep(0.2)
 
     def stop(self) -> None:
         self._proc.stop()
@@ -449,6 +477,10 @@ class Mosquitto:
             except ServiceError as err:
                 log = self._proc.log_path.read_text(errors="replace")[-1500:]
                 raise ServiceError(f"Mosquitto: {err}; its log:\n{log}") from err
+
+    @property
+    def running(self) -> bool:
+        return self._proc.running
 
     def stop(self) -> None:
         self._proc.stop()

@@ -28,6 +28,15 @@ def test_id(request: pytest.FixtureRequest) -> str:
     return f"t{zlib.crc32(request.node.nodeid.encode()) % 10**8}_{name[:24]}".rstrip("_")
 
 
+@pytest.fixture(autouse=True)
+def services_serving(postgres: Postgres, pgbouncer: PgBouncer, mosquitto: Mosquitto) -> None:
+    """Each test starts with every shared service up and serving, whatever the last one did."""
+    for service in (postgres, pgbouncer, mosquitto):
+        if not service.running:
+            service.start()
+    pgbouncer.wait_serving()
+
+
 @pytest.fixture
 def make_config(
     tmp_path: Path,

@@ -3,6 +3,7 @@
 from tests.agent.conftest import (  # noqa: F401 - fixtures
     make_config,
     no_secret_ever_shown,
+    services_serving,
     start_agent,
     test_id,
 )
