@@ -35,15 +35,14 @@ async def test_two_agents_on_a_shared_subscription_relay_each_reading_once_and_s
     await asyncio.sleep(2)
     east.kill()
     relayed_when_east_died = len(await queue_messages(postgres.dsn, queue))
-    await asyncio.sleep(2)
-    relayed_by_west_alone = len(await queue_messages(postgres.dsn, queue)) - relayed_when_east_died
+    carried_on = await wait_for_messages(postgres.dsn, queue, relayed_when_east_died + 300, 30)
     stream.join()
     # Readings in flight to the killed agent wait in its session on the broker.
     east.start()
     east.wait_connected()
     messages = await wait_for_messages(postgres.dsn, queue, len(stream.sent))
 
-    assert relayed_by_west_alone > 500, "the surviving agent carries on alone"
+    assert len(carried_on) >= relayed_when_east_died + 300, "the surviving agent carries on"
     assert {m["agent_id"] for m in messages} == {"scale-east", "scale-west"}
     # Two agents commit independently: across them, publish order is not kept.
     assert_exactly_once(stream.sent, sorted(messages, key=lambda m: m["payload"]["n"]))
