@@ -19,7 +19,7 @@ from farm_agent.mqtt import MqttLink
 from farm_agent.probes import Prober
 from farm_agent.publish import HealthPublisher, last_will
 from farm_agent.route import NONE, BackendRouter
-from farm_agent.spool import AsyncSpool
+from farm_agent.spool import DEFAULT_REMEMBER, AsyncSpool
 from farm_agent.sql import set_up_schema
 
 _LOGGER = logging.getLogger(__name__)
@@ -70,7 +70,10 @@ class Agent:
         config = self.config
         loop = asyncio.get_running_loop()
         self.spool = spool = await AsyncSpool.open(
-            config.spool.path, config.agent_id, config.spool.max_messages
+            config.spool.path,
+            config.agent_id,
+            config.spool.max_messages,
+            remember=max(DEFAULT_REMEMBER, 2 * config.mqtt.receive_maximum),
         )
         self.metrics.spool_depth.set(spool.depth)
         if spool.depth:

@@ -36,12 +36,17 @@ CREATE TABLE IF NOT EXISTS readings (
     payload BLOB NOT NULL,
     received_at REAL NOT NULL
 );
--- The last committed message per MQTT packet id, to recognise broker redeliveries.
+-- The last committed messages per MQTT packet id, to recognise broker redeliveries;
+-- `n` counts deliveries, so only the most recent ones are kept.
 CREATE TABLE IF NOT EXISTS delivered (
     mid INTEGER PRIMARY KEY,
-    digest BLOB NOT NULL
+    digest BLOB NOT NULL,
+    n INTEGER NOT NULL
 );
 """
+# The broker can only redeliver what it has in flight to the agent, at most its
+# receive maximum of packets: the deliveries before those cannot come back.
+DEFAULT_REMEMBER = 2000
 
 
 class SpoolError(RuntimeError):
@@ -71,14 +76,18 @@ def packet_digest(topic: str, payload: bytes) -> bytes:
 class Spool:
     """Durable FIFO of readings. Not thread-safe: `AsyncSpool` runs it on one thread."""
 
-    def __init__(self, path: Path, agent_id: str) -> None:
+    def __init__(self, path: Path, agent_id: str, remember: int = DEFAULT_REMEMBER) -> None:
         self.path = path
         self._agent_id = agent_id
+        self._remember = remember
         self._db = self._open(path)
         self.spool_id = self._meta_value("spool_id")
-        self._delivered: dict[int, bytes] = dict(
-            self._db.execute("SELECT mid, digest FROM delivered").fetchall()
-        )
+        rows = self._db.execute(
+            "SELECT mid, digest, n FROM delivered ORDER BY n DESC LIMIT ?", (remember,)
+        ).fetchall()
+        # Oldest first: the dict's order is the order in which entries are forgotten.
+        self._delivered: dict[int, bytes] = {mid: digest for mid, digest, _ in reversed(rows)}
+        self._deliveries: int = rows[0][2] if rows else 0
         self.depth: int = int(self._db.execute("SELECT count(*) FROM readings").fetchone()[0])
 
     @staticmethod
@@ -132,12 +141,24 @@ class Spool:
             fresh.append((arrival.topic, arrival.payload, arrival.received_at))
         if not fresh:
             return 0
+        first = self._deliveries + 1
+        self._deliveries += len(tracked)
         with self._transaction():
             self._db.executemany(
                 "INSERT INTO readings (topic, payload, received_at) VALUES (?, ?, ?)", fresh
             )
-            self._db.executemany("INSERT OR REPLACE INTO delivered VALUES (?, ?)", tracked.items())
-        self._delivered.update(tracked)
+            self._db.executemany(
+                "INSERT OR REPLACE INTO delivered VALUES (?, ?, ?)",
+                [(mid, digest, n) for n, (mid, digest) in enumerate(tracked.items(), first)],
+            )
+            self._db.execute(
+                "DELETE FROM delivered WHERE n <= ?", (self._deliveries - self._remember,)
+            )
+        for mid, digest in tracked.items():
+            self._delivered.pop(mid, None)
+            self._delivered[mid] = digest
+        while len(self._delivered) > self._remember:
+            del self._delivered[next(iter(self._delivered))]
         self.depth += len(fresh)
         return len(fresh)
 
@@ -215,8 +236,12 @@ class AsyncSpool:
         self.freed = asyncio.Event()
 
     @classmethod
-    async def open(cls, path: Path, agent_id: str, max_messages: int) -> AsyncSpool:
-        spool = await asyncio.get_running_loop().run_in_executor(None, Spool, path, agent_id)
+    async def open(
+        cls, path: Path, agent_id: str, max_messages: int, remember: int = DEFAULT_REMEMBER
+    ) -> AsyncSpool:
+        spool = await asyncio.get_running_loop().run_in_executor(
+            None, Spool, path, agent_id, remember
+        )
         return cls(spool, max_messages)
 
     @property
