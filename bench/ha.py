@@ -170,8 +170,8 @@ class Bench:
         return watch.stop()
 
 
-async def overhead(args: argparse.Namespace) -> dict[str, Any]:
-    hass = await start_home_assistant(Path(tempfile.mkdtemp(prefix="bench-ha-")))
+async def overhead(args: argparse.Namespace, config_dir: Path) -> dict[str, Any]:
+    hass = await start_home_assistant(config_dir)
     try:
         bench = Bench(hass, args.entities)
         await hass.async_block_till_done()
@@ -229,9 +229,9 @@ async def _follow(bench: Bench, mode: str) -> Callable[[], Any]:
     return nothing
 
 
-async def memory(args: argparse.Namespace) -> dict[str, Any]:
+async def memory(args: argparse.Namespace, config_dir: Path) -> dict[str, Any]:
     """RSS of the hub tracking `entities` entities with `outcomes` outcomes in its window."""
-    hass = await start_home_assistant(Path(tempfile.mkdtemp(prefix="bench-ha-")))
+    hass = await start_home_assistant(config_dir)
     try:
         bench = Bench(hass, args.entities)
         await hass.async_block_till_done()
@@ -290,7 +290,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     job = overhead if args.mode == "overhead" else memory
-    emit({"result": run_in_home_assistant_loop(lambda: job(args))})
+    # HA's config folder (storage, registries) goes with the run.
+    with tempfile.TemporaryDirectory(prefix="bench-ha-") as config_dir:
+        emit({"result": run_in_home_assistant_loop(lambda: job(args, Path(config_dir)))})
     return 0
 
 

@@ -31,13 +31,17 @@ def _run(argv: list[str], progress: Progress, task: TaskID, base: float) -> dict
     )
     result: dict[str, Any] | None = None
     assert process.stdout is not None
-    with process.stdout:
-        for line in process.stdout:
-            message = json.loads(line)
-            if "progress" in message:
-                progress.update(task, completed=base + message["progress"])
-            elif "result" in message:
-                result = message["result"]
+    try:
+        with process.stdout:
+            for line in process.stdout:
+                message = json.loads(line)
+                if "progress" in message:
+                    progress.update(task, completed=base + message["progress"])
+                elif "result" in message:
+                    result = message["result"]
+    finally:
+        if process.poll() is None and result is None:
+            process.terminate()  # interrupted: HA stops and removes its config folder
     if process.wait() != 0 or result is None:
         raise RuntimeError(f"python -m bench.ha {' '.join(argv)} failed ({process.returncode})")
     return result
