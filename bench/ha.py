@@ -292,7 +292,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     job = overhead if args.mode == "overhead" else memory
     # HA's config folder (storage, registries) goes with the run.
     with tempfile.TemporaryDirectory(prefix="bench-ha-") as config_dir:
-        emit({"result": run_in_home_assistant_loop(lambda: job(args, Path(config_dir)))})
+        try:
+            emit({"result": run_in_home_assistant_loop(lambda: job(args, Path(config_dir)))})
+        except (KeyboardInterrupt, BrokenPipeError):
+            return 130  # the benchmark was interrupted; HA stopped, the folder goes
     return 0
 
 

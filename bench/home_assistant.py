@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -41,7 +42,8 @@ def _run(argv: list[str], progress: Progress, task: TaskID, base: float) -> dict
                     result = message["result"]
     finally:
         if process.poll() is None and result is None:
-            process.terminate()  # interrupted: HA stops and removes its config folder
+            # Interrupted: SIGINT lets HA stop and remove its config folder.
+            process.send_signal(signal.SIGINT)
     if process.wait() != 0 or result is None:
         raise RuntimeError(f"python -m bench.ha {' '.join(argv)} failed ({process.returncode})")
     return result
