@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -25,6 +26,13 @@ def metrics_page(agent: AgentProcess) -> str:
     status, page = fetch(f"http://127.0.0.1:{port}/metrics")
     assert status == 200
     return page
+
+
+def health_report(agent: AgentProcess) -> dict[str, Any]:
+    port = http_port(agent.log())
+    assert port is not None
+    status, body = fetch(f"http://127.0.0.1:{port}/health")
+    return json.loads(body) if status == 200 else {"problems": []}
 
 
 async def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
@@ -120,7 +128,7 @@ async def test_full_spool_stops_acking_and_the_broker_holds_the_rest_until_it_dr
     postgres: Postgres,
     test_id: str,
 ) -> None:
-    config = make_config(spool={"max_messages": 100})
+    config = make_config(spool={"max_messages": 100}, probes={"interval_s": 0.5, "timeout_s": 2})
     agent = start_agent(config)
     agent.wait_connected()
     topics = [f"{test_id}/tank{n}/level" for n in range(2)]
@@ -135,6 +143,11 @@ async def test_full_spool_stops_acking_and_the_broker_holds_the_rest_until_it_dr
             "reporting backpressure",
         )
         page = metrics_page(agent)
+        await wait_until(
+            lambda: "spool full" in " ".join(health_report(agent)["problems"]),
+            10,
+            "saying so in its health",
+        )
     finally:
         postgres.start()
 
