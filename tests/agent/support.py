@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -221,17 +222,23 @@ async def queue_messages(dsn: str, queue: str) -> list[dict[str, Any]]:
 async def wait_for_messages(
     dsn: str, queue: str, count: int, timeout: float = 60
 ) -> list[dict[str, Any]]:
-    """Poll the queue until it holds at least `count` envelopes (or time runs out)."""
-    import asyncio  # noqa: PLC0415
-
+    """Poll the queue until it holds at least `count` envelopes (or time runs out); return them."""
     deadline = time.monotonic() + timeout
-    messages: list[dict[str, Any]] = []
     while time.monotonic() < deadline:
-        messages = await queue_messages(dsn, queue)
-        if len(messages) >= count:
-            return messages
+        if await queue_length(dsn, queue) >= count:
+            break
         await asyncio.sleep(0.2)
-    return messages
+    return await queue_messages(dsn, queue)
+
+
+async def queue_length(dsn: str, queue: str) -> int:
+    connection = await asyncpg.connect(dsn)
+    try:
+        if not await connection.fetchval("SELECT to_regclass($1) IS NOT NULL", f"pgmq.q_{queue}"):
+            return 0
+        return int(await connection.fetchval(f"SELECT count(*) FROM pgmq.q_{queue}"))
+    finally:
+        await connection.close()
 
 
 def http_port(agent_log: str) -> int | None:
