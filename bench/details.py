@@ -56,6 +56,7 @@ def throughput(doc: Document, settings: Settings, figures: Figures) -> None:
                 run.relay,
                 rate(run.rate),
                 seconds(run.seconds),
+                f"{run.relay_cores:.2f}",
                 micro(per.get(run.relay, 0.0)),
                 *(micro(per.get(part, 0.0)) for part in CPU_PARTS),
                 percent(run.cpu.get("machine_busy", 0.0)),
@@ -67,6 +68,7 @@ def throughput(doc: Document, settings: Settings, figures: Figures) -> None:
             "Relay",
             "Rate",
             "Time",
+            "Relay cores",
             "Relay CPU",
             "PostgreSQL",
             "PgBouncer",
@@ -77,6 +79,32 @@ def throughput(doc: Document, settings: Settings, figures: Figures) -> None:
         ),
         rows,
     )
+    doc.add(*bound(figures), "")
+
+
+def bound(figures: Figures) -> list[str]:
+    """What limited the relays, read from the CPU figures: their own CPU or the machine."""
+    lines = []
+    for name in (AGENT, BASELINE):
+        runs = [run for run in figures.relay.throughput if run.relay == name]
+        cores = statistics.median(run.relay_cores for run in runs)
+        busy = statistics.median(run.cpu.get("machine_busy", 0.0) for run in runs)
+        per_reading = statistics.median(run.cpu.get(name, 0.0) / run.readings for run in runs)
+        if busy >= 0.9:
+            limit = "the machine was saturated, so the hardware bounds this figure"
+        elif cores >= 0.8:
+            limit = (
+                "the relay process used about one core (its Python threads share one "
+                "interpreter lock) while the machine had CPU to spare: its own CPU per "
+                f"reading bounds it, at about {1 / per_reading:,.0f} readings/s per core"
+            )
+        else:
+            limit = "neither the relay's core nor the machine was saturated (waits bound it)"
+        lines.append(
+            f"- {name}: {cores:.2f} cores in the relay process, both cores {percent(busy)} "
+            f"busy, {micro(per_reading)} of relay CPU per reading: {limit}."
+        )
+    return lines
 
 
 def profiles(doc: Document, figures: Figures) -> None:

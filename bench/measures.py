@@ -40,6 +40,12 @@ class ThroughputRun:
     def rate(self) -> float:
         return self.readings / self.seconds
 
+    @property
+    def relay_cores(self) -> float:
+        """Cores the relay process kept busy on average during the run."""
+        wall = self.cpu.get("wall_s", 0.0)
+        return self.cpu.get(self.relay, 0.0) / wall if wall else 0.0
+
 
 @dataclass(frozen=True, slots=True)
 class LatencyRun:

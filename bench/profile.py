@@ -39,6 +39,7 @@ COMPONENTS = (
     ("concurrent/futures/", "thread pool"),
     ("threading.py", "thread pool"),
 )
+NO_PYTHON_FRAME = "(native code, no Python frame)"
 _FRAME = re.compile(r"^(?P<function>.*) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")
 
 
@@ -124,8 +125,12 @@ def summarise(raw: Path, top: int = 12) -> Profile | None:
         thread = frames[0].split("): ", 1)[-1]
         # Thread names end in a number that changes from run to run.
         threads[re.sub(r"[-_]\d+$", "", thread)] += count
-        components[_component(frames[-1])] += count
-        functions[_short(frames[-1])] += count
+        if len(frames) > 1:
+            components[_component(frames[-1])] += count
+            functions[_short(frames[-1])] += count
+        else:
+            components[NO_PYTHON_FRAME] += count
+            functions[NO_PYTHON_FRAME] += count
         total += count
     if not total:
         return None
