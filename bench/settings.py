@@ -61,11 +61,12 @@ def load() -> Settings:
             startup_runs=5,
             warmup_seconds=5.0,
         )
+        # Twelve runs: each of the six orders twice; single runs vary by ±8 %.
         ha = HaSettings(
-            runs=6,
+            runs=12,
             entities=1_000,
             writes=100_000,
-            commands=10_000,
+            commands=5_000,
             memory_runs=3,
             memory_entities=10_000,
             memory_outcomes=1_000_000,
