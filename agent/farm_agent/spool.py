@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import logging
 import secrets
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,9 +46,14 @@ CREATE TABLE IF NOT EXISTS delivered (
     n INTEGER NOT NULL
 );
 """
-# The broker can only redeliver what it has in flight to the agent, at most its
-# receive maximum of packets: the deliveries before those cannot come back.
+# A redelivery that must be recognised was committed and not yet acked: ingest keeps
+# at most mqtt.receive_maximum messages unacked, so older deliveries cannot come back.
 DEFAULT_REMEMBER = 2000
+# Rows per INSERT statement, largest first. One multi-row statement is one step of
+# SQLite, where executemany() takes a step (and drops and retakes the GIL, which
+# the MQTT thread is waiting for) per row. Powers of two keep the number of
+# distinct statements, each compiled once and cached, small.
+_ROWS_PER_INSERT = tuple(2**power for power in range(8, -1, -1))
 
 
 class SpoolError(RuntimeError):
@@ -85,8 +92,10 @@ class Spool:
         rows = self._db.execute(
             "SELECT mid, digest, n FROM delivered ORDER BY n DESC LIMIT ?", (remember,)
         ).fetchall()
-        # Oldest first: the dict's order is the order in which entries are forgotten.
-        self._delivered: dict[int, bytes] = {mid: digest for mid, digest, _ in reversed(rows)}
+        # Oldest first: the order in which entries are forgotten.
+        self._delivered: OrderedDict[int, bytes] = OrderedDict(
+            (mid, digest) for mid, digest, _ in reversed(rows)
+        )
         self._deliveries: int = rows[0][2] if rows else 0
         self.depth: int = int(self._db.execute("SELECT count(*) FROM readings").fetchone()[0])
 
@@ -144,23 +153,32 @@ class Spool:
         first = self._deliveries + 1
         self._deliveries += len(tracked)
         with self._transaction():
-            self._db.executemany(
-                "INSERT INTO readings (topic, payload, received_at) VALUES (?, ?, ?)", fresh
-            )
-            self._db.executemany(
-                "INSERT OR REPLACE INTO delivered VALUES (?, ?, ?)",
+            self._insert_rows("INTO readings (topic, payload, received_at)", 3, fresh)
+            self._insert_rows(
+                "OR REPLACE INTO delivered (mid, digest, n)",
+                3,
                 [(mid, digest, n) for n, (mid, digest) in enumerate(tracked.items(), first)],
             )
             self._db.execute(
                 "DELETE FROM delivered WHERE n <= ?", (self._deliveries - self._remember,)
             )
         for mid, digest in tracked.items():
-            self._delivered.pop(mid, None)
             self._delivered[mid] = digest
+            self._delivered.move_to_end(mid)
         while len(self._delivered) > self._remember:
-            del self._delivered[next(iter(self._delivered))]
+            self._delivered.popitem(last=False)
         self.depth += len(fresh)
         return len(fresh)
+
+    def _insert_rows(self, into: str, width: int, rows: Sequence[tuple[object, ...]]) -> None:
+        start = 0
+        for size in _ROWS_PER_INSERT:
+            while len(rows) - start >= size:
+                self._db.execute(
+                    _insert_statement(into, width, size),
+                    [field for row in rows[start : start + size] for field in row],
+                )
+                start += size
 
     def forget_deliveries(self) -> None:
         """The broker kept no session: nothing will be redelivered, so nothing to recognise."""
@@ -185,7 +203,7 @@ class Spool:
             return
         with self._transaction():
             deleted = self._db.executemany(
-                "DELETE FROM readings WHERE seq = ?", [(seq,) for seq in seqs]
+                "DELETE FROM readings WHERE seq BETWEEN ? AND ?", _runs(sorted(seqs))
             ).rowcount
         self.depth -= deleted
 
@@ -202,6 +220,23 @@ class Spool:
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self._db)
+
+
+@functools.cache
+def _insert_statement(into: str, width: int, rows: int) -> str:
+    row = "(" + ",".join("?" * width) + ")"
+    return f"INSERT {into} VALUES " + ",".join([row] * rows)
+
+
+def _runs(seqs: Sequence[int]) -> Iterator[tuple[int, int]]:
+    """Sorted sequence numbers as (first, last) runs: a forwarded batch is usually one run."""
+    first = last = seqs[0]
+    for seq in seqs[1:]:
+        if seq != last + 1:
+            yield first, last
+            first = seq
+        last = seq
+    yield first, last
 
 
 class _Transaction:
