@@ -6,6 +6,8 @@ import base64
 from collections.abc import Callable
 from typing import Any
 
+import asyncpg
+
 from tests.agent.support import AgentProcess, publisher, wait_for_messages
 from tools.services import Mosquitto, Postgres
 
@@ -80,3 +82,33 @@ async def test_payloads_postgres_refuses_are_found_in_their_batch_and_dead_lette
     assert len(dead) == 1
     assert dead[0]["error"].startswith("refused by PostgreSQL")
     assert dead[0]["payload"] == '{"text": "\\ud800"}'
+
+
+async def test_json_numbers_beyond_a_python_float_reach_the_queue_with_every_digit(
+    make_config: Callable[..., dict[str, Any]],
+    start_agent: Callable[..., AgentProcess],
+    mosquitto: Mosquitto,
+    postgres: Postgres,
+    test_id: str,
+) -> None:
+    # json.loads makes 1e999 an infinity that json.dumps refuses; the payload's own
+    # text goes into the envelope, and jsonb's numeric keeps it exactly.
+    config = make_config()
+    agent = start_agent(config)
+    agent.wait_connected()
+    topic = f"{test_id}/lab/counter"
+    precise = "3.14159265358979323846264338327950288"
+    with publisher(mosquitto.port, f"{test_id}-pub") as device:
+        device.publish_all([(topic, "1e999"), (topic, precise), (topic, "20.5")])
+
+    queue = config["backend"]["queue"]
+    await wait_for_messages(postgres.dsn, queue, 3)
+    connection = await asyncpg.connect(postgres.dsn)
+    try:
+        payloads = await connection.fetch(
+            f"SELECT message->>'payload' AS text FROM pgmq.q_{queue} ORDER BY msg_id"
+        )
+    finally:
+        await connection.close()
+
+    assert [row["text"] for row in payloads] == ["1" + "0" * 999, precise, "20.5"]
