@@ -3,6 +3,14 @@
 The PUBACK for a message goes out only after the spool transaction holding it has
 committed. When the spool is full, messages wait unacknowledged (the broker holds
 the rest) until the forwarder makes room: nothing is dropped.
+
+While acks flow, at most `mqtt.receive_maximum` messages are held unacknowledged:
+beyond that the MQTT thread stops reading its socket until commits make room. The
+broker should never send more than that, but Mosquitto 2.0 does (tens of thousands
+in a burst), and every such message would cost memory and widen the window of
+redeliveries the spool must recognise after a crash. With the spool full no ack
+goes out, the broker keeps to the limit on its own, and the socket is read as
+usual, so keepalives are answered and the connection stays up however long that lasts.
 """
 
 from __future__ import annotations
@@ -36,6 +44,9 @@ class Ingest:
         self._wake_scheduled = False
         self._wake = asyncio.Event()
         self._held: list[tuple[int, Arrival]] = []
+        # Received and not yet acknowledged (or recognised as a redelivery); under _lock.
+        self._backlog = 0
+        self._max_backlog = link.config.receive_maximum
         self._accepting = True
         self._warned_no_session = False
         self.backpressure = False
@@ -65,6 +76,9 @@ class Ingest:
         with self._lock:
             # A PUBACK only makes sense on the connection that received the message.
             self._inbox.append((self._link.connection_id, arrival))
+            self._backlog += 1
+            if self._backlog >= self._max_backlog and not self.backpressure:
+                self._link.client.pause_reading()
             if self._wake_scheduled:
                 return
             self._wake_scheduled = True
@@ -115,11 +129,17 @@ class Ingest:
         self._metrics.redeliveries.inc(len(batch) - stored)
         self._metrics.spool_depth.set(self._spool.depth)
         self._ack(batch)
+        with self._lock:
+            self._backlog -= len(batch)
+            if self._backlog < self._max_backlog:
+                self._link.client.resume_reading()
         return True
 
     async def _wait_for_room(self) -> None:
         if not self.backpressure:
-            self.backpressure = True
+            with self._lock:
+                self.backpressure = True
+                self._link.client.resume_reading()
             self._metrics.backpressure.set(1)
             _LOGGER.warning(
                 "spool full (%d readings): no longer acking MQTT, the broker holds the rest",
@@ -135,10 +155,12 @@ class Ingest:
     def _ack(self, batch: list[tuple[int, Arrival]]) -> None:
         client = self._link.client
         current = self._link.connection_id
-        for connection, arrival in batch:
-            # A message from an earlier connection is redelivered (DUP) by the broker
-            # and recognised by the spool; acking the old packet id would be wrong.
-            if arrival.qos > 0 and connection == current:
+        # A message from an earlier connection is redelivered (DUP) by the broker and
+        # recognised by the spool; acking the old packet id would be wrong.
+        ours = [arrival for connection, arrival in batch if connection == current]
+        client.ack_all([arrival.mid for arrival in ours if arrival.qos == 1])
+        for arrival in ours:
+            if arrival.qos == 2:
                 client.ack(arrival.mid, arrival.qos)
 
     async def close_intake(self) -> None:
