@@ -7,6 +7,7 @@ event loop, so listeners run there. Ingest and publishing share this link.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import ssl
 import struct
@@ -70,8 +71,14 @@ class BufferedClient(paho.Client):
         self._paused_on = self._sock
 
     def resume_reading(self) -> None:
+        was_paused = self._paused_on is not None
         self._paused_on = None
         self._may_read.set()
+        if was_paused and self._read_buffer and self._sockpairW is not None:
+            # Packets read before the pause wait in the buffer, where select() cannot
+            # see them: wake paho's loop, whose loop_misc() handles them.
+            with contextlib.suppress(BlockingIOError):
+                self._sockpairW.send(b"0")
 
     def _reading_paused(self) -> bool:
         return self._paused_on is not None and self._paused_on is self._sock
@@ -88,6 +95,13 @@ class BufferedClient(paho.Client):
         data = bytes(self._read_buffer[:bufsize])
         del self._read_buffer[:bufsize]
         return data
+
+    def loop_misc(self) -> MQTTErrorCode:
+        if self._read_buffer and not self._reading_paused() and self._sock is self._read_from:
+            result = self.loop_read()
+            if result != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                return result
+        return super().loop_misc()
 
     def ack_all(self, mids: Sequence[int]) -> None:
         """PUBACK these QoS 1 messages in one packet write: one wake-up, one system call."""

@@ -29,6 +29,7 @@ class Subscriber:
             manual_ack=True,
         )
         self.received: list[tuple[bytes, int, bool]] = []
+        self.pause_at: int | None = None
         self._arrived = threading.Condition()
         subscribed = threading.Event()
         self.client.on_connect = lambda client, *_: client.subscribe(
@@ -45,6 +46,8 @@ class Subscriber:
     def _on_message(self, client: paho.Client, userdata: object, message: paho.MQTTMessage) -> None:
         with self._arrived:
             self.received.append((message.payload, message.mid, bool(message.dup)))
+            if len(self.received) == self.pause_at:
+                self.client.pause_reading()
             self._arrived.notify_all()
 
     def wait_for(self, count: int, timeout: float = 30) -> None:
@@ -137,3 +140,26 @@ def test_a_paused_client_leaves_the_rest_at_the_broker_until_it_resumes(
 
     assert held_back == 1
     assert [body for body, _, _ in subscriber.received] == [b"before", *sent]
+
+
+def test_packets_read_before_a_pause_are_handled_as_soon_as_it_ends(
+    mosquitto: Mosquitto, subscribe: Subscribe, test_id: str
+) -> None:
+    # Paused in the middle of what one read brought in, with nothing more coming:
+    # select() sees no new bytes, and the client alone must remember the rest.
+    topic = f"{test_id}/resumed"
+    subscriber = subscribe(mosquitto.port, f"{test_id}-sub", topic)
+    subscriber.client.pause_reading()
+    sent = [f"reading {number}".encode() for number in range(50)]
+    with publisher(mosquitto.port, f"{test_id}-pub") as device:
+        device.publish_all([(topic, body) for body in sent])
+    time.sleep(0.5)
+    subscriber.pause_at = 5
+    subscriber.client.resume_reading()
+    time.sleep(0.5)
+    assert len(subscriber.received) == 5
+
+    subscriber.client.resume_reading()
+    subscriber.wait_for(len(sent), timeout=5)
+
+    assert [body for body, _, _ in subscriber.received] == sent
