@@ -96,8 +96,16 @@ class BufferedClient(paho.Client):
         del self._read_buffer[:bufsize]
         return data
 
+    def _buffered_packets_to_handle(self) -> bool:
+        return (
+            bool(self._read_buffer)
+            and not self._reading_paused()
+            and self._sock is not None
+            and self._sock is self._read_from
+        )
+
     def loop_misc(self) -> MQTTErrorCode:
-        if self._read_buffer and not self._reading_paused() and self._sock is self._read_from:
+        if self._buffered_packets_to_handle():
             result = self.loop_read()
             if result != MQTTErrorCode.MQTT_ERR_SUCCESS:
                 return result
@@ -116,13 +124,7 @@ class BufferedClient(paho.Client):
                 return MQTTErrorCode.MQTT_ERR_SUCCESS
         result = super().loop_read(max_packets)
         # select() cannot see what is already buffered: handle every packet in it now.
-        while (
-            result == MQTTErrorCode.MQTT_ERR_SUCCESS
-            and not self._reading_paused()
-            and self._read_buffer
-            and self._sock is not None
-            and self._sock is self._read_from
-        ):
+        while result == MQTTErrorCode.MQTT_ERR_SUCCESS and self._buffered_packets_to_handle():
             result = super().loop_read(1)
         return result
 

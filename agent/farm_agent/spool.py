@@ -153,10 +153,9 @@ class Spool:
         first = self._deliveries + 1
         self._deliveries += len(tracked)
         with self._transaction():
-            self._insert_rows("INTO readings (topic, payload, received_at)", 3, fresh)
+            self._insert_rows("INTO readings (topic, payload, received_at)", fresh)
             self._insert_rows(
                 "OR REPLACE INTO delivered (mid, digest, n)",
-                3,
                 [(mid, digest, n) for n, (mid, digest) in enumerate(tracked.items(), first)],
             )
             self._db.execute(
@@ -170,12 +169,12 @@ class Spool:
         self.depth += len(fresh)
         return len(fresh)
 
-    def _insert_rows(self, into: str, width: int, rows: Sequence[tuple[object, ...]]) -> None:
+    def _insert_rows(self, into: str, rows: Sequence[tuple[object, ...]]) -> None:
         start = 0
         for size in _ROWS_PER_INSERT:
             while len(rows) - start >= size:
                 self._db.execute(
-                    _insert_statement(into, width, size),
+                    _insert_statement(into, len(rows[0]), size),
                     [field for row in rows[start : start + size] for field in row],
                 )
                 start += size

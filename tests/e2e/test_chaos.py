@@ -105,7 +105,6 @@ async def test_chaos_run_delivers_every_reading_exactly_once_in_received_order(
     proxies: tuple[FaultyProxy, FaultyProxy],
     test_id: str,
 ) -> None:
-    plan = PLAN
     to_pooler, to_direct = proxies
     config = make_config(
         pooler_dsn=through(to_pooler, pgbouncer.dsn),
@@ -114,17 +113,17 @@ async def test_chaos_run_delivers_every_reading_exactly_once_in_received_order(
     )
     agent = start_agent(config)
     agent.wait_connected()
-    total_each = int(plan.rate_each * plan.seconds)
+    total_each = int(PLAN.rate_each * PLAN.seconds)
     streams = [
         StreamPublisher(
             mosquitto.port,
             f"{test_id}-pub{n}",
             [f"{test_id}/site{n}/sensor{k}/reading" for k in range(5)],
             total=total_each,
-            rate=plan.rate_each,
+            rate=PLAN.rate_each,
             qos=2,  # exactly once from each device to the broker, so any duplicate is ours
         ).start()
-        for n in range(plan.publishers)
+        for n in range(PLAN.publishers)
     ]
     rng = random.Random(2026)
     started = time.monotonic()
@@ -145,13 +144,13 @@ async def test_chaos_run_delivers_every_reading_exactly_once_in_received_order(
         proxy.heal()
     postgres.stop()
     try:
-        await asyncio.sleep(plan.outage_s)
+        await asyncio.sleep(PLAN.outage_s)
     finally:
         postgres.start()
-    remaining = max(5.0, plan.seconds - (time.monotonic() - started) - 3)
+    remaining = max(5.0, PLAN.seconds - (time.monotonic() - started) - 3)
     await kill_and_restart(agent, 10, remaining, rng)
     for stream in streams:
-        stream.join(timeout=plan.seconds + 300)
+        stream.join(timeout=PLAN.seconds + 300)
     sent = [reading for stream in streams for reading in stream.sent]
 
     messages = await wait_for_messages(
@@ -159,7 +158,7 @@ async def test_chaos_run_delivers_every_reading_exactly_once_in_received_order(
     )
 
     assert agent.starts == 21
-    assert len(sent) == plan.publishers * total_each
+    assert len(sent) == PLAN.publishers * total_each
     # A paho publisher can reorder its own readings as the restarted broker comes back
     # (one published right at reconnect overtakes the queued ones), so the order that
     # counts is the order the agent received them in, and that must be the queue's.
