@@ -23,6 +23,7 @@ from .mqtt_support import (
     state,
     wait_until,
 )
+from .options_support import save_options
 
 DEGRADED = "binary_sensor.farm_resilience_degraded"
 HEALTHY = ACCEPTED[0]
@@ -323,3 +324,23 @@ async def test_ten_thousand_long_problems_reach_attributes_events_and_reasons_bo
     assert all(len(reason) <= MAX_CHARS for reason in hub_reasons)
     assert hub_reasons[0].startswith("agent farm-east: probe 0 failed: xxx")
     assert [event.data["reasons"] for event in degraded] == [hub_reasons]
+
+
+async def test_saving_the_hub_options_keeps_an_agent_outage_without_a_second_degraded(
+    hass: HomeAssistant,
+    mqtt_entry: MockConfigEntry,
+    hub_entry: MockConfigEntry,
+    agent_entry: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    degraded = async_capture_events(hass, EVENT_DEGRADED)
+    recovered = async_capture_events(hass, EVENT_RECOVERED)
+    await set_up_hub_and_agent(hass, hub_entry, agent_entry)
+    await advance_live(hass, freezer, 120.0)
+    assert reasons(hass) == ["agent farm-east: no status for more than 60 s"]
+
+    await save_options(hass, hub_entry, latency_target=4.0)
+    await advance_live(hass, freezer, 1.0)
+
+    assert reasons(hass) == ["agent farm-east: no status for more than 60 s"]
+    assert (len(degraded), len(recovered)) == (1, 0)
