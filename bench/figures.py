@@ -124,5 +124,14 @@ class Figures:
             )
         ]
 
+    def per_stale_report(self, field: str) -> list[float]:
+        """Seconds the hub adds to one stale sensor's report: with it minus without."""
+        stale = self.ha.stale
+        sensors = int(stale["sensors"])
+        return [
+            (float(a[field]) - float(b[field])) / sensors
+            for a, b in zip(stale["report"]["integration"], stale["report"]["none"], strict=True)
+        ]
+
     def hub_memory(self) -> list[float]:
         return [float(run["rss_after"] - run["rss_before"]) for run in self.ha.memory]

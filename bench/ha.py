@@ -9,6 +9,9 @@
   of tracking one command.
 - `memory`: the hub tracking many entities with many outcomes in its window: the
   process's RSS before the hub is set up and after.
+- `stale`: the hub monitoring many sensors that have all gone stale, then every one
+  of them reporting once (a gateway coming back), alternated with the same writes
+  and no hub: the difference is what a stale sensor's report costs the hub.
 
 Talks to the parent in JSON lines on stdout: {"progress": …, "total": …} and, at the
 end, {"result": {…}}. HA logs warnings and errors to stderr.
@@ -279,17 +282,77 @@ async def memory(args: argparse.Namespace, config_dir: Path) -> dict[str, Any]:
         await stop_home_assistant(hass)
 
 
+# The hub's stale_after in the `stale` bench: short, so that the sensors go stale soon.
+STALE_AFTER_S = 2.0
+
+
+def sensor_ids(count: int) -> list[str]:
+    return [f"sensor.bench_probe_{number:05d}" for number in range(count)]
+
+
+async def _report_all(hass: HomeAssistant, sensors: list[str], value: str) -> dict[str, float]:
+    """Every sensor reports once (a new value); time until every follower has run.
+
+    One report per loop iteration, as they arrive from a radio gateway or MQTT: HA
+    runs the followers of each before the next comes.
+    """
+    watch = Stopwatch()
+    for sensor in sensors:
+        hass.states.async_set(sensor, value)
+        await asyncio.sleep(0)
+    await hass.async_block_till_done()
+    return watch.stop()
+
+
+async def stale(args: argparse.Namespace, config_dir: Path) -> dict[str, Any]:
+    """Event-loop CPU of `sensors` stale sensors reporting, with the hub and without."""
+    hass = await start_home_assistant(config_dir)
+    try:
+        sensors = sensor_ids(args.sensors)
+        for sensor in sensors:
+            hass.states.async_set(sensor, "20.0")
+        entry = config_entry(
+            DOMAIN,
+            HUB_NAME,
+            {**DEFAULT_OPTIONS, "monitored_sensors": sensors, "stale_after": STALE_AFTER_S},
+        )
+        await hass.config_entries.async_add(entry)  # a first set-up, not measured
+        await hass.async_block_till_done()
+        await hass.config_entries.async_unload(entry.entry_id)
+        runs: dict[str, list[dict[str, float]]] = {"integration": [], "none": []}
+        came_back: list[int] = []
+        for run in range(args.runs):
+            value = f"{20 + run}.5"
+            for mode in ("integration", "none") if run % 2 == 0 else ("none", "integration"):
+                if mode == "integration":
+                    await hass.config_entries.async_setup(entry.entry_id)
+                    await hass.async_block_till_done()
+                    await asyncio.sleep(STALE_AFTER_S + 0.2)  # every sensor goes stale
+                    hub = entry.runtime_data
+                    stale_before = len(hub.staleness.stale)
+                    runs[mode].append(await _report_all(hass, sensors, value))
+                    came_back.append(stale_before - len(hub.staleness.stale))
+                    await hass.config_entries.async_unload(entry.entry_id)
+                else:
+                    runs[mode].append(await _report_all(hass, sensors, value + "0"))
+            emit({"progress": run + 1, "total": args.runs})
+        return {"sensors": args.sensors, "report": runs, "came_back": came_back}
+    finally:
+        await stop_home_assistant(hass)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.ha")
-    parser.add_argument("mode", choices=("overhead", "memory"))
+    parser.add_argument("mode", choices=("overhead", "memory", "stale"))
     parser.add_argument("--entities", type=int, default=1000)
     parser.add_argument("--writes", type=int, default=100_000)
     parser.add_argument("--commands", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--outcomes", type=int, default=1_000_000)
+    parser.add_argument("--sensors", type=int, default=2000)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    job = overhead if args.mode == "overhead" else memory
+    job = {"overhead": overhead, "memory": memory, "stale": stale}[args.mode]
     # HA's config folder (storage, registries) goes with the run.
     with tempfile.TemporaryDirectory(prefix="bench-ha-") as config_dir:
         try:

@@ -19,6 +19,7 @@ from bench.settings import HaSettings
 class HaResults:
     overhead: dict[str, Any] = field(default_factory=dict)
     memory: list[dict[str, Any]] = field(default_factory=list)
+    stale: dict[str, Any] = field(default_factory=dict)
     version: str = ""
 
 
@@ -86,4 +87,14 @@ def run(settings: HaSettings, progress: Progress) -> HaResults:
                 run * settings.memory_outcomes,
             )
         )
+    task = progress.add_task(
+        f"HA stale sensors, {settings.stale_sensors:,} reporting x {settings.stale_runs} runs",
+        total=settings.stale_runs,
+    )
+    results.stale = _run(
+        ["stale", f"--sensors={settings.stale_sensors}", f"--runs={settings.stale_runs}"],
+        progress,
+        task,
+        0,
+    )
     return results

@@ -202,6 +202,15 @@ def ha_rows(figures: Figures) -> list[Row]:
             "—",
         ),
         (
+            f"HA: event-loop CPU the hub adds to a report of one of "
+            f"{figures.ha.stale['sensors']:,} stale sensors",
+            Spread.of(figures.per_stale_report("cpu")).show(micro),
+            "no hub",
+            "—",
+            "independent of the count (tests)",
+            "—",
+        ),
+        (
             f"HA: memory of {first['entities']:,} tracked entities with "
             f"{first['outcomes']:,} outcomes in the window",
             memory.show(megabytes),

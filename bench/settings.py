@@ -18,6 +18,8 @@ class HaSettings:
     memory_runs: int
     memory_entities: int
     memory_outcomes: int
+    stale_runs: int
+    stale_sensors: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +51,8 @@ def load() -> Settings:
             memory_runs=1,
             memory_entities=10_000,
             memory_outcomes=1_000_000,
+            stale_runs=2,
+            stale_sensors=2_000,
         )
     else:
         relay = RelaySettings(
@@ -70,6 +74,8 @@ def load() -> Settings:
             memory_runs=3,
             memory_entities=10_000,
             memory_outcomes=1_000_000,
+            stale_runs=6,
+            stale_sensors=2_000,
         )
     default = BENCH / ("RESULTS-quick.md" if quick else "RESULTS.md")
     return Settings(quick, relay, ha, os.environ.get("BENCH_RESULTS", str(default)))

@@ -14,6 +14,7 @@ from .agent_link import AgentLink
 from .const import DOMAIN, SIGNAL_AGENT_UPDATE
 from .entries import FarmResilienceEntry, is_agent_entry
 from .hub import FarmResilienceHub
+from .issues import async_clear_device_issues, async_clear_storage_issue
 from .services import async_setup_services
 
 PLATFORMS = [Platform.BINARY_SENSOR, Platform.SENSOR]
@@ -63,6 +64,13 @@ async def async_unload_entry(hass: HomeAssistant, entry: FarmResilienceEntry) ->
     if unload_ok and isinstance(hub := entry.runtime_data, FarmResilienceHub):
         await hub.async_unload()
     return unload_ok
+
+
+async def async_remove_entry(hass: HomeAssistant, entry: FarmResilienceEntry) -> None:
+    """Take the hub's repair issues with it: nothing watches those devices any more."""
+    if not is_agent_entry(entry):
+        async_clear_device_issues(hass)
+        async_clear_storage_issue(hass)
 
 
 async def _async_reload(hass: HomeAssistant, entry: FarmResilienceEntry) -> None:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from .bounds import Texts, bounded
 from .const import HEALTH_VERSION
 
 ROUTES = ("pooler", "direct", "none")
@@ -39,7 +40,9 @@ class AgentHealth:
     spool_depth: int | None
     relay_latency_p95_ms: float | None
     relayed_total: int | None
+    # At most `bounds.MAX_TEXTS`, each cut short: they reach attributes and reasons.
     problems: tuple[str, ...]
+    # The payload as accepted, its problems bounded the same way (diagnostics show it).
     payload: Mapping[str, Any]
 
     @property
@@ -73,6 +76,7 @@ def parse_health(raw: str | bytes | bytearray, agent_id: str) -> AgentHealth:
     backend = _section(payload, "backend")
     queue = _section(payload, "queue")
     relay = _section(payload, "relay")
+    problems = _problems(payload.get("problems"))
     return AgentHealth(
         agent_id=agent_id,
         ts=_timestamp(payload.get("ts")),
@@ -85,8 +89,8 @@ def parse_health(raw: str | bytes | bytearray, agent_id: str) -> AgentHealth:
         spool_depth=_count(relay, "spool_depth", "relay."),
         relay_latency_p95_ms=_number(relay, "e2e_latency_p95_ms", "relay."),
         relayed_total=_count(relay, "relayed_total", "relay."),
-        problems=_problems(payload.get("problems")),
-        payload=payload,
+        problems=problems,
+        payload={**payload, "problems": list(problems)},
     )
 
 
@@ -149,7 +153,11 @@ def shown(value: Any) -> str:
 
 
 def _problems(value: Any) -> tuple[str, ...]:
-    """Return the problems, a list of plain sentences."""
+    """Return the problems, a list of plain sentences, bounded in count and length.
+
+    An agent in trouble may list thousands of long problems; Home Assistant shows
+    the first ones and how many more there are.
+    """
     if not isinstance(value, list) or not all(isinstance(problem, str) for problem in value):
         raise InvalidHealthError("problems is not a list of strings")
-    return tuple(value)
+    return tuple(bounded([Texts.from_list(value)]))

@@ -82,8 +82,9 @@ class AgentLink:
         self.status: str | None = None
         self.online = False
         self.health: AgentHealth | None = None
-        # When the agent stopped being available (time.time()); None while it is.
-        self.down_since: float | None = time.time()
+        # When the agent stopped being available (time.monotonic()); None while it is.
+        self.down_since: float | None = time.monotonic()
+        # When the last status and health arrived (time.monotonic()).
         self.status_received_at: float | None = None
         self.health_received_at: float | None = None
         self.rejected = 0
@@ -170,7 +171,7 @@ class AgentLink:
     def _async_on_status(self, msg: mqtt.ReceiveMessage) -> None:
         """Apply `online` / `offline` by the availability rules of this module."""
         payload = _text(msg.payload)
-        self.status_received_at = time.time()
+        self.status_received_at = time.monotonic()
         if payload == STATUS_ONLINE:
             if msg.retain and self._offline_seen and not self._health_since_offline():
                 # Possibly a dead agent's `online` that a crashed broker kept: wait for news.
@@ -203,7 +204,7 @@ class AgentLink:
             return
         self._accept()
         self.health = health
-        self.health_received_at = time.time()
+        self.health_received_at = time.monotonic()
         if not msg.retain:
             self._live_health_at.append(self.health_received_at)
             self.silent = False
@@ -301,7 +302,7 @@ class AgentLink:
         if self.available:
             self.down_since = None
         elif self.down_since is None:
-            self.down_since = time.time()
+            self.down_since = time.monotonic()
         for update in list(self._listeners):
             update()
         async_dispatcher_send(self.hass, SIGNAL_AGENT_UPDATE)

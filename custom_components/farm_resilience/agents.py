@@ -8,6 +8,7 @@ from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
 
 from .agent_link import AgentLink
+from .bounds import Texts
 from .const import DOMAIN, SIGNAL_AGENT_UPDATE
 from .timing import EarliestCall
 
@@ -36,9 +37,9 @@ class AgentMonitor:
         self._unsub = async_dispatcher_connect(self.hass, SIGNAL_AGENT_UPDATE, self._on_change)
 
     @callback
-    def async_arm(self, now: float) -> None:
-        """Allow alarms: an agent unavailable since before `now` counts from `now`."""
-        self.armed_at = now
+    def async_arm(self, at: float) -> None:
+        """Allow alarms: an agent unavailable since before `at` (monotonic) counts from `at`."""
+        self.armed_at = at
 
     @callback
     def async_stop(self) -> None:
@@ -57,8 +58,11 @@ class AgentMonitor:
         ]
         return sorted(links, key=lambda link: link.agent_id)
 
-    def reasons(self, now: float) -> list[str]:
-        """Return plain-words reasons; ask to run again when an outage would cross the alert."""
+    def reasons(self, now: float) -> Texts:
+        """Return plain-words reasons as of `now` (monotonic).
+
+        Asks to run again when an outage would cross the alert.
+        """
         reasons: list[str] = []
         for link in self.links():
             if (outage := link.outage()) is not None:
@@ -75,7 +79,7 @@ class AgentMonitor:
             elif link.health is not None and link.health.has_problem:
                 problems = link.health.problems or (f"status {link.health.status}",)
                 reasons.extend(f"agent {link.agent_id}: {problem}" for problem in problems)
-        return reasons
+        return Texts.from_list(reasons)
 
     @callback
     def _async_on_due(self, now: float) -> None:

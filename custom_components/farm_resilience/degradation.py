@@ -3,31 +3,31 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from itertools import islice
 
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 
+from .bounds import MAX_TEXTS, Texts, bounded
 from .const import EVENT_DEGRADED, EVENT_RECOVERED, OUTCOME_SUCCESS
 from .models import HubOptions
 from .ranking import EntityFigures
 from .statistics import WindowFigures
 
-# A provider returns the causes it sees right now, in plain words.
-type ReasonProvider = Callable[[float], list[str]]
+# A provider returns the causes it sees as of a monotonic time, in plain words: the
+# first ones that can be shown and how many there are.
+type ReasonProvider = Callable[[float], Texts]
 
 
 class Degradation:
     """Collects reasons from providers and fires degraded / recovered on transitions."""
 
-    def __init__(self, hass: HomeAssistant) -> None:
-        """Start healthy with no provider."""
+    def __init__(self, hass: HomeAssistant, *, degraded: bool = False) -> None:
+        """Start with no provider, degraded as last known (a reload fires no second event)."""
         self.hass = hass
+        # At most `bounds.MAX_TEXTS`, the last saying how many more: they reach the recorder.
         self.reasons: list[str] = []
+        self.is_degraded = degraded
         self._providers: list[ReasonProvider] = []
-
-    @property
-    def is_degraded(self) -> bool:
-        """Return whether anything is wrong."""
-        return bool(self.reasons)
 
     @callback
     def async_add_provider(self, provider: ReasonProvider) -> CALLBACK_TYPE:
@@ -38,10 +38,9 @@ class Degradation:
     @callback
     def async_refresh(self, now: float) -> None:
         """Recompute the reasons; fire an event when the verdict flips."""
-        reasons = [reason for provider in self._providers for reason in provider(now)]
-        was_degraded = self.is_degraded
-        self.reasons = reasons
-        if self.is_degraded != was_degraded:
+        self.reasons = reasons = bounded(provider(now) for provider in self._providers)
+        if bool(reasons) != self.is_degraded:
+            self.is_degraded = bool(reasons)
             event = EVENT_DEGRADED if self.is_degraded else EVENT_RECOVERED
             self.hass.bus.async_fire(event, {"reasons": list(reasons)})
 
@@ -50,7 +49,7 @@ def statistics_reasons(
     figures: WindowFigures,
     below_target: list[EntityFigures],
     options: HubOptions,
-) -> list[str]:
+) -> Texts:
     """Return the command statistics' reasons: success and latency targets missed.
 
     `below_target`: the entities with at least `min_samples` commands and a success
@@ -71,9 +70,9 @@ def statistics_reasons(
             f"Command latency p95 {p95:.2f} s > {options.latency_target:g} s "
             f"({successes} successful commands)"
         )
-    reasons.extend(
+    entities = (
         f"{entity.entity_id}: {entity.failed} of {entity.commands} commands failed "
         f"({entity.success_rate:.1f} % < {target:g} %)"
         for entity in below_target
     )
-    return reasons
+    return Texts.of([*reasons, *islice(entities, MAX_TEXTS)], len(reasons) + len(below_target))

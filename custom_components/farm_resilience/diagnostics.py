@@ -23,13 +23,14 @@ async def async_get_config_entry_diagnostics(
     """Return what a maintainer needs to judge the figures."""
     runtime = entry.runtime_data
     if isinstance(runtime, AgentLink):
-        return _agent_diagnostics(runtime, time.time())
+        return _agent_diagnostics(runtime, time.monotonic())
     return _hub_diagnostics(runtime, dict(entry.options), time.time())
 
 
 def _hub_diagnostics(hub: FarmResilienceHub, options: dict[str, Any], now: float) -> dict[str, Any]:
     """Return the hub's options, window, offenders, pending commands and health."""
     snapshot = hub.snapshot
+    monotonic = time.monotonic()
     return {
         "options": async_redact_data(options, TO_REDACT),
         "window": asdict(snapshot.figures),
@@ -49,9 +50,10 @@ def _hub_diagnostics(hub: FarmResilienceHub, options: dict[str, Any], now: float
         ],
         "followed_entities": len(hub.tracker.followed),
         "down_devices": {
-            name: round(now - since, 3) for name, since in hub.outages.down_devices().items()
+            name: round(monotonic - since, 3) for name, since in hub.outages.down_devices().items()
         },
         "outages": snapshot.outages,
+        "flaps": snapshot.flaps,
         "stale_sensors": snapshot.stale_sensors,
         "reasons": snapshot.reasons,
         "agents": [link.agent_id for link in hub.agents.links()],
@@ -64,7 +66,7 @@ def _age(now: float, at: float | None) -> float | None:
 
 
 def _agent_diagnostics(link: AgentLink, now: float) -> dict[str, Any]:
-    """Return the agent's topics, availability, status and last valid health payload."""
+    """Return the agent's topics, availability, status and last health (`now`: monotonic)."""
     outage = link.outage()
     return {
         "agent_id": link.agent_id,

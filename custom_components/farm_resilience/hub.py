@@ -2,33 +2,47 @@
 
 from __future__ import annotations
 
+import math
 import time
+import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.const import EVENT_HOMEASSISTANT_STOP
-from homeassistant.core import CALLBACK_TYPE, Event, HomeAssistant, callback
+from homeassistant.core import CALLBACK_TYPE, CoreState, Event, HomeAssistant, callback
 from homeassistant.helpers.event import async_track_time_interval
 from homeassistant.helpers.start import async_at_started
-from homeassistant.helpers.storage import Store
 
 from .agents import AgentMonitor
+from .bounds import Texts
 from .const import (
     EVENT_COMMAND,
+    LOGGER,
     STORAGE_KEY,
     STORAGE_SAVE_DELAY,
     STORAGE_VERSION,
 )
 from .degradation import Degradation, statistics_reasons
+from .issues import async_clear_device_issues, async_raise_storage_issue
 from .models import HubOptions, HubSnapshot
 from .outages import OutageMonitor
 from .ranking import EntityFigures
 from .staleness import StaleMonitor
 from .statistics import BUCKET_SECONDS, WindowFigures, WindowStatistics
+from .storage import (
+    STORAGE_MINOR_VERSION,
+    HubStore,
+    StoredMonitors,
+    UnreadableStorageError,
+    as_data,
+    parse,
+)
 from .tracker import CommandOutcome, CommandTracker
 
 WORST_OFFENDERS = 10
+# This run of Home Assistant: monotonic times kept in storage are valid only in it.
+RUN = uuid.uuid4().hex
 # Window figures, worst offenders, entities below the success target.
 type _Figures = tuple[WindowFigures, list[EntityFigures], list[EntityFigures]]
 
@@ -59,18 +73,25 @@ class FarmResilienceHub:
             on_outcome=self._async_on_outcome,
             on_availability=self.outages.async_set_availability,
         )
-        self._store: Store[dict[str, Any]] = Store(hass, STORAGE_VERSION, STORAGE_KEY)
+        self._store = HubStore(
+            hass, STORAGE_VERSION, STORAGE_KEY, minor_version=STORAGE_MINOR_VERSION
+        )
         self._listeners: list[CALLBACK_TYPE] = []
         self._unsubs: list[CALLBACK_TYPE] = []
         self._update_scheduled = False
         self._save_pending = False
         self._figures: _Figures = self._compute_figures(0.0)
-        self.snapshot = HubSnapshot(self._figures[0], [], [], [], [])
+        self.snapshot = HubSnapshot(self._figures[0], [], [], {}, [], [])
 
     async def async_setup(self) -> None:
-        """Load the stored window, then start following commands and health."""
-        if (stored := await self._store.async_load()) is not None:
-            self.statistics.load(stored, time.time())
+        """Load the stored window, then start following commands and health.
+
+        Home Assistant starting: the monitors arm once it has started (entities coming
+        up late are no outage). A reload (HA running): they go on from what was kept.
+        """
+        monitors = await self._async_load()
+        if self.hass.state is not CoreState.running or (monitors and monitors.run != RUN):
+            monitors = None  # kept by another run: its monotonic times mean nothing now
         for provider in (
             self._statistics_reasons,
             self.outages.reasons,
@@ -78,11 +99,22 @@ class FarmResilienceHub:
             self.agents.reasons,
         ):
             self._unsubs.append(self.degradation.async_add_provider(provider))
+        if self.hass.state is CoreState.running:
+            # Set up while Home Assistant runs: no start-up grace, or the one kept.
+            at = -math.inf if monitors is None or monitors.armed_at is None else monitors.armed_at
+            self.degradation.is_degraded = monitors is not None and monitors.degraded
+            self.outages.async_restore({} if monitors is None else monitors.devices)
+            self.outages.async_arm(at)
         self.tracker.async_start()
+        self.outages.async_settle()
         self.staleness.async_start()
         self.agents.async_start()
+        if self.hass.state is CoreState.running:
+            self.staleness.async_arm(at, None if monitors is None else monitors.last_report)
+            self.agents.async_arm(at)
+        else:
+            self._unsubs.append(async_at_started(self.hass, self._async_on_started))
         self._unsubs += [
-            async_at_started(self.hass, self._async_on_started),
             self.hass.bus.async_listen(EVENT_HOMEASSISTANT_STOP, self._async_on_stop),
             async_track_time_interval(
                 self.hass,
@@ -94,7 +126,13 @@ class FarmResilienceHub:
         self._async_update()
 
     async def async_unload(self) -> None:
-        """Stop everything and write the window to storage now."""
+        """Stop everything and write the window and the monitors to storage now.
+
+        Repair issues stay open for the reload that usually follows; a disabled hub
+        watches nothing, so it leaves none open.
+        """
+        if self.entry.disabled_by is not None:
+            async_clear_device_issues(self.hass)
         while self._unsubs:
             self._unsubs.pop()()
         self.tracker.async_stop()
@@ -131,10 +169,32 @@ class FarmResilienceHub:
         self._store.async_delay_save(self._stored_data)
         self.async_schedule_update()
 
+    async def _async_load(self) -> StoredMonitors | None:
+        """Load the stored window; start fresh, with a repair issue, from unreadable data."""
+        try:
+            stored = parse(await self._store.async_load() or {})
+        except (
+            UnreadableStorageError,
+            KeyError,
+            TypeError,
+            ValueError,
+            NotImplementedError,
+        ) as err:
+            reason = str(err) if isinstance(err, UnreadableStorageError) else repr(err)
+            LOGGER.warning(
+                "Stored statistics in %s could not be read (%s); starting with an empty window",
+                self._store.path,
+                reason,
+            )
+            async_raise_storage_issue(self.hass, self._store.path, reason)
+            return None
+        self.statistics.load(stored.buckets, stored.spans, time.time())
+        return stored.monitors
+
     @callback
     def _async_on_started(self, hass: HomeAssistant) -> None:
         """Arm the alarms once Home Assistant runs: start-up unavailability is no outage."""
-        now = time.time()
+        now = time.monotonic()
         self.outages.async_arm(now)
         self.staleness.async_arm(now)
         self.agents.async_arm(now)
@@ -142,8 +202,9 @@ class FarmResilienceHub:
 
     @callback
     def _async_on_stop(self, event: Event) -> None:
-        """Drop pending commands: an entity shutting down is not a failed command."""
+        """Drop pending commands (an entity shutting down is not a failed command); save."""
         self.tracker.async_drop_pending()
+        self._store.async_delay_save(self._stored_data)
 
     @callback
     def _async_on_tick(self, now: datetime) -> None:
@@ -177,13 +238,14 @@ class FarmResilienceHub:
     def _async_update(self) -> None:
         """Recompute figures and reasons, then tell the entities."""
         self._update_scheduled = False
-        now = time.time()
-        self._figures = self._compute_figures(now)
+        now = time.monotonic()
+        self._figures = self._compute_figures(time.time())
         self.degradation.async_refresh(now)
         self.snapshot = HubSnapshot(
             figures=self._figures[0],
             worst_offenders=self._figures[1],
             outages=sorted(self.outages.outages.values()),
+            flaps=self.outages.flaps(now),
             stale_sensors=list(self.staleness.stale),
             reasons=list(self.degradation.reasons),
         )
@@ -198,11 +260,19 @@ class FarmResilienceHub:
             self.statistics.below_target(now),
         )
 
-    def _statistics_reasons(self, now: float) -> list[str]:
+    def _statistics_reasons(self, now: float) -> Texts:
         """Reason provider for the command statistics."""
         return statistics_reasons(self._figures[0], self._figures[2], self.options)
 
     def _stored_data(self) -> dict[str, Any]:
-        """Return what goes to storage: the window only, never pending commands."""
+        """Return what goes to storage: the window and the monitors, never pending commands."""
         self._save_pending = False
-        return self.statistics.as_dict()
+        armed_at = self.outages.armed_at
+        monitors = StoredMonitors(
+            run=RUN,
+            armed_at=armed_at if armed_at is not None and math.isfinite(armed_at) else None,
+            degraded=self.degradation.is_degraded,
+            devices=self.outages.as_stored(),
+            last_report=dict(self.staleness.last_report),
+        )
+        return as_data(self.statistics.as_dict(), monitors)

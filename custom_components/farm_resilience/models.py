@@ -62,6 +62,8 @@ class HubSnapshot:
 
     figures: WindowFigures
     worst_offenders: list[EntityFigures]
+    # Names of the devices in outage, and how often each went down in the flap window.
     outages: list[str]
+    flaps: dict[str, int]
     stale_sensors: list[str]
     reasons: list[str]

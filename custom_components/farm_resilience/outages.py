@@ -1,24 +1,60 @@
-"""Device outages: a device is down when all of its tracked entities are unavailable."""
+"""Device outages: a device is down when all of its tracked entities are unavailable.
+
+A device is in outage, with a repair issue, when it is
+- down: down without a break for `outage_alert`; over the moment it is back;
+- flapping: down in two or more spells for `outage_alert` in total within the last
+  `FLAP_WINDOW_FACTOR` x `outage_alert`; over once it is up and that total has
+  dropped under `outage_alert` (or one spell is left in the window).
+
+Groups and wrappers such as `switch_as_x` are no devices: their members are.
+Times are monotonic (`time.monotonic()`); nothing scans every device: each device
+is looked at when it changes and when its own next look falls due.
+"""
 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
+from homeassistant.const import ATTR_ENTITY_ID
 from homeassistant.core import HomeAssistant, callback
-from homeassistant.helpers import (
-    device_registry as dr,
-)
-from homeassistant.helpers import (
-    entity_registry as er,
-)
-from homeassistant.helpers import (
-    issue_registry as ir,
-)
+from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers import entity_registry as er
 
-from .const import DOMAIN
+from .bounds import Texts
+from .downtime import Downtime
+from .issues import async_clear_device_issue, async_raise_device_issue
 from .timing import EarliestCall
+
+OUTAGE_DOWN = "down"
+OUTAGE_FLAPPING = "flapping"
+# Downtime is summed over this many times `outage_alert` to find flapping devices.
+FLAP_WINDOW_FACTOR = 5
+# A flapping device that is up again is looked at no more often than this.
+MIN_RECHECK_S = 1.0
+# Integrations whose entities stand for other entities rather than for a device.
+VIRTUAL_PLATFORMS = frozenset({"group", "switch_as_x"})
+
+
+def stands_for_others(attributes: Mapping[str, Any], platform: str | None) -> bool:
+    """Return whether an entity is a group or a wrapper of other entities, not a device.
+
+    A group lists its members in the `entity_id` attribute (only while available);
+    the entity registry names the integration of groups and wrappers set up in the UI.
+    """
+    return platform in VIRTUAL_PLATFORMS or isinstance(attributes.get(ATTR_ENTITY_ID), list)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredDevice:
+    """What a reload keeps of a device: since when it is down, its outage and spells."""
+
+    down_since: float | None
+    outage: str | None
+    spells: list[list[float]]
 
 
 @dataclass(slots=True)
@@ -26,9 +62,13 @@ class _Device:
     """A device (or a device-less entity standing for itself) and its tracked entities."""
 
     name: str
+    spells: Downtime
     entities: set[str] = field(default_factory=set)
     unavailable: set[str] = field(default_factory=set)
     down_since: float | None = None
+    outage: str | None = None
+    # The only look at this device still due; older heap entries are skipped.
+    look_at: float | None = None
 
     @property
     def is_down(self) -> bool:
@@ -37,7 +77,7 @@ class _Device:
 
 
 class OutageMonitor:
-    """Tells which devices are down past `outage_alert`, with a repair issue for each."""
+    """Tells which devices are down or flapping, with a repair issue for each."""
 
     def __init__(
         self, hass: HomeAssistant, outage_alert: float, on_change: Callable[[], None]
@@ -45,31 +85,67 @@ class OutageMonitor:
         """Start with no device known and the alarm disarmed."""
         self.hass = hass
         self.outage_alert = outage_alert
+        self.flap_window = FLAP_WINDOW_FACTOR * outage_alert
         self._on_change = on_change
-        self._device_of: dict[str, str] = {}
+        # Entity -> device key; None for a group or wrapper, which counts for no device.
+        self._device_of: dict[str, str | None] = {}
         self._devices: dict[str, _Device] = {}
-        self._down: set[str] = set()
-        # When down devices become outages; an entry whose device came back or went
-        # down again since is skipped when it comes up. Nothing scans every device.
-        self._alarms: list[tuple[float, str]] = []
+        self._looks: list[tuple[float, str]] = []
+        self._restored: dict[str, StoredDevice] = {}
+        # While the tracker reports the entities found on start: no flips yet.
+        self._settling = True
         self.outages: dict[str, str] = {}
         self.armed_at: float | None = None
         self._check = EarliestCall(hass, self.async_evaluate)
 
     @callback
-    def async_arm(self, now: float) -> None:
-        """Allow alarms: outages count from `now` at the earliest (no start-up false alarms)."""
-        self.armed_at = now
-        for key in self._down:
-            self._add_alarm(key)
-        self.async_evaluate(now)
+    def async_restore(self, devices: Mapping[str, StoredDevice]) -> None:
+        """Take back what a reload kept; call before the tracker reports availability."""
+        self._restored = dict(devices)
 
     @callback
-    def async_set_availability(self, entity_id: str, status: bool | None, now: float) -> None:
-        """Note that an entity became available (False), unavailable (True) or went away (None)."""
-        key = self._device_of.get(entity_id)
-        if key is None:
-            key = self._device_of[entity_id] = self._device_key(entity_id)
+    def async_settle(self) -> None:
+        """Take the devices as the tracker found them on start, and look at them.
+
+        Until now entities were reported one by one: a device of two entities would
+        have looked down for a moment. A device down since before a reload is down
+        since then; a kept outage that is over ends, one that still stands is shown.
+        """
+        self._settling = False
+        now = time.monotonic()
+        for key, device in self._devices.items():
+            if device.is_down:
+                stored = self._restored.get(key)
+                kept = None if stored is None else stored.down_since
+                device.down_since = now if kept is None else kept
+            if not self._look(key, device, now) and device.outage is not None:
+                self._create_issue(key, device)  # kept and still standing: make sure it shows
+        for key, stored in self._restored.items():
+            if key not in self._devices and stored.outage is not None:
+                async_clear_device_issue(self.hass, key)  # none of its entities is tracked
+        self._restored = {}
+
+    @callback
+    def async_arm(self, at: float) -> None:
+        """Allow alarms: downtime counts from `at` at the earliest (no start-up false alarms)."""
+        self.armed_at = at
+        now = time.monotonic()
+        for key, device in self._devices.items():
+            if device.down_since is not None:
+                self._look(key, device, now)
+
+    @callback
+    def async_set_availability(self, entity_id: str, status: bool | None, _at: float) -> None:
+        """Note that an entity became available (False), unavailable (True) or went away (None).
+
+        The monitor reads the monotonic clock itself: it runs as the change happens.
+        """
+        if entity_id not in self._device_of:
+            self._device_of[entity_id] = self._device_key(entity_id)
+        elif status is False and self._device_of[entity_id] is not None:
+            self._recheck_virtual(entity_id)
+        if (key := self._device_of[entity_id]) is None:
+            return
         device = self._devices[key]
         was_down = device.is_down
         device.entities.add(entity_id)
@@ -78,91 +154,178 @@ class OutageMonitor:
             device.entities.discard(entity_id)
         elif status:
             device.unavailable.add(entity_id)
-        if device.is_down == was_down:
-            return
-        if device.is_down:
-            device.down_since = now
-            self._down.add(key)
-            self._add_alarm(key)
-        else:
-            device.down_since = None
-            self._down.discard(key)
-            if key in self.outages:
-                del self.outages[key]
-                ir.async_delete_issue(self.hass, DOMAIN, _issue_id(key))
-                self._on_change()
+        if device.is_down != was_down and not self._settling:
+            self._on_flip(key, device)
 
     @callback
     def async_evaluate(self, now: float) -> None:
-        """Raise the outages whose time has come; ask to run again at the next one."""
-        raised = False
-        while self._alarms and self._alarms[0][0] <= now:
-            at, key = heapq.heappop(self._alarms)
+        """Look at the devices whose look is due; ask to run again at the next one."""
+        changed = False
+        while self._looks and self._looks[0][0] <= now:
+            at, key = heapq.heappop(self._looks)
             device = self._devices[key]
-            if device.down_since is None or self._alarm_time(device) != at:
-                continue  # back up, or down again since: a later alarm stands for it
-            if key not in self.outages:
-                self.outages[key] = device.name
-                self._create_issue(key, device.name)
-                raised = True
-        if self._alarms:
-            self._check.request(self._alarms[0][0])
-        if raised:
+            if device.look_at == at:
+                device.look_at = None
+                changed |= self._look(key, device, now)
+        if self._looks:
+            self._check.request(self._looks[0][0])
+        if changed:
             self._on_change()
 
     @callback
     def async_stop(self) -> None:
-        """Stop checking and remove this monitor's repair issues."""
+        """Stop checking; repair issues stay open (a reload takes them back)."""
         self._check.cancel()
-        for key in self.outages:
-            ir.async_delete_issue(self.hass, DOMAIN, _issue_id(key))
-        self.outages = {}
-        self._alarms.clear()
+        self._looks.clear()
 
-    def reasons(self, now: float) -> list[str]:
-        """Return one plain-words reason per device in outage."""
-        return [
-            f"{name}: down for more than {self.outage_alert:g} s "
-            f"(all {len(self._devices[key].entities)} tracked entities unavailable)"
-            for key, name in sorted(self.outages.items(), key=lambda item: item[1])
-        ]
+    def reasons(self, now: float) -> Texts:
+        """Return one plain-words reason per device in outage, by device name."""
+        outages = sorted(self.outages.items(), key=lambda item: item[1])
+        return Texts.of((self._reason(self._devices[key], now) for key, _ in outages), len(outages))
+
+    def flaps(self, now: float) -> dict[str, int]:
+        """Return how many times each device in outage went down within the flap window."""
+        return {
+            self._devices[key].name: self._within(self._devices[key], now)[1]
+            for key in self.outages
+        }
 
     def down_devices(self) -> dict[str, float]:
-        """Return the names of devices down right now (any duration) with their start time."""
+        """Return the names of devices down right now (any duration) with their monotonic start."""
         return {
             device.name: device.down_since
-            for device in map(self._devices.__getitem__, self._down)
+            for device in self._devices.values()
             if device.down_since is not None
         }
 
-    def _alarm_time(self, device: _Device) -> float:
-        """Return when a down device becomes an outage."""
+    def as_stored(self) -> dict[str, StoredDevice]:
+        """Return what a reload must keep: every device down, in outage or with spells."""
+        return {
+            key: StoredDevice(device.down_since, device.outage, device.spells.as_list())
+            for key, device in self._devices.items()
+            if device.down_since is not None or device.outage is not None or device.spells
+        }
+
+    def _on_flip(self, key: str, device: _Device) -> None:
+        """A device went down or came back: note the spell and look at it."""
+        now = time.monotonic()
+        if device.is_down:
+            device.down_since = now
+        else:
+            if device.down_since is not None and self.armed_at is not None:
+                device.spells.add(max(device.down_since, self.armed_at), now)
+            device.down_since = None
+        if self._look(key, device, now):
+            self._on_change()
+
+    def _look(self, key: str, device: _Device, now: float) -> bool:
+        """Raise, change or end the device's outage as of `now`; return whether it changed."""
+        if self.armed_at is None:
+            return False
+        verdict = self._verdict(device, now)
+        changed = verdict != device.outage
+        if changed:
+            device.outage = verdict
+            if verdict is None:
+                del self.outages[key]
+                async_clear_device_issue(self.hass, key)
+            else:
+                self.outages[key] = device.name
+                self._create_issue(key, device)
+        if (at := self._next_look(device, now)) != device.look_at:
+            device.look_at = at
+            if at is not None:
+                heapq.heappush(self._looks, (at, key))
+                self._check.request(at)
+        return changed
+
+    def _verdict(self, device: _Device, now: float) -> str | None:
+        """Return the outage the device is in as of `now`, if any."""
+        if device.down_since is not None and now - self._counted_since(device) >= self.outage_alert:
+            return OUTAGE_DOWN
+        downtime, spells = self._within(device, now)
+        if spells >= 2 and downtime >= self.outage_alert:
+            return OUTAGE_FLAPPING
+        if device.outage == OUTAGE_FLAPPING and device.down_since is not None:
+            return OUTAGE_FLAPPING  # a flapping device ends its outage only while up
+        return None
+
+    def _next_look(self, device: _Device, now: float) -> float | None:
+        """Return the earliest time the device's verdict could change without a flip."""
+        if device.outage == OUTAGE_DOWN:
+            return None  # over when it comes back, which is a flip
+        down = device.down_since is not None
+        downtime, _ = self._within(device, now)
+        if device.outage == OUTAGE_FLAPPING:
+            if down:  # down long enough at a stretch, it is down rather than flapping
+                return self._counted_since(device) + self.outage_alert
+            # Spells leave the window no faster than time passes.
+            return now + max(downtime - self.outage_alert, MIN_RECHECK_S)
+        # Downtime grows no faster than time passes.
+        return now + self.outage_alert - downtime if down else None
+
+    def _within(self, device: _Device, now: float) -> tuple[float, int]:
+        """Return the device's downtime and spells within the flap window, since arming."""
+        since = None if device.down_since is None else self._counted_since(device)
+        return device.spells.within(now, since)
+
+    def _counted_since(self, device: _Device) -> float:
+        """Return when the current spell started counting: never before arming."""
         assert device.down_since is not None
         assert self.armed_at is not None
-        return max(device.down_since, self.armed_at) + self.outage_alert
+        return max(device.down_since, self.armed_at)
 
-    def _add_alarm(self, key: str) -> None:
-        """Note when a down device crosses the outage threshold (nothing before arming)."""
-        if self.armed_at is not None:
-            at = self._alarm_time(self._devices[key])
-            heapq.heappush(self._alarms, (at, key))
-            self._check.request(at)
-
-    def _create_issue(self, key: str, name: str) -> None:
-        """Raise the repair issue of a device in outage."""
-        ir.async_create_issue(
-            self.hass,
-            DOMAIN,
-            _issue_id(key),
-            is_fixable=False,
-            severity=ir.IssueSeverity.ERROR,
-            translation_key="device_down",
-            translation_placeholders={"device": name, "seconds": f"{self.outage_alert:g}"},
+    def _reason(self, device: _Device, now: float) -> str:
+        """Return the reason of a device in outage, in plain words."""
+        if device.outage == OUTAGE_DOWN:
+            return (
+                f"{device.name}: down for more than {self.outage_alert:g} s "
+                f"(all {len(device.entities)} tracked entities unavailable)"
+            )
+        downtime, spells = self._within(device, now)
+        return (
+            f"{device.name}: flapping, down {spells} times for {downtime:.0f} s "
+            f"within {self.flap_window:g} s"
         )
 
-    def _device_key(self, entity_id: str) -> str:
-        """Return the device the entity belongs to, creating its record on first sight."""
+    def _create_issue(self, key: str, device: _Device) -> None:
+        """Raise (or update) the repair issue of a device in outage."""
+        placeholders = {"device": device.name, "seconds": f"{self.outage_alert:g}"}
+        if device.outage == OUTAGE_DOWN:
+            async_raise_device_issue(
+                self.hass, key, translation_key="device_down", placeholders=placeholders
+            )
+        else:
+            placeholders["window"] = f"{self.flap_window:g}"
+            async_raise_device_issue(
+                self.hass, key, translation_key="device_flapping", placeholders=placeholders
+            )
+
+    def _recheck_virtual(self, entity_id: str) -> None:
+        """Take a group out of its device once it shows its members (first seen unavailable)."""
+        state = self.hass.states.get(entity_id)
+        if state is None or not stands_for_others(state.attributes, None):
+            return
+        key = self._device_of[entity_id]
+        self._device_of[entity_id] = None
+        if key is not None:
+            device = self._devices[key]
+            was_down = device.is_down
+            device.entities.discard(entity_id)
+            device.unavailable.discard(entity_id)
+            if device.is_down != was_down and not self._settling:
+                self._on_flip(key, device)
+
+    def _device_key(self, entity_id: str) -> str | None:
+        """Return the device the entity belongs to, creating its record on first sight.
+
+        None for a group or wrapper: it is down only because its members are.
+        """
         entry = er.async_get(self.hass).async_get(entity_id)
+        state = self.hass.states.get(entity_id)
+        attributes = state.attributes if state is not None else {}
+        if stands_for_others(attributes, entry.platform if entry is not None else None):
+            return None
         device_entry = None
         if entry is not None and entry.device_id is not None:
             device_entry = dr.async_get(self.hass).async_get(entry.device_id)
@@ -171,10 +334,11 @@ class OutageMonitor:
             name = device_entry.name_by_user or device_entry.name or entity_id
         else:
             key, name = entity_id, entity_id
-        self._devices.setdefault(key, _Device(name))
+        if key not in self._devices:
+            self._devices[key] = device = _Device(name, Downtime(self.flap_window))
+            if (stored := self._restored.get(key)) is not None:
+                device.spells.load(stored.spells)
+                device.outage = stored.outage
+                if stored.outage is not None:
+                    self.outages[key] = name
         return key
-
-
-def _issue_id(key: str) -> str:
-    """Return the repair issue id for a device."""
-    return f"device_down_{key}"

@@ -93,7 +93,7 @@ SENSORS: tuple[FarmResilienceSensorEntityDescription, ...] = (
         translation_key="unavailable_devices",
         state_class=SensorStateClass.MEASUREMENT,
         value_fn=lambda snapshot: len(snapshot.outages),
-        attributes_fn=lambda snapshot: {"devices": snapshot.outages},
+        attributes_fn=lambda snapshot: {"devices": snapshot.outages, "flaps": snapshot.flaps},
     ),
     FarmResilienceSensorEntityDescription(
         key="stale_sensors",

@@ -1,21 +1,42 @@
-"""Stale sensors: a monitored sensor that has not reported for `stale_after` seconds."""
+"""Stale sensors: a monitored sensor that has reported no real value for `stale_after` seconds.
+
+Only real values are reports: a sensor whose device is offline may rewrite
+`unavailable` (or `unknown`) every poll, and is as silent as one that writes
+nothing. Repeating the same real value is a report (HA's `state_reported`).
+
+The work per report does not depend on how many sensors are monitored: a report
+only notes the time; each sensor waits in a heap for the moment it would go
+stale, and is looked at then (and put back if it has reported since).
+Times are monotonic (`time.monotonic()`).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import heapq
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from homeassistant.core import CALLBACK_TYPE, Event, HomeAssistant, callback
+from homeassistant.const import STATE_UNAVAILABLE, STATE_UNKNOWN
+from homeassistant.core import CALLBACK_TYPE, Event, HomeAssistant, State, callback
 from homeassistant.helpers.event import (
     async_track_state_change_event,
     async_track_state_report_event,
 )
 
+from .bounds import Texts
 from .timing import EarliestCall
+
+NOT_REPORTS = frozenset({STATE_UNAVAILABLE, STATE_UNKNOWN})
+
+
+def is_report(state: State | None) -> bool:
+    """Return whether a state carries a real value (not unavailable, unknown or removed)."""
+    return state is not None and state.state not in NOT_REPORTS
 
 
 class StaleMonitor:
-    """Tells which monitored sensors are stale, from `last_reported` (repeats count)."""
+    """Tells which monitored sensors are stale."""
 
     def __init__(
         self,
@@ -26,10 +47,15 @@ class StaleMonitor:
     ) -> None:
         """Prepare; nothing is stale before `async_arm`."""
         self.hass = hass
-        self.sensors = sensors
+        self.sensors = list(dict.fromkeys(sensors))
         self.stale_after = stale_after
         self._on_change = on_change
-        self.stale: list[str] = []
+        # In the order the sensors went stale (a dict as an ordered set).
+        self.stale: dict[str, None] = {}
+        # When each sensor last reported a real value (monotonic), as far as known.
+        self.last_report: dict[str, float] = {}
+        # (when a sensor would go stale, sensor): one entry per sensor that is not stale.
+        self._due: list[tuple[float, str]] = []
         self.armed_at: float | None = None
         self._check = EarliestCall(hass, self.async_evaluate)
         self._unsubs: list[CALLBACK_TYPE] = []
@@ -45,9 +71,20 @@ class StaleMonitor:
         ]
 
     @callback
-    def async_arm(self, now: float) -> None:
-        """Start judging: a sensor silent since before `now` is judged from `now`."""
-        self.armed_at = now
+    def async_arm(self, at: float, last_report: Mapping[str, float] | None = None) -> None:
+        """Start judging: silence counts from `at` at the earliest.
+
+        `last_report`: when the sensors last reported, as a reload kept it; a sensor
+        missing there is judged from its state in Home Assistant.
+        """
+        self.armed_at = at
+        now, wall = time.monotonic(), time.time()
+        kept = last_report or {}
+        for sensor in self.sensors:
+            if sensor not in self.last_report:
+                self.last_report[sensor] = self._last_known(sensor, kept.get(sensor), now, wall)
+        self._due = [(self._due_at(sensor), sensor) for sensor in self.sensors]
+        heapq.heapify(self._due)
         self.async_evaluate(now)
 
     @callback
@@ -59,38 +96,67 @@ class StaleMonitor:
 
     @callback
     def _async_on_report(self, event: Event[Any]) -> None:
-        """Re-judge at once when a stale sensor reports; fresh ones need no work."""
-        if event.data["entity_id"] in self.stale:
-            self.async_evaluate(event.time_fired_timestamp)
+        """Note a real value; a stale sensor recovers at once."""
+        if not is_report(event.data["new_state"]):
+            return
+        sensor: str = event.data["entity_id"]
+        now = time.monotonic()
+        self.last_report[sensor] = now
+        if sensor in self.stale and self.armed_at is not None:
+            del self.stale[sensor]
+            self._wait_for(sensor)
+            self._on_change()
 
     @callback
     def async_evaluate(self, now: float) -> None:
-        """Recompute the stale list; ask to run again when the next sensor would go stale."""
+        """Mark the sensors whose time has come stale, unless they reported since."""
         if self.armed_at is None:
             return
-        stale: list[str] = []
-        next_check: float | None = None
-        for sensor in self.sensors:
-            due = self._last_report(sensor) + self.stale_after
-            if due <= now:
-                stale.append(sensor)
-            elif next_check is None or due < next_check:
-                next_check = due
-        if next_check is not None:
-            self._check.request(next_check)
-        if stale != self.stale:
-            self.stale = stale
+        changed = False
+        while self._due and self._due[0][0] <= now:
+            _, sensor = heapq.heappop(self._due)
+            if self._due_at(sensor) <= now:
+                self.stale[sensor] = None
+                changed = True
+            else:
+                self._wait_for(sensor)
+        if self._due:
+            self._check.request(self._due[0][0])
+        if changed:
             self._on_change()
 
-    def reasons(self, now: float) -> list[str]:
-        """Return one plain-words reason per stale sensor."""
-        return [
-            f"{sensor}: no report for more than {self.stale_after:g} s" for sensor in self.stale
-        ]
+    def reasons(self, now: float) -> Texts:
+        """Return one plain-words reason per stale sensor (only the first ones are built)."""
+        return Texts.of(
+            (f"{sensor}: no report for more than {self.stale_after:g} s" for sensor in self.stale),
+            len(self.stale),
+        )
 
-    def _last_report(self, sensor: str) -> float:
-        """Return when the sensor last reported, never earlier than arming."""
+    def _wait_for(self, sensor: str) -> None:
+        """Put a sensor (not stale) in the heap at the time it would go stale."""
+        due = self._due_at(sensor)
+        heapq.heappush(self._due, (due, sensor))
+        self._check.request(due)
+
+    def _due_at(self, sensor: str) -> float:
+        """Return when the sensor goes stale if it does not report: silence counts from arming."""
         assert self.armed_at is not None
+        return max(self.last_report[sensor], self.armed_at) + self.stale_after
+
+    def _last_known(self, sensor: str, kept: float | None, now: float, wall: float) -> float:
+        """Return when the sensor last reported, from what was kept and from its state.
+
+        HA keeps wall-clock times only: their age is taken once, here, at start. A real
+        value shows its last report (later than the kept one if it reported during the
+        reload). A sensor showing `unavailable` stopped reporting at the latest when it
+        changed to that; one without a state is judged from now.
+        """
         state = self.hass.states.get(sensor)
-        reported = state.last_reported_timestamp if state is not None else 0.0
-        return max(reported, self.armed_at)
+        if state is None:
+            return now if kept is None else kept
+        if is_report(state):
+            reported = now - max(0.0, wall - state.last_reported_timestamp)
+            return reported if kept is None else max(kept, reported)
+        if kept is not None:
+            return kept
+        return now - max(0.0, wall - state.last_changed_timestamp)

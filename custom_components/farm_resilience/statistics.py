@@ -96,6 +96,23 @@ class _EntitySpan:
     figures: dict[str, list[int]]
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoredBucket:
+    """A time bucket as read from storage: latency bins already in this version's layout."""
+
+    start: float
+    counts: list[int]
+    histogram: dict[int, int]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoredSpan:
+    """An entity span as read from storage: [commands, failed] per entity."""
+
+    start: float
+    figures: dict[str, tuple[int, int]]
+
+
 @dataclass(frozen=True, slots=True)
 class WindowFigures:
     """The window's figures: counts per outcome, success rate and latency quantiles."""
@@ -240,28 +257,25 @@ class WindowStatistics:
             ],
         }
 
-    def load(self, data: dict[str, Any], now: float) -> None:
-        """Replace the window with stored data, dropping what lies before the window."""
+    def load(self, buckets: list[StoredBucket], spans: list[StoredSpan], now: float) -> None:
+        """Replace the window with stored data (validated), dropping what lies before it."""
         self.reset()
-        for stored in data.get("buckets", []):
-            bucket = _Bucket(
-                float(stored["start"]),
-                [int(stored["counts"].get(outcome, 0)) for outcome in OUTCOMES],
-            )
-            if bins := stored.get("latency_bins"):
+        for stored in sorted(buckets, key=lambda bucket: bucket.start):
+            bucket = _Bucket(stored.start, list(stored.counts))
+            if stored.histogram:
                 bucket.histogram = _empty_histogram()
-                for index, count in bins.items():
-                    bucket.histogram[int(index)] = int(count)
-                    self._histogram[int(index)] += int(count)
+                for index, count in stored.histogram.items():
+                    bucket.histogram[index] += count
+                    self._histogram[index] += count
             self._counts = [a + b for a, b in zip(self._counts, bucket.counts, strict=True)]
             self._buckets.append(bucket)
-        for stored in data.get("entity_spans", []):
-            figures = {eid: [int(c), int(f)] for eid, (c, f) in stored["entities"].items()}
+        for span in sorted(spans, key=lambda span: span.start):
+            figures = {entity_id: list(pair) for entity_id, pair in span.figures.items()}
             for entity_id, (commands, failed) in figures.items():
                 total = self._entities.setdefault(entity_id, [0, 0])
                 total[0] += commands
                 total[1] += failed
-            self._spans.append(_EntitySpan(float(stored["start"]), figures))
+            self._spans.append(_EntitySpan(span.start, figures))
         for entity_id, (commands, failed) in self._entities.items():
             if failed:
                 self._ranking.update(entity_id, commands, failed)

@@ -9,6 +9,7 @@ from homeassistant.const import EVENT_HOMEASSISTANT_STARTED
 from homeassistant.core import CoreState, HomeAssistant
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
 
+from custom_components.farm_resilience.bounds import MAX_CHARS, MAX_TEXTS
 from custom_components.farm_resilience.const import DOMAIN, EVENT_DEGRADED, EVENT_RECOVERED
 from tools.services import Mosquitto
 
@@ -22,6 +23,7 @@ from .mqtt_support import (
     state,
     wait_until,
 )
+from .options_support import save_options
 
 DEGRADED = "binary_sensor.farm_resilience_degraded"
 HEALTHY = ACCEPTED[0]
@@ -295,3 +297,50 @@ async def test_a_hub_added_after_the_agent_finds_it(
 
     assert len(reasons(hass)) == 4
     assert hub_entry.runtime_data.agents.links() == [agent_entry.runtime_data]
+
+
+async def test_ten_thousand_long_problems_reach_attributes_events_and_reasons_bounded(
+    hass: HomeAssistant,
+    mqtt_entry: MockConfigEntry,
+    stand_in: StandInAgent,
+    hub_entry: MockConfigEntry,
+    agent_entry: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    degraded = async_capture_events(hass, EVENT_DEGRADED)
+    problems = [f"probe {n} failed: " + "x" * 1000 for n in range(10_000)]
+    stand_in.status(ONLINE)
+    stand_in.health({**HEALTHY["health"], "status": "degraded", "problems": problems})
+    await set_up_hub_and_agent(hass, hub_entry, agent_entry)
+    await wait_until(hass, freezer, lambda: bool(reasons(hass)), "the problems")
+
+    shown = state(hass, "backend_problem").attributes["problems"]
+    assert len(shown) == MAX_TEXTS
+    assert all(len(problem) <= MAX_CHARS for problem in shown)
+    assert shown[0].startswith("probe 0 failed: xxx")
+    assert shown[-1] == f"and {10_000 - (MAX_TEXTS - 1)} more"
+    hub_reasons = reasons(hass)
+    assert len(hub_reasons) == MAX_TEXTS
+    assert all(len(reason) <= MAX_CHARS for reason in hub_reasons)
+    assert hub_reasons[0].startswith("agent farm-east: probe 0 failed: xxx")
+    assert [event.data["reasons"] for event in degraded] == [hub_reasons]
+
+
+async def test_saving_the_hub_options_keeps_an_agent_outage_without_a_second_degraded(
+    hass: HomeAssistant,
+    mqtt_entry: MockConfigEntry,
+    hub_entry: MockConfigEntry,
+    agent_entry: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    degraded = async_capture_events(hass, EVENT_DEGRADED)
+    recovered = async_capture_events(hass, EVENT_RECOVERED)
+    await set_up_hub_and_agent(hass, hub_entry, agent_entry)
+    await advance_live(hass, freezer, 120.0)
+    assert reasons(hass) == ["agent farm-east: no status for more than 60 s"]
+
+    await save_options(hass, hub_entry, latency_target=4.0)
+    await advance_live(hass, freezer, 1.0)
+
+    assert reasons(hass) == ["agent farm-east: no status for more than 60 s"]
+    assert (len(degraded), len(recovered)) == (1, 0)

@@ -1,5 +1,8 @@
 """A thousand tracked entities: exact figures under drops and outages, and work that does not grow.
 
+The work per event is counted in steps (`work.WorkCounter`), as the number of
+tracked entities, pending commands, history or monitored sensors grows.
+
 Ground truth comes from the simulator's records (when each device received and
 applied a command) and from when the test itself took devices off the
 network; the integration's figures must match it exactly.
@@ -59,6 +62,7 @@ P95 = "sensor.farm_resilience_command_latency_p95"
 FAILED = "sensor.farm_resilience_commands_failed"
 UNAVAILABLE_DEVICES = "sensor.farm_resilience_unavailable_devices"
 DEGRADED = "binary_sensor.farm_resilience_degraded"
+STALE = "sensor.farm_resilience_stale_sensors"
 
 
 def relay(index: int) -> str:
@@ -151,7 +155,8 @@ def expected_reasons(per_entity: dict[str, list[int]], failed: int, commands: in
         f"Relay {index}: down for more than 60 s (all 1 tracked entities unavailable)"
         for index in sorted(DEAD, key=str)
     ]
-    return reasons
+    # The attribute reaches the recorder: 20 entries at most, the last saying how many more.
+    return [*reasons[:19], f"and {len(reasons) - 19} more"]
 
 
 def loud_records(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -365,5 +370,56 @@ async def test_work_per_event_does_not_grow_with_tracked_entities_pending_comman
     assert len(tracker.followed) == RELAYS
     assert len(tracker.pending) == 10 + 496
     # 10 x the entities, 50 x the pending commands, 8 x the history: the same work per event.
+    assert large.steps <= 1.1 * small.steps, (small.steps, large.steps, large.top(), small.top())
+    assert loud_records(caplog) == []
+
+
+SENSORS = 2000
+STALE_AFTER_S = 900.0
+
+
+async def stale_sensors_report(
+    hass: HomeAssistant, freezer: FrozenDateTimeFactory, sensors: list[str]
+) -> WorkCounter:
+    """Let every monitored sensor go stale, then count the work of ten of them reporting."""
+    await advance(hass, freezer, STALE_AFTER_S + 1)
+    assert int(hass.states.get(STALE).state) == len(sensors)
+    work = WorkCounter()
+    with work:
+        for sensor in sensors[:10]:
+            hass.states.async_set(sensor, "21.5")
+            await advance(hass, freezer, STEP_S)
+    assert int(hass.states.get(STALE).state) == len(sensors) - 10
+    return work
+
+
+@pytest.mark.parametrize(
+    "options", [{**DEFAULT_OPTIONS, "stale_after": STALE_AFTER_S}], ids=["stale_after_900"]
+)
+async def test_work_per_report_does_not_grow_with_monitored_or_stale_sensors(
+    hass: HomeAssistant,
+    hub_entry: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    sensors = [f"sensor.soil_probe_{index}" for index in range(SENSORS)]
+    for sensor in sensors:
+        hass.states.async_set(sensor, "20.0")
+    hass.config_entries.async_update_entry(
+        hub_entry, options={**hub_entry.options, "monitored_sensors": sensors[:100]}
+    )
+    assert await hass.config_entries.async_setup(hub_entry.entry_id)
+    await hass.async_block_till_done()
+    small = await stale_sensors_report(hass, freezer, sensors[:100])
+
+    for sensor in sensors:  # all of them report, then fall silent
+        hass.states.async_set(sensor, "20.0")
+    hass.config_entries.async_update_entry(
+        hub_entry, options={**hub_entry.options, "monitored_sensors": sensors}
+    )
+    await hass.async_block_till_done()  # the hub reloads with 20 x the sensors
+    large = await stale_sensors_report(hass, freezer, sensors)
+
+    # 20 x the monitored and the stale sensors: the same work per report.
     assert large.steps <= 1.1 * small.steps, (small.steps, large.steps, large.top(), small.top())
     assert loud_records(caplog) == []

@@ -1,15 +1,19 @@
-"""Stale sensors: silence past stale_after is stale; repeating the same value is not."""
+"""Stale sensors: silence past stale_after is stale; repeating the same real value is not."""
 
 from __future__ import annotations
 
 import pytest
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.core import HomeAssistant
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
+
+from custom_components.farm_resilience.const import EVENT_DEGRADED, EVENT_RECOVERED
 
 from .conftest import advance
+from .options_support import save_options
 
 SOIL = "sensor.soil_moisture"
+RAIN = "sensor.rain_gauge"
 STALE = "sensor.farm_resilience_stale_sensors"
 DEGRADED = "binary_sensor.farm_resilience_degraded"
 
@@ -65,3 +69,53 @@ async def test_silent_sensor_goes_stale_and_recovers_when_it_reports(
 
     assert hass.states.get(STALE).state == "0"
     assert hass.states.get(DEGRADED).state == "off"
+
+
+@pytest.mark.parametrize("placeholder", ["unavailable", "unknown"])
+async def test_sensor_rewriting_unavailable_or_unknown_goes_stale_as_if_silent(
+    hass: HomeAssistant, soil_hub: MockConfigEntry, freezer: FrozenDateTimeFactory, placeholder: str
+) -> None:
+    hass.states.async_set(SOIL, placeholder)  # its device went offline; polled every 30 s
+    for _ in range(29):
+        await advance(hass, freezer, 30.0)
+        hass.states.async_set(SOIL, placeholder)
+    await advance(hass, freezer, 30.0)
+
+    assert hass.states.get(STALE).state == "1"
+    assert hass.states.get(DEGRADED).attributes["reasons"] == [
+        "sensor.soil_moisture: no report for more than 900 s"
+    ]
+
+    hass.states.async_set(SOIL, "29")
+    await hass.async_block_till_done()
+    assert hass.states.get(STALE).state == "0"
+
+
+async def test_saving_the_options_keeps_a_silent_sensor_stale(
+    hass: HomeAssistant, soil_hub: MockConfigEntry, freezer: FrozenDateTimeFactory
+) -> None:
+    degraded = async_capture_events(hass, EVENT_DEGRADED)
+    recovered = async_capture_events(hass, EVENT_RECOVERED)
+    await advance(hass, freezer, 7200.0)
+    assert hass.states.get(STALE).state == "1"
+
+    await save_options(hass, soil_hub, latency_target=4.0)
+    await advance(hass, freezer, 1.0)
+
+    assert soil_hub.runtime_data.options.latency_target == 4.0
+    assert hass.states.get(STALE).attributes["sensors"] == [SOIL]
+    assert hass.states.get(DEGRADED).state == "on"
+    assert (len(degraded), len(recovered)) == (1, 0)
+
+
+async def test_a_sensor_added_to_the_monitored_ones_is_judged_from_its_last_report(
+    hass: HomeAssistant, soil_hub: MockConfigEntry, freezer: FrozenDateTimeFactory
+) -> None:
+    hass.states.async_set(RAIN, "0.0")
+    await advance(hass, freezer, 1000.0)
+    hass.states.async_set(SOIL, "30")
+
+    await save_options(hass, soil_hub, monitored_sensors=[SOIL, RAIN])
+    await advance(hass, freezer, 1.0)
+
+    assert hass.states.get(STALE).attributes["sensors"] == [RAIN]

@@ -14,6 +14,7 @@ from custom_components.farm_resilience.statistics import (
     HISTOGRAM_RATIO,
     WindowStatistics,
 )
+from custom_components.farm_resilience.storage import parse
 
 NOW = 1_800_000_000.0
 
@@ -80,7 +81,8 @@ def test_storage_round_trip_keeps_the_window_and_drops_what_is_older() -> None:
     statistics.record("switch.pump", "timeout", None, NOW + 3 * 3600)
 
     loaded = WindowStatistics(window_hours=2)
-    loaded.load(statistics.as_dict(), NOW + 3 * 3600)
+    stored = parse(statistics.as_dict())
+    loaded.load(stored.buckets, stored.spans, NOW + 3 * 3600)
     figures = loaded.figures(NOW + 3 * 3600)
 
     assert figures.commands == 2
