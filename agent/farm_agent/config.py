@@ -12,6 +12,8 @@ from urllib.parse import SplitResult, urlsplit
 import voluptuous as vol
 import yaml
 
+from farm_agent.topics import filters_overlap, not_reading_filters, subscription_filter
+
 AGENT_ID_PATTERN = re.compile(r"[a-z0-9_-]{1,64}")
 # PGMQ builds table names q_<name>/a_<name> and caps names at 47 characters.
 QUEUE_NAME_PATTERN = re.compile(r"[a-z_][a-z0-9_]{0,46}")
@@ -165,6 +167,18 @@ def _mqtt_topic_filter(value: Any) -> str:
     return value
 
 
+def _topic_prefix(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise vol.Invalid("expected a non-empty MQTT topic")
+    if any(character in value for character in "+#\0"):
+        raise vol.Invalid("must be a plain topic: no '+', '#' or NUL")
+    return value
+
+
+def _optional_topic_prefix(value: Any) -> str | None:
+    return None if value is None else _topic_prefix(value)
+
+
 def _listen_address(value: Any) -> tuple[str, int]:
     if not isinstance(value, str) or ":" not in value:
         raise vol.Invalid("expected host:port, e.g. 127.0.0.1:9102")
@@ -200,8 +214,8 @@ MQTT_SCHEMA = vol.Schema(
             [_mqtt_topic_filter], vol.Length(min=1, msg="needs at least one topic filter")
         ),
         vol.Optional("qos", default=1): vol.In([0, 1, 2]),
-        vol.Optional("topic_prefix", default="farm_resilience"): vol.All(str, vol.Length(min=1)),
-        vol.Optional("discovery_prefix", default="homeassistant"): _OPTIONAL_STR,
+        vol.Optional("topic_prefix", default="farm_resilience"): _topic_prefix,
+        vol.Optional("discovery_prefix", default="homeassistant"): _optional_topic_prefix,
         vol.Optional("max_payload_bytes", default=262144): _POSITIVE_INT,
         vol.Optional("keepalive_s", default=30): vol.All(int, vol.Range(min=5, max=3600)),
         vol.Optional("session_expiry_s", default=7 * 24 * 3600): vol.All(
@@ -321,7 +335,22 @@ def parse_config(raw: Any, base_dir: Path | None = None) -> AgentConfig:
         raise ConfigError("backend: set pooler_dsn, direct_dsn or both")
     if backend["queue"] == backend["dead_letter_queue"]:
         raise ConfigError("backend.dead_letter_queue: must differ from backend.queue")
+    _refuse_overlapping_topics(valid["mqtt"])
     return _freeze(valid, base_dir or Path.cwd())
+
+
+def _refuse_overlapping_topics(mqtt: dict[str, Any]) -> None:
+    """Readings must not share topics with what the agent takes for itself and never relays."""
+    reserved = not_reading_filters(mqtt["topic_prefix"], mqtt["discovery_prefix"])
+    for index, subscription in enumerate(mqtt["topics"]):
+        for key, own in reserved.items():
+            if filters_overlap(subscription_filter(subscription), own):
+                prefix = mqtt[key.removeprefix("mqtt.")]
+                raise ConfigError(
+                    f"mqtt.topics.{index}: {subscription!r} overlaps {key} {prefix!r}: messages"
+                    f" on {own} are the agent's own and never relayed; choose topic filters"
+                    f" outside it, or another {key}"
+                )
 
 
 def _substitute_env(node: Any, path: tuple[str, ...]) -> Any:
