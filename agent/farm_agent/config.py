@@ -19,6 +19,8 @@ AGENT_ID_PATTERN = re.compile(r"[a-z0-9_-]{1,64}")
 QUEUE_NAME_PATTERN = re.compile(r"[a-z_][a-z0-9_]{0,46}")
 ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 SECRET_KEYS = frozenset({"password", "pooler_dsn", "direct_dsn"})
+# libpq's sslmode values, weakest first; `allow` and `prefer` fall back to plaintext.
+SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 
 
 class ConfigError(ValueError):
@@ -51,9 +53,18 @@ class MqttConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class BackendTlsConfig:
+    """How database connections are encrypted and verified; see farm_agent.database."""
+
+    ca_file: str | None
+    mode: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class BackendConfig:
     pooler_dsn: str | None
     direct_dsn: str | None
+    tls: BackendTlsConfig
     queue: str
     dead_letter_queue: str
     batch_size: int
@@ -179,6 +190,17 @@ def _optional_topic_prefix(value: Any) -> str | None:
     return None if value is None else _topic_prefix(value)
 
 
+def _tls_mode(value: Any) -> str | None:
+    if value is None:
+        return None
+    if value in ("disable", "require", "verify-ca", "verify-full"):
+        return str(value)
+    raise vol.Invalid(
+        "must be disable, require, verify-ca or verify-full"
+        " (allow and prefer would fall back to plaintext)"
+    )
+
+
 def _listen_address(value: Any) -> tuple[str, int]:
     if not isinstance(value, str) or ":" not in value:
         raise vol.Invalid("expected host:port, e.g. 127.0.0.1:9102")
@@ -225,10 +247,18 @@ MQTT_SCHEMA = vol.Schema(
     }
 )
 
+BACKEND_TLS_SCHEMA = vol.Schema(
+    {
+        vol.Optional("ca_file", default=None): _OPTIONAL_STR,
+        vol.Optional("mode", default=None): _tls_mode,
+    }
+)
+
 BACKEND_SCHEMA = vol.Schema(
     {
         vol.Optional("pooler_dsn", default=None): _dsn,
         vol.Optional("direct_dsn", default=None): _dsn,
+        vol.Optional("tls", default={}): vol.Any(None, BACKEND_TLS_SCHEMA),
         vol.Optional("queue", default="sensor_readings"): _queue_name,
         vol.Optional("dead_letter_queue", default="sensor_readings_dlq"): _queue_name,
         vol.Optional("batch_size", default=500): vol.All(int, vol.Range(min=1, max=10000)),
@@ -414,7 +444,7 @@ def _freeze(valid: dict[str, Any], base_dir: Path) -> AgentConfig:
     if mqtt.get("password_file"):
         password = _read_password_file(mqtt["password_file"], base_dir)
     tls = mqtt["tls"]
-    backend = valid["backend"]
+    backend = {**valid["backend"], "tls": _backend_tls(valid["backend"]["tls"], base_dir)}
     probes = valid["probes"]
     spool_path = Path(valid["spool"]["path"])
     http = valid["http"]
@@ -450,6 +480,19 @@ def _freeze(valid: dict[str, Any], base_dir: Path) -> AgentConfig:
         http=HttpConfig(*http["listen"]) if http is not None else None,
         log_level=valid["log_level"],
     )
+
+
+def _backend_tls(tls: dict[str, Any] | None, base_dir: Path) -> BackendTlsConfig:
+    """The backend's TLS settings, with `ca_file` resolved and readable."""
+    ca_file = (tls or {}).get("ca_file")
+    if ca_file is not None:
+        path = Path(ca_file) if Path(ca_file).is_absolute() else base_dir / ca_file
+        try:
+            path.read_bytes()
+        except OSError as err:
+            raise ConfigError(f"backend.tls.ca_file: cannot read {path} ({err.strerror})") from err
+        ca_file = str(path)
+    return BackendTlsConfig(ca_file=ca_file, mode=(tls or {}).get("mode"))
 
 
 def redact_dsn(dsn: str) -> str:

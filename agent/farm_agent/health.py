@@ -111,12 +111,22 @@ class Health:
         return mask(json.dumps(self.as_json(), separators=(",", ":")), secrets)
 
 
-def assess(config: AgentConfig, found: ProbeRound, relay: RelayState, now: float) -> Health:
-    """Judge one probe round and the relay's state against the configured thresholds."""
+def assess(
+    config: AgentConfig,
+    found: ProbeRound,
+    relay: RelayState,
+    now: float,
+    config_problems: Sequence[str] = (),
+) -> Health:
+    """Judge one probe round and the relay's state against the configured thresholds.
+
+    `config_problems` come first: what is wrong with the settings themselves.
+    """
     thresholds = config.probes.thresholds
     latencies = {route: _latency(found, route) for route in ("pooler", "direct")}
     reachable = [route for route in routes(config.backend) if latencies[route] is not None]
     problems = [
+        *config_problems,
         *_database_problems(config, found, reachable, thresholds),
         *_queue_problems(found, thresholds, bool(reachable)),
         *_probe_problems(found),

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
+from farm_agent import database
 from farm_agent.config import BackendConfig, redact_dsn
 from farm_agent.metrics import RelayMetrics
 
@@ -75,6 +76,10 @@ class BackendRouter:
         self._on_fallback = False
         self.fallbacks_total = 0
         self._failback_task: asyncio.Task[None] | None = None
+        for route in self._routes.values():
+            warning = database.tls_warning(route.name, route.dsn, config.tls)
+            if warning is not None:
+                _LOGGER.warning("backend TLS: %s", warning)
 
     @property
     def configured(self) -> tuple[str, ...]:
@@ -86,14 +91,15 @@ class BackendRouter:
     async def connect(self, name: str) -> asyncpg.Connection:
         """A fresh, set-up connection on one route; raises on failure."""
         route = self._routes[name]
-        connection = await asyncpg.connect(
+        connection = await database.connect(
             route.dsn,
-            timeout=self._config.connect_timeout_s,
-            command_timeout=self._config.statement_timeout_s,
+            self._config,
+            timeout_s=self._config.connect_timeout_s,
+            command_timeout_s=self._config.statement_timeout_s,
             # Transaction-mode poolers hand each transaction to another server
             # connection, where a named prepared statement does not exist.
             statement_cache_size=0 if route.pooled else 100,
-            server_settings={"application_name": "farm-agent"},
+            application_name="farm-agent",
         )
         try:
             await self._set_up(connection)
@@ -224,10 +230,13 @@ class BackendRouter:
         route = self._routes[name]
         started = loop.time()
         try:
-            connection = await asyncpg.connect(
+            connection = await database.connect(
                 route.dsn,
-                timeout=self._config.connect_timeout_s,
+                self._config,
+                timeout_s=self._config.connect_timeout_s,
+                command_timeout_s=self._config.connect_timeout_s,
                 statement_cache_size=0,
+                application_name="farm-agent-failback",
             )
             try:
                 await connection.fetchval("SELECT 1", timeout=self._config.connect_timeout_s)

@@ -51,14 +51,15 @@ class Prober:
         timeout_s = self._config.probes.timeout_s
         if self._http and self._session is None:
             self._session = aiohttp.ClientSession(headers={"User-Agent": "farm-agent-probe"})
+        backend = self._config.backend
         databases = asyncio.gather(
             *(
                 _bounded(
-                    postgres.probe_route(name, dsn, timeout_s),
+                    postgres.probe_route(name, backend, timeout_s),
                     timeout_s,
                     _failed(postgres.probe_name(name), postgres.KIND),
                 )
-                for name, dsn in postgres.routes(self._config.backend).items()
+                for name in postgres.routes(backend)
             )
         )
         endpoints = asyncio.gather(*(self._probe_http(probe) for probe in self._http))
