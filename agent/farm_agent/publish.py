@@ -198,6 +198,7 @@ class HealthPublisher:
         self._last_answered = self._loop.time()
         self._announce()
 
+
 def _moved(published: Health, now: Health) -> bool:
     """A change worth publishing before the next round: status or route."""
     return published.status != now.status or published.backend.route != now.backend.route
