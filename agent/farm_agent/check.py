@@ -1,7 +1,9 @@
 """`farm-agent check`: every probe once, judged like the running agent judges it, then shown.
 
 It does not start the relay and does not take the agent's MQTT session: it connects
-with a client id of its own and leaves no session behind.
+with a client id of its own and leaves no session behind. Besides what the agent
+reports, it lists a database route whose server is not verified (no
+`backend.tls.ca_file`), which the agent only logs once at start.
 """
 
 from __future__ import annotations

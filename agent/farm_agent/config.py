@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import SplitResult, urlsplit
+from urllib.parse import SplitResult, parse_qs, urlsplit
 
 import voluptuous as vol
 import yaml
@@ -157,6 +157,9 @@ def _dsn(value: Any) -> str | None:
         raise vol.Invalid("has no host")
     if port == 0:
         raise vol.Invalid("has port 0")
+    sslmode = parse_qs(parts.query).get("sslmode", [None])[-1]
+    if sslmode is not None and sslmode not in SSL_MODES:
+        raise vol.Invalid(f"has sslmode={sslmode}; it must be one of {', '.join(SSL_MODES)}")
     return value
 
 
@@ -193,7 +196,7 @@ def _optional_topic_prefix(value: Any) -> str | None:
 def _tls_mode(value: Any) -> str | None:
     if value is None:
         return None
-    if value in ("disable", "require", "verify-ca", "verify-full"):
+    if value in SSL_MODES and value not in ("allow", "prefer"):
         return str(value)
     raise vol.Invalid(
         "must be disable, require, verify-ca or verify-full"

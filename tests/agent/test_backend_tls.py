@@ -89,7 +89,7 @@ def test_an_unverified_remote_route_is_a_problem_naming_backend_tls_ca_file() ->
     assert tls_warning("pooler", LOOPBACK, NO_TLS) is None
 
 
-def test_a_missing_ca_file_or_a_fallback_mode_is_a_config_error_naming_the_key(
+def test_a_missing_ca_file_or_a_bad_mode_is_a_config_error_naming_the_key(
     make_config: ConfigMaker, tmp_path: Path
 ) -> None:
     config = make_config()
@@ -98,6 +98,10 @@ def test_a_missing_ca_file_or_a_fallback_mode_is_a_config_error_naming_the_key(
         parse_config(config, base_dir=tmp_path)
     config["backend"]["tls"] = {"mode": "prefer"}
     with pytest.raises(ConfigError, match=r"^backend\.tls\.mode: .*plaintext"):
+        parse_config(config)
+    config["backend"]["tls"] = None
+    config["backend"]["direct_dsn"] += "?sslmode=verify_full"
+    with pytest.raises(ConfigError, match=r"^backend\.direct_dsn: has sslmode=verify_full"):
         parse_config(config)
 
 
