@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import functools
 import ipaddress
-import logging
 import ssl
 from dataclasses import dataclass
 from typing import Literal
@@ -22,11 +21,11 @@ import asyncpg
 
 from farm_agent.config import SSL_MODES, BackendConfig, BackendTlsConfig
 
-_LOGGER = logging.getLogger(__name__)
-
 VERIFIED = frozenset({"verify-ca", "verify-full"})
 # Modes that try TLS but accept a server that does not offer it.
 ADVISORY = frozenset({"allow", "prefer"})
+LOOPBACK_DEFAULT = "default for a loopback host"
+REMOTE_DEFAULT = "default for a remote host"
 
 
 class DatabaseTlsError(ConnectionError):
@@ -45,6 +44,11 @@ class TlsChoice:
     @property
     def verified(self) -> bool:
         return self.mode in VERIFIED
+
+    @property
+    def by_default(self) -> bool:
+        """Nobody asked for this mode: the host's kind chose it."""
+        return self.source in (LOOPBACK_DEFAULT, REMOTE_DEFAULT)
 
     @property
     def encrypted(self) -> bool:
@@ -74,10 +78,10 @@ def choose_tls(dsn: str, tls: BackendTlsConfig) -> TlsChoice:
     if tls.mode is not None:
         return TlsChoice(tls.mode, ca_file, "backend.tls.mode", loopback)
     if loopback:
-        return TlsChoice("prefer", ca_file, "default for a loopback host", loopback)
+        return TlsChoice("prefer", ca_file, LOOPBACK_DEFAULT, loopback)
     if ca_file is not None:
         return TlsChoice("verify-full", ca_file, "backend.tls.ca_file", loopback)
-    return TlsChoice("require", None, "default for a remote host", loopback)
+    return TlsChoice("require", None, REMOTE_DEFAULT, loopback)
 
 
 def tls_warning(route: str, dsn: str, tls: BackendTlsConfig) -> str | None:
@@ -87,7 +91,7 @@ def tls_warning(route: str, dsn: str, tls: BackendTlsConfig) -> str | None:
     there the operator expects the server to be the one they meant.
     """
     choice = choose_tls(dsn, tls)
-    if choice.verified or (choice.loopback and choice.source.startswith("default")):
+    if choice.verified or (choice.loopback and choice.by_default):
         return None
     why = f"sslmode {choice.mode} from {choice.source}"
     if not choice.encrypted:
