@@ -3,6 +3,7 @@
 Used by the test fixtures, `make demo` and `make bench`. Each service keeps its
 port and data across stop/kill/start, so a test can SIGKILL one and bring the
 same one back. Everything lives in one temporary folder removed at `close()`.
+PostgreSQL can serve TLS with a certificate from a throwaway CA (`make_certificates`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 POSTGRES_BIN_DIRS = ("/usr/lib/postgresql/15/bin",)
 PR_SET_CHILD_SUBREAPER = 36
@@ -205,13 +207,45 @@ class _Process:
             time.sleep(0.05)
 
 
+class Certificates(NamedTuple):
+    """A throwaway CA and a server certificate it signed, with the server's key."""
+
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
+
+
+def _openssl(*args: str, cwd: Path) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def make_certificates(folder: Path) -> Certificates:
+    """A throwaway CA and a server certificate for 127.0.0.1 signed by it, in `folder`."""
+    key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    _openssl("req", "-x509", *key, "-keyout", "ca.key", "-out", "ca.crt", "-days", "2",
+             "-subj", "/CN=Farm Test CA", cwd=folder)  # fmt: skip
+    _openssl("req", *key, "-keyout", "server.key", "-out", "server.csr",
+             "-subj", "/CN=127.0.0.1", cwd=folder)  # fmt: skip
+    (folder / "san.cnf").write_text("subjectAltName=IP:127.0.0.1\n")
+    _openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+             "-CAcreateserial", "-out", "server.crt", "-days", "2", "-extfile", "san.cnf",
+             cwd=folder)  # fmt: skip
+    for path in folder.iterdir():
+        path.chmod(0o644)  # servers that drop root read them as their own user
+    return Certificates(folder / "ca.crt", folder / "server.crt", folder / "server.key")
+
+
 class Postgres:
-    """PostgreSQL 15 with the PGMQ SQL of the PyPI package `pgmq` installed."""
+    """PostgreSQL 15 with the PGMQ SQL of the PyPI package `pgmq` installed.
+
+    With `tls` it also serves TLS with that certificate (and still plaintext to
+    clients that do not ask for TLS, as a default PostgreSQL does).
+    """
 
     user = "postgres"
     database = "farm"
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, tls: Certificates | None = None) -> None:
         self.owner = _service_user()
         self.data_dir = root / "pgdata"
         self.socket_dir = root / "pgsocket"
@@ -238,11 +272,31 @@ class Postgres:
                 "full_page_writes=off",
                 "-c",
                 "max_connections=200",
+                *(self._tls_options(root / "pgtls", tls) if tls is not None else ()),
             ],
             root / "postgres.log",
             self.owner,
         )
         self._initialise(root)
+
+    def _tls_options(self, folder: Path, tls: Certificates) -> list[str]:
+        """Server options for TLS; the key is copied where only PostgreSQL's user reads it."""
+        folder.mkdir()
+        cert_file, key_file = folder / "server.crt", folder / "server.key"
+        shutil.copyfile(tls.cert_file, cert_file)
+        shutil.copyfile(tls.key_file, key_file)
+        key_file.chmod(0o600)
+        if self.owner:
+            for path in (folder, cert_file, key_file):
+                os.chown(path, *self.owner)
+        return [
+            "-c",
+            "ssl=on",
+            "-c",
+            f"ssl_cert_file={cert_file}",
+            "-c",
+            f"ssl_key_file={key_file}",
+        ]
 
     def _initialise(self, root: Path) -> None:
         for folder in (self.data_dir, self.socket_dir):
@@ -343,16 +397,21 @@ class Postgres:
 
 
 class PgBouncer:
-    """PgBouncer in transaction mode: the local stand-in for Supavisor (port 6543)."""
+    """PgBouncer in transaction mode: the local stand-in for Supavisor (port 6543).
 
-    def __init__(self, root: Path, postgres: Postgres) -> None:
+    With a `password` it checks it (auth_type md5) instead of trusting every login.
+    """
+
+    def __init__(
+        self, root: Path, postgres: Postgres, password: str | None = None, name: str = "pgbouncer"
+    ) -> None:
         self.owner = _service_user()
         self.postgres = postgres
         self.port = free_port()
-        folder = root / "pgbouncer"
+        folder = root / name
         folder.mkdir()
         userlist = folder / "userlist.txt"
-        userlist.write_text(f'"{postgres.user}" ""\n')
+        userlist.write_text(f'"{postgres.user}" "{password or ""}"\n')
         config = folder / "pgbouncer.ini"
         config.write_text(
             "[databases]\n"
@@ -361,7 +420,7 @@ class PgBouncer:
             "listen_addr = 127.0.0.1\n"
             f"listen_port = {self.port}\n"
             "unix_socket_dir =\n"
-            "auth_type = trust\n"
+            f"auth_type = {'md5' if password else 'trust'}\n"
             f"auth_file = {userlist}\n"
             "pool_mode = transaction\n"
             "max_client_conn = 500\n"
@@ -377,7 +436,7 @@ class PgBouncer:
             for path in folder.iterdir():
                 os.chown(path, *self.owner)
         self._proc = _Process(
-            [_find_binary("pgbouncer"), str(config)], root / "pgbouncer.log", self.owner
+            [_find_binary("pgbouncer"), str(config)], root / f"{name}.log", self.owner
         )
         self.start()
 
@@ -504,6 +563,7 @@ class Services:
         self._postgres: Postgres | None = None
         self._pgbouncer: PgBouncer | None = None
         self._mosquittos: list[Mosquitto] = []
+        self._others: list[Postgres | PgBouncer] = []
 
     @property
     def postgres(self) -> Postgres:
@@ -523,10 +583,28 @@ class Services:
         self._mosquittos.append(broker)
         return broker
 
+    def postgres_with_tls(self, name: str = "postgres-tls") -> tuple[Postgres, Certificates]:
+        """A PostgreSQL of its own serving TLS, and the certificates (with the CA) it uses."""
+        folder = self.root / name
+        folder.mkdir()
+        folder.chmod(0o755)
+        certificates = make_certificates(folder)
+        server = Postgres(folder, tls=certificates)
+        self._others.append(server)
+        return server, certificates
+
+    def pgbouncer_with_password(self, password: str, name: str) -> PgBouncer:
+        """A PgBouncer of its own in front of `postgres` that checks `password` (md5)."""
+        bouncer = PgBouncer(self.root, self.postgres, password=password, name=name)
+        self._others.append(bouncer)
+        return bouncer
+
     def logs(self) -> Iterator[Path]:
         yield from self.root.glob("*.log")
 
     def close(self) -> None:
+        for other in self._others:
+            other.stop()
         for broker in self._mosquittos:
             broker.stop()
         if self._pgbouncer is not None:

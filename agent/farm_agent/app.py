@@ -84,6 +84,7 @@ class Agent:
             config, link, prober, self.relay_state, self.probe_metrics
         )
         self.router = router = BackendRouter(config.backend, self.metrics, self._set_up_database)
+        prober.report_route_verdicts_to(router.probed)
         self.ingest = ingest = Ingest(link, spool, self.metrics)
         forwarder = Forwarder(config, spool, router, self.metrics)
         if config.http is not None:

@@ -1,7 +1,9 @@
 """`farm-agent check`: every probe once, judged like the running agent judges it, then shown.
 
 It does not start the relay and does not take the agent's MQTT session: it connects
-with a client id of its own and leaves no session behind.
+with a client id of its own and leaves no session behind. Besides what the agent
+reports, it lists a database route whose server is not verified (no
+`backend.tls.ca_file`), which the agent only logs once at start.
 """
 
 from __future__ import annotations
@@ -19,11 +21,13 @@ from rich.markup import escape
 from rich.table import Table
 
 from farm_agent.config import AgentConfig
+from farm_agent.database import tls_warning
 from farm_agent.health import DOWN, OK, Health, RelayState, assess, first_reachable_route, mask
 from farm_agent.logs import secrets_of
 from farm_agent.metrics import RelayFigures
 from farm_agent.mqtt import MqttLink
 from farm_agent.probes import Prober
+from farm_agent.probes.postgres import routes
 from farm_agent.spool import read_depth
 
 _LOGGER = logging.getLogger(__name__)
@@ -51,7 +55,14 @@ async def check_once(config: AgentConfig) -> Health:
         fallbacks_total=0,
         figures=idle_relay(config.spool.path),
     )
-    return assess(config, found, relay, time.time())
+    return assess(config, found, relay, time.time(), config_problems=tls_problems(config))
+
+
+def tls_problems(config: AgentConfig) -> list[str]:
+    """Routes whose server is not verified (the running agent says so once, at start)."""
+    backend = config.backend
+    warnings = (tls_warning(name, dsn, backend.tls) for name, dsn in routes(backend).items())
+    return [warning for warning in warnings if warning is not None]
 
 
 def idle_relay(spool_path: Path) -> RelayFigures:

@@ -103,6 +103,12 @@ def _add_queue_commands(
     )
     requeue.add_argument("--limit", type=int, metavar="N", help="only the oldest N")
     requeue.add_argument(
+        "--batch-size",
+        type=_positive,
+        metavar="N",
+        help="dead letters per transaction (default 500); progress goes to stderr",
+    )
+    requeue.add_argument(
         "--id",
         type=int,
         action="append",
@@ -113,6 +119,13 @@ def _add_queue_commands(
     )
     purge = action(dlq_actions, "purge", "delete every dead letter (asks first)")
     purge.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -140,7 +153,11 @@ def check(config: AgentConfig, as_json: bool) -> int:
 
 
 def queue(config: AgentConfig, args: argparse.Namespace) -> int:
-    from farm_agent.queue_admin import QueueRequest, run_queue_command  # noqa: PLC0415
+    from farm_agent.queue_admin import (  # noqa: PLC0415 - keeps `validate` light
+        REQUEUE_BATCH,
+        QueueRequest,
+        run_queue_command,
+    )
 
     _quiet_logging(config)
     action = args.action if args.action != "dlq" else f"dlq {args.dlq_action}"
@@ -150,6 +167,7 @@ def queue(config: AgentConfig, args: argparse.Namespace) -> int:
         limit=getattr(args, "limit", None),
         ids=tuple(getattr(args, "ids", ())),
         yes=getattr(args, "yes", False),
+        batch_size=getattr(args, "batch_size", None) or REQUEUE_BATCH,
     )
     return run_queue_command(config, request)
 

@@ -7,16 +7,20 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import SplitResult, urlsplit
+from urllib.parse import SplitResult, parse_qs, urlsplit
 
 import voluptuous as vol
 import yaml
+
+from farm_agent.topics import filters_overlap, not_reading_filters, subscription_filter
 
 AGENT_ID_PATTERN = re.compile(r"[a-z0-9_-]{1,64}")
 # PGMQ builds table names q_<name>/a_<name> and caps names at 47 characters.
 QUEUE_NAME_PATTERN = re.compile(r"[a-z_][a-z0-9_]{0,46}")
 ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 SECRET_KEYS = frozenset({"password", "pooler_dsn", "direct_dsn"})
+# libpq's sslmode values, weakest first; `allow` and `prefer` fall back to plaintext.
+SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 
 
 class ConfigError(ValueError):
@@ -49,9 +53,18 @@ class MqttConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class BackendTlsConfig:
+    """How database connections are encrypted and verified; see farm_agent.database."""
+
+    ca_file: str | None
+    mode: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class BackendConfig:
     pooler_dsn: str | None
     direct_dsn: str | None
+    tls: BackendTlsConfig
     queue: str
     dead_letter_queue: str
     batch_size: int
@@ -144,6 +157,9 @@ def _dsn(value: Any) -> str | None:
         raise vol.Invalid("has no host")
     if port == 0:
         raise vol.Invalid("has port 0")
+    sslmode = parse_qs(parts.query).get("sslmode", [None])[-1]
+    if sslmode is not None and sslmode not in SSL_MODES:
+        raise vol.Invalid(f"has sslmode={sslmode}; it must be one of {', '.join(SSL_MODES)}")
     return value
 
 
@@ -163,6 +179,29 @@ def _mqtt_topic_filter(value: Any) -> str:
         if "+" in level and level != "+":
             raise vol.Invalid("'+' must be a whole level of the topic filter")
     return value
+
+
+def _topic_prefix(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise vol.Invalid("expected a non-empty MQTT topic")
+    if any(character in value for character in "+#\0"):
+        raise vol.Invalid("must be a plain topic: no '+', '#' or NUL")
+    return value
+
+
+def _optional_topic_prefix(value: Any) -> str | None:
+    return None if value is None else _topic_prefix(value)
+
+
+def _tls_mode(value: Any) -> str | None:
+    if value is None:
+        return None
+    if value in SSL_MODES and value not in ("allow", "prefer"):
+        return str(value)
+    raise vol.Invalid(
+        "must be disable, require, verify-ca or verify-full"
+        " (allow and prefer would fall back to plaintext)"
+    )
 
 
 def _listen_address(value: Any) -> tuple[str, int]:
@@ -200,8 +239,8 @@ MQTT_SCHEMA = vol.Schema(
             [_mqtt_topic_filter], vol.Length(min=1, msg="needs at least one topic filter")
         ),
         vol.Optional("qos", default=1): vol.In([0, 1, 2]),
-        vol.Optional("topic_prefix", default="farm_resilience"): vol.All(str, vol.Length(min=1)),
-        vol.Optional("discovery_prefix", default="homeassistant"): _OPTIONAL_STR,
+        vol.Optional("topic_prefix", default="farm_resilience"): _topic_prefix,
+        vol.Optional("discovery_prefix", default="homeassistant"): _optional_topic_prefix,
         vol.Optional("max_payload_bytes", default=262144): _POSITIVE_INT,
         vol.Optional("keepalive_s", default=30): vol.All(int, vol.Range(min=5, max=3600)),
         vol.Optional("session_expiry_s", default=7 * 24 * 3600): vol.All(
@@ -211,10 +250,18 @@ MQTT_SCHEMA = vol.Schema(
     }
 )
 
+BACKEND_TLS_SCHEMA = vol.Schema(
+    {
+        vol.Optional("ca_file", default=None): _OPTIONAL_STR,
+        vol.Optional("mode", default=None): _tls_mode,
+    }
+)
+
 BACKEND_SCHEMA = vol.Schema(
     {
         vol.Optional("pooler_dsn", default=None): _dsn,
         vol.Optional("direct_dsn", default=None): _dsn,
+        vol.Optional("tls", default={}): vol.Any(None, BACKEND_TLS_SCHEMA),
         vol.Optional("queue", default="sensor_readings"): _queue_name,
         vol.Optional("dead_letter_queue", default="sensor_readings_dlq"): _queue_name,
         vol.Optional("batch_size", default=500): vol.All(int, vol.Range(min=1, max=10000)),
@@ -321,7 +368,22 @@ def parse_config(raw: Any, base_dir: Path | None = None) -> AgentConfig:
         raise ConfigError("backend: set pooler_dsn, direct_dsn or both")
     if backend["queue"] == backend["dead_letter_queue"]:
         raise ConfigError("backend.dead_letter_queue: must differ from backend.queue")
+    _refuse_overlapping_topics(valid["mqtt"])
     return _freeze(valid, base_dir or Path.cwd())
+
+
+def _refuse_overlapping_topics(mqtt: dict[str, Any]) -> None:
+    """Readings must not share topics with what the agent takes for itself and never relays."""
+    reserved = not_reading_filters(mqtt["topic_prefix"], mqtt["discovery_prefix"])
+    for index, subscription in enumerate(mqtt["topics"]):
+        for key, own in reserved.items():
+            if filters_overlap(subscription_filter(subscription), own):
+                prefix = mqtt[key.removeprefix("mqtt.")]
+                raise ConfigError(
+                    f"mqtt.topics.{index}: {subscription!r} overlaps {key} {prefix!r}: messages"
+                    f" on {own} are the agent's own and never relayed; choose topic filters"
+                    f" outside it, or another {key}"
+                )
 
 
 def _substitute_env(node: Any, path: tuple[str, ...]) -> Any:
@@ -385,7 +447,7 @@ def _freeze(valid: dict[str, Any], base_dir: Path) -> AgentConfig:
     if mqtt.get("password_file"):
         password = _read_password_file(mqtt["password_file"], base_dir)
     tls = mqtt["tls"]
-    backend = valid["backend"]
+    backend = {**valid["backend"], "tls": _backend_tls(valid["backend"]["tls"], base_dir)}
     probes = valid["probes"]
     spool_path = Path(valid["spool"]["path"])
     http = valid["http"]
@@ -421,6 +483,19 @@ def _freeze(valid: dict[str, Any], base_dir: Path) -> AgentConfig:
         http=HttpConfig(*http["listen"]) if http is not None else None,
         log_level=valid["log_level"],
     )
+
+
+def _backend_tls(tls: dict[str, Any] | None, base_dir: Path) -> BackendTlsConfig:
+    """The backend's TLS settings, with `ca_file` resolved and readable."""
+    ca_file = (tls or {}).get("ca_file")
+    if ca_file is not None:
+        path = Path(ca_file) if Path(ca_file).is_absolute() else base_dir / ca_file
+        try:
+            path.read_bytes()
+        except OSError as err:
+            raise ConfigError(f"backend.tls.ca_file: cannot read {path} ({err.strerror})") from err
+        ca_file = str(path)
+    return BackendTlsConfig(ca_file=ca_file, mode=(tls or {}).get("mode"))
 
 
 def redact_dsn(dsn: str) -> str:

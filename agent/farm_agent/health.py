@@ -2,13 +2,16 @@
 
 `status` is `down` when no route reaches the database or the broker is unreachable
 (the relay cannot work), `degraded` when anything crosses a threshold, `ok` otherwise.
-Every problem is a plain sentence naming the figure and the threshold. A figure that
-cannot be known is None (JSON null), never a made-up zero.
+Every problem is a plain sentence naming the figure and the threshold; the list is
+bounded (`bound_problems`), because it travels into Home Assistant's attributes,
+events and recorder. A figure that cannot be known is None (JSON null), never a
+made-up zero.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +26,9 @@ HEALTH_VERSION = 1
 OK = "ok"
 DEGRADED = "degraded"
 DOWN = "down"
+# At most this many problems of at most this many characters each, in every report.
+MAX_PROBLEMS = 20
+MAX_PROBLEM_CHARS = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,12 +111,22 @@ class Health:
         return mask(json.dumps(self.as_json(), separators=(",", ":")), secrets)
 
 
-def assess(config: AgentConfig, found: ProbeRound, relay: RelayState, now: float) -> Health:
-    """Judge one probe round and the relay's state against the configured thresholds."""
+def assess(
+    config: AgentConfig,
+    found: ProbeRound,
+    relay: RelayState,
+    now: float,
+    config_problems: Sequence[str] = (),
+) -> Health:
+    """Judge one probe round and the relay's state against the configured thresholds.
+
+    `config_problems` come first: what is wrong with the settings themselves.
+    """
     thresholds = config.probes.thresholds
     latencies = {route: _latency(found, route) for route in ("pooler", "direct")}
     reachable = [route for route in routes(config.backend) if latencies[route] is not None]
     problems = [
+        *config_problems,
         *_database_problems(config, found, reachable, thresholds),
         *_queue_problems(found, thresholds, bool(reachable)),
         *_probe_problems(found),
@@ -141,8 +157,20 @@ def assess(config: AgentConfig, found: ProbeRound, relay: RelayState, now: float
         ),
         relay=relay.figures,
         probes=found.results,
-        problems=tuple(problems),
+        problems=bound_problems(problems),
     )
+
+
+def bound_problems(problems: Sequence[str]) -> tuple[str, ...]:
+    """At most MAX_PROBLEMS sentences of at most MAX_PROBLEM_CHARS; the last counts the rest."""
+    cut = [
+        text if len(text) <= MAX_PROBLEM_CHARS else f"{text[: MAX_PROBLEM_CHARS - 1]}…"
+        for text in problems
+    ]
+    if len(cut) <= MAX_PROBLEMS:
+        return tuple(cut)
+    kept = cut[: MAX_PROBLEMS - 1]
+    return (*kept, f"and {len(cut) - len(kept)} more")
 
 
 def first_reachable_route(config: AgentConfig, found: ProbeRound) -> str:

@@ -4,7 +4,8 @@
 `offline` will if the agent dies, and the agent publishes it itself when it stops.
 `health` is retained, sent after each probe round and whenever the status or the
 route changes in between. Discovery configs go out at every connect and again when
-Home Assistant announces itself (`<discovery_prefix>/status` = `online`).
+Home Assistant announces itself (`<discovery_prefix>/status` = `online`), at most
+once per ANNOUNCE_EVERY_S: anyone may publish that announcement, a thousand times.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ _LOGGER = logging.getLogger(__name__)
 # Between rounds, how often the relay's state is looked at for a status or route change.
 WATCH_S = 0.5
 FIRST_ROUTE_POLL_S = 0.05
+# Home Assistant's announcements within this many seconds of a round get one more round.
+ANNOUNCE_EVERY_S = 5.0
 
 
 def last_will(config: AgentConfig) -> tuple[str, bytes]:
@@ -69,6 +72,11 @@ class HealthPublisher:
         self._last_round: ProbeRound | None = None
         self.latest: Health | None = None
         self._loop = asyncio.get_running_loop()
+        # When Home Assistant's announcement was last answered, and the answer waiting.
+        self._last_answered: float | None = None
+        self._announce_due: asyncio.TimerHandle | None = None
+        # The last round of discovery configs; a new round waits until they are out.
+        self._discovery_out: list[paho.MQTTMessageInfo] = []
         link.add_connect_listener(self._on_connect)
         discovery = config.mqtt.discovery_prefix
         if discovery is not None:
@@ -115,6 +123,8 @@ class HealthPublisher:
         return None if self.latest is None else self.latest.to_text(self._secrets)
 
     async def close(self) -> None:
+        if self._announce_due is not None:
+            self._announce_due.cancel()
         await self._prober.close()
 
     def _assess(self) -> Health:
@@ -153,13 +163,40 @@ class HealthPublisher:
             self._publish(self.latest)
 
     def _send_discovery(self) -> None:
-        for topic, config in discovery_messages(self._config):
-            self._link.publish(topic, json.dumps(config), qos=1, retain=True)
+        """One round of discovery configs, unless the last one is still on its way.
+
+        The configs never change while the agent runs, so the round still queued says
+        all this one would: the outgoing queue holds at most one round, however often
+        Home Assistant (or anyone) asks.
+        """
+        if not all(info.is_published() for info in self._discovery_out):
+            return
+        self._discovery_out = [
+            self._link.client.publish(topic, json.dumps(config), qos=1, retain=True)
+            for topic, config in discovery_messages(self._config)
+        ]
 
     def _on_birth(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
         # paho's thread: Home Assistant (re)started and forgot the agent; tell it again.
         if bytes(message.payload) == STATUS_ONLINE.encode():
-            self._loop.call_soon_threadsafe(self._announce)
+            self._loop.call_soon_threadsafe(self._home_assistant_online)
+
+    def _home_assistant_online(self) -> None:
+        """Answer now, or once when ANNOUNCE_EVERY_S have passed since the last answer."""
+        if self._announce_due is not None:
+            return  # an answer is already coming, and it answers this announcement too
+        since = None if self._last_answered is None else self._loop.time() - self._last_answered
+        if since is None or since >= ANNOUNCE_EVERY_S:
+            self._answer_home_assistant()
+        else:
+            self._announce_due = self._loop.call_later(
+                ANNOUNCE_EVERY_S - since, self._answer_home_assistant
+            )
+
+    def _answer_home_assistant(self) -> None:
+        self._announce_due = None
+        self._last_answered = self._loop.time()
+        self._announce()
 
 
 def _moved(published: Health, now: Health) -> bool:

@@ -1,8 +1,9 @@
 """`farm-agent queue`: look into the queue and its dead letters, and put dead letters back.
 
-`dlq requeue` moves dead letters to the main queue in one transaction, each envelope
-kept byte for byte except `requeued`, which counts how often that happened (an
-extension of the envelope). `peek` and `list` read without taking anything off a queue.
+`dlq requeue` moves dead letters to the main queue in batches, each batch one
+transaction (so an interruption between batches loses and duplicates nothing), each
+envelope kept byte for byte except `requeued`, which counts how often that happened
+(an extension of the envelope). `peek` and `list` read without taking anything off a queue.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from farm_agent.route import describe_failure
 EXIT_OK = 0
 EXIT_FAILED = 1
 SHOWN_PAYLOAD = 60
+REQUEUE_BATCH = 500
 
 MESSAGES = """
 SELECT msg_id, read_ct, enqueued_at, message::text AS message
@@ -42,9 +44,14 @@ SELECT msg_id,
             WHEN jsonb_typeof(message -> 'requeued') = 'number'
             THEN (message ->> 'requeued')::numeric::int ELSE 0 END + 1))::text AS message
 FROM {table}
-WHERE $1::bigint[] IS NULL OR msg_id = ANY($1::bigint[])
+WHERE ($1::bigint[] IS NULL OR msg_id = ANY($1::bigint[])) AND msg_id <= $3
 ORDER BY msg_id LIMIT $2
 FOR UPDATE SKIP LOCKED
+"""
+# What a requeue will move: dead letters present when it started (the agent may add more).
+COUNT_DEAD_LETTERS = """
+SELECT count(*), max(msg_id) FROM {table}
+WHERE $1::bigint[] IS NULL OR msg_id = ANY($1::bigint[])
 """
 
 
@@ -57,6 +64,7 @@ class QueueRequest:
     limit: int | None = None
     ids: tuple[int, ...] = ()
     yes: bool = False
+    batch_size: int = REQUEUE_BATCH
 
 
 def run_queue_command(
@@ -86,7 +94,14 @@ async def _run(config: AgentConfig, request: QueueRequest, ask: Callable[[str], 
             found = await messages(connection, queue, request.limit or 10)
             return _show(request, found, lambda shown: _render_messages(queue, shown))
         if action == "dlq requeue":
-            moved = await requeue(connection, config, request.limit, request.ids or None)
+            moved = await requeue(
+                connection,
+                config,
+                request.limit,
+                request.ids or None,
+                batch_size=request.batch_size,
+                progress=_show_progress,
+            )
             return _show(request, {"requeued": moved, "to": backend.queue}, _render_requeued)
         if action == "dlq purge":
             return await _purge(connection, config, request, ask)
@@ -143,12 +158,47 @@ async def requeue(
     config: AgentConfig,
     limit: int | None,
     ids: tuple[int, ...] | None,
+    *,
+    batch_size: int = REQUEUE_BATCH,
+    progress: Callable[[int, int], None] | None = None,
 ) -> list[int]:
-    """Move dead letters (all, the oldest `limit`, or those `ids`) to the main queue."""
+    """Move dead letters (all, the oldest `limit`, or those `ids`) to the main queue.
+
+    `batch_size` at a time, each batch its own transaction; `progress(moved, total)`
+    after each. Dead letters that arrive meanwhile are left for the next requeue.
+    """
+    table = pgmq_table("q", config.backend.dead_letter_queue)
+    wanted = list(ids) if ids else None
+    row = await connection.fetchrow(COUNT_DEAD_LETTERS.format(table=table), wanted)
+    assert row is not None
+    total, newest = int(row[0]), row[1]
+    if newest is None:
+        return []
+    total = total if limit is None else min(total, limit)
+    moved: list[int] = []
+    while len(moved) < total:
+        size = min(batch_size, total - len(moved))
+        batch = await _requeue_batch(connection, config, wanted, int(newest), size)
+        if not batch:
+            break  # the rest went meanwhile (another operator, or a consumer)
+        moved.extend(batch)
+        if progress is not None:
+            progress(len(moved), total)
+    return moved
+
+
+async def _requeue_batch(
+    connection: asyncpg.Connection,
+    config: AgentConfig,
+    ids: list[int] | None,
+    newest: int,
+    size: int,
+) -> list[int]:
+    """One transaction: up to `size` of the oldest dead letters into the queue, off the DLQ."""
     backend = config.backend
     pick = PICK_DEAD_LETTERS.format(table=pgmq_table("q", backend.dead_letter_queue))
     async with connection.transaction():
-        rows = await connection.fetch(pick, list(ids) if ids else None, limit)
+        rows = await connection.fetch(pick, ids, size, newest)
         if not rows:
             return []
         moved = [int(row["msg_id"]) for row in rows]
@@ -161,6 +211,10 @@ async def requeue(
             "SELECT pgmq.delete($1::text, $2::bigint[])", backend.dead_letter_queue, moved
         )
     return moved
+
+
+def _show_progress(moved: int, total: int) -> None:
+    print(f"requeued {moved} of {total} dead letters", file=sys.stderr, flush=True)
 
 
 async def _purge(

@@ -1,8 +1,14 @@
 """The backend route: the Supavisor pooler first, the direct connection when it keeps failing.
 
-After `failover_after` consecutive connection failures on the pooler the relay moves to
-the direct DSN (if that one answers), keeps probing the pooler every
+After `failover_after` consecutive failures on the pooler the relay moves to the
+direct DSN (if that one answers), keeps probing the pooler every
 `failback_interval_s`, and moves back after `failback_after` healthy probes in a row.
+A failure is anything that keeps a route from giving a working session: a refused or
+timed-out connection, a login the pooler refuses (a wrong password, Supavisor's
+"Tenant or user not found"), a session the server ends. A statement the database
+refuses is not: that is the data's problem, and another route would refuse it too.
+The health probes' verdicts count like the relay's own attempts (`probed`), so an
+idle relay leaves a dead pooler, and comes back to it, just as a busy one does.
 """
 
 from __future__ import annotations
@@ -10,11 +16,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
 import asyncpg
 
+from farm_agent import database
 from farm_agent.config import BackendConfig, redact_dsn
 from farm_agent.metrics import RelayMetrics
 
@@ -26,6 +33,8 @@ NONE = "none"
 
 # SQLSTATE classes that mean "this connection or server is not usable now".
 _CONNECTION_CLASSES = ("08", "53", "57")
+# Severities with which a server (or pooler) ends the session.
+_SESSION_ENDING = ("FATAL", "PANIC")
 
 SetUp = Callable[[asyncpg.Connection], Awaitable[None]]
 
@@ -35,11 +44,15 @@ class NoRouteError(ConnectionError):
 
 
 def is_connection_failure(error: BaseException) -> bool:
-    """A failure of the route (retry elsewhere), as opposed to a problem with the data."""
+    """A statement failed for the route's sake (retry elsewhere), not the data's."""
     if isinstance(error, OSError | TimeoutError | asyncpg.InterfaceError):
         return True
     if isinstance(error, asyncpg.PostgresError):
-        return str(error.sqlstate or "").startswith(_CONNECTION_CLASSES)
+        severity = str(getattr(error, "severity_en", None) or getattr(error, "severity", ""))
+        return (
+            str(error.sqlstate or "").startswith(_CONNECTION_CLASSES)
+            or severity.upper() in _SESSION_ENDING
+        )
     return False
 
 
@@ -73,71 +86,110 @@ class BackendRouter:
             self._routes[DIRECT] = _Route(DIRECT, config.direct_dsn, pooled=False)
         self.active: str = NONE
         self._on_fallback = False
+        # Healthy pooler probes in a row while on the direct route (failback's and health's).
+        self._pooler_answers = 0
         self.fallbacks_total = 0
         self._failback_task: asyncio.Task[None] | None = None
-
-    @property
-    def configured(self) -> tuple[str, ...]:
-        return tuple(self._routes)
-
-    def dsn(self, name: str) -> str:
-        return self._routes[name].dsn
+        for route in self._routes.values():
+            warning = database.tls_warning(route.name, route.dsn, config.tls)
+            if warning is not None:
+                _LOGGER.warning("backend TLS: %s", warning)
 
     async def connect(self, name: str) -> asyncpg.Connection:
-        """A fresh, set-up connection on one route; raises on failure."""
+        """A fresh connection on one route, not yet set up; raises on failure."""
         route = self._routes[name]
-        connection = await asyncpg.connect(
+        return await database.connect(
             route.dsn,
-            timeout=self._config.connect_timeout_s,
-            command_timeout=self._config.statement_timeout_s,
+            self._config,
+            timeout_s=self._config.connect_timeout_s,
+            command_timeout_s=self._config.statement_timeout_s,
             # Transaction-mode poolers hand each transaction to another server
             # connection, where a named prepared statement does not exist.
             statement_cache_size=0 if route.pooled else 100,
-            server_settings={"application_name": "farm-agent"},
+            application_name="farm-agent",
         )
-        try:
-            await self._set_up(connection)
-        except BaseException:
-            connection.terminate()
-            raise
-        return connection
 
     async def connection(self) -> tuple[str, asyncpg.Connection]:
         """The active route's connection, connecting (and choosing a route) when needed.
 
         Raises NoRouteError after a failed attempt; the caller backs off and asks again.
+        A set-up statement the database refuses propagates as it is.
         """
         target = self.active if self.active != NONE else self._next_candidate()
         route = self._routes[target]
         if route.connection is not None and not route.connection.is_closed():
             return target, route.connection
         try:
-            route.connection = await self.connect(target)
+            connection = await self.connect(target)
+        except Exception as err:  # no session at all, whatever the reason: the route fails
+            self.failed(target, err)
+            raise NoRouteError(self._unavailable_reason()) from err
+        try:
+            await self._set_up(connection)
         except Exception as err:
+            connection.terminate()
             if not is_connection_failure(err):
                 raise
             self.failed(target, err)
             raise NoRouteError(self._unavailable_reason()) from err
+        route.connection = connection
         self._activate(target)
-        return target, route.connection
+        return target, connection
 
     def _next_candidate(self) -> str:
         """The preferred route that has not failed `failover_after` times in a row."""
-        limit = self._config.failover_after
-        for route in self._routes.values():
-            if route.failures < limit:
-                return route.name
+        preferred = self._preferred()
+        if preferred is not None:
+            return preferred
         # Every route keeps failing: start over from the preferred one.
         for route in self._routes.values():
             route.failures = 0
         return next(iter(self._routes))
 
+    def _preferred(self) -> str | None:
+        limit = self._config.failover_after
+        return next((route.name for route in self._routes.values() if route.failures < limit), None)
+
     def failed(self, name: str, error: BaseException) -> None:
         """A connection failure on `name`: after `failover_after` in a row, leave that route."""
+        self._drop(self._routes[name])
+        self._count_failure(name, describe_failure(error))
+
+    def discard(self, name: str) -> None:
+        """Close a route's connection without counting a failure; the next one is set up afresh."""
+        self._drop(self._routes[name])
+
+    def succeeded(self, name: str) -> None:
         route = self._routes[name]
-        self._drop(route)
+        route.failures = 0
+        route.last_error = None
+
+    def probed(self, verdicts: Mapping[str, str | None]) -> None:
+        """The health probes' verdicts: per route, None if it answered, else why it did not.
+
+        They count like the relay's own attempts, failures first: a route that keeps
+        failing is left even while no reading needs it, and a route that answers is
+        taken when the relay has none, or returned to when it is the pooler.
+        """
+        answered = [name for name, error in verdicts.items() if error is None]
+        for name, error in verdicts.items():
+            if error is not None and name in self._routes:
+                if name == POOLER:
+                    self._pooler_answers = 0
+                self._count_failure(name, error)
+        for name in answered:
+            if name not in self._routes:
+                continue
+            self.succeeded(name)
+            if name == POOLER and self._on_fallback:
+                self._pooler_answered()
+            elif self.active == NONE and name == self._preferred():
+                _LOGGER.info("backend route %s answers the health probe", name)
+                self._activate(name)
+
+    def _count_failure(self, name: str, reason: str) -> None:
+        route = self._routes[name]
         route.failures += 1
-        reason = describe_failure(error)
         if reason != route.last_error:
             _LOGGER.warning("backend route %s (%s): %s", name, redact_dsn(route.dsn), reason)
         route.last_error = reason
@@ -150,16 +202,8 @@ class BackendRouter:
                 if name == POOLER and DIRECT in self._routes
                 else "retrying with backoff",
             )
+            self._drop(route)
             self._set_active(NONE)
-
-    def discard(self, name: str) -> None:
-        """Close a route's connection without counting a failure; the next one is set up afresh."""
-        self._drop(self._routes[name])
-
-    def succeeded(self, name: str) -> None:
-        route = self._routes[name]
-        route.failures = 0
-        route.last_error = None
 
     def _activate(self, name: str) -> None:
         previous = self.active
@@ -167,6 +211,7 @@ class BackendRouter:
         if name == DIRECT and POOLER in self._routes:
             if not self._on_fallback:
                 self._on_fallback = True
+                self._pooler_answers = 0
                 self.fallbacks_total += 1
                 self._metrics.fallbacks.inc()
                 _LOGGER.warning(
@@ -200,23 +245,31 @@ class BackendRouter:
             self._failback_task = asyncio.get_running_loop().create_task(self._failback())
 
     async def _failback(self) -> None:
-        """While on the direct route, probe the pooler and return to it once it is healthy."""
-        pooler = self._routes[POOLER]
-        healthy = 0
-        while self.active in (DIRECT, NONE) and self._on_fallback:
+        """While on the direct route, probe the pooler until it is back (see `_pooler_answered`)."""
+        while True:
             await asyncio.sleep(self._config.failback_interval_s)
-            healthy = healthy + 1 if await self.probe(POOLER) is not None else 0
-            if healthy >= self._config.failback_after and self.active == DIRECT:
-                _LOGGER.info(
-                    "backend route: direct -> pooler (%s answered %d probes in a row)",
-                    redact_dsn(pooler.dsn),
-                    healthy,
-                )
-                pooler.failures = 0
-                pooler.last_error = None
-                self._drop(self._routes[DIRECT])
-                self._on_fallback = False
-                self._set_active(POOLER)
+            if not self._on_fallback:  # the health probes brought the pooler back meanwhile
+                return
+            if await self.probe(POOLER) is None:
+                self._pooler_answers = 0
+            else:
+                self.succeeded(POOLER)
+                self._pooler_answered()
+
+    def _pooler_answered(self) -> None:
+        """One more healthy pooler probe in a row; after `failback_after`, return to it."""
+        self._pooler_answers += 1
+        if self._pooler_answers < self._config.failback_after or self.active == POOLER:
+            return
+        _LOGGER.info(
+            "backend route: %s -> pooler (%s answered %d probes in a row)",
+            self.active,
+            redact_dsn(self._routes[POOLER].dsn),
+            self._pooler_answers,
+        )
+        self._drop(self._routes[DIRECT])
+        self._on_fallback = False
+        self._set_active(POOLER)
 
     async def probe(self, name: str) -> float | None:
         """`SELECT 1` on a fresh connection of one route: latency in ms, or None if it failed."""
@@ -224,18 +277,19 @@ class BackendRouter:
         route = self._routes[name]
         started = loop.time()
         try:
-            connection = await asyncpg.connect(
+            connection = await database.connect(
                 route.dsn,
-                timeout=self._config.connect_timeout_s,
+                self._config,
+                timeout_s=self._config.connect_timeout_s,
+                command_timeout_s=self._config.connect_timeout_s,
                 statement_cache_size=0,
+                application_name="farm-agent-failback",
             )
             try:
-                await connection.fetchval("SELECT 1", timeout=self._config.connect_timeout_s)
+                await connection.fetchval("SELECT 1")
             finally:
                 await connection.close(timeout=1)
-        except Exception as err:
-            if not is_connection_failure(err):
-                raise
+        except Exception as err:  # whatever keeps the pooler from answering: not back yet
             route.last_error = describe_failure(err)
             return None
         return (loop.time() - started) * 1000

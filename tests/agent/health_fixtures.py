@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 import pytest
 from aiohttp import web
 
-from tests.agent.health_support import ETAG, CacheStatus, Endpoint, Watcher
+from tests.agent.health_support import ETAG, HUGE_BODY_BYTES, CacheStatus, Endpoint, Watcher
 from tools.services import Mosquitto
 
 
@@ -42,6 +42,8 @@ async def endpoint() -> AsyncIterator[Endpoint]:
     app.router.add_get("/plain", _plain)
     app.router.add_get("/cdn", cdn.answer)
     app.router.add_get("/slow", _slow)
+    app.router.add_get("/loop{tail:.*}", _redirect_to_itself)
+    app.router.add_get("/huge", _huge)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -84,3 +86,23 @@ async def _plain(request: web.Request) -> web.Response:
 async def _slow(request: web.Request) -> web.Response:
     await asyncio.sleep(30)
     return web.json_response({"ok": True})
+
+
+async def _redirect_to_itself(request: web.Request) -> web.Response:
+    # The query (a token, say) comes along each time, until the client gives up.
+    raise web.HTTPFound(request.rel_url)
+
+
+_CHUNK = b"x" * (1024 * 1024)
+
+
+async def _huge(request: web.Request) -> web.StreamResponse:
+    """A 512 MiB answer, streamed: it costs the server no memory, only the reader."""
+    response = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
+    await response.prepare(request)
+    try:
+        for _ in range(HUGE_BODY_BYTES // len(_CHUNK)):
+            await response.write(_CHUNK)
+    except ConnectionError:
+        pass  # the probe read what it needed and hung up
+    return response

@@ -27,6 +27,8 @@ from farm_agent.probes import Prober, ProbeResult, ProbeRound
 from tests.agent.support import REPO, SEEN_OUTPUT, AgentProcess, fetch, http_port
 
 ETAG = '"v1-farm"'
+# What the test endpoint's /huge streams.
+HUGE_BODY_BYTES = 512 * 1024 * 1024
 
 
 @dataclass(frozen=True)

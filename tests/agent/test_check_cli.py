@@ -97,6 +97,27 @@ async def test_check_exits_1_when_degraded_and_names_the_problem(
     assert (health["status"], health["problems"]) == ("degraded", ["queue depth 2 > 1"])
 
 
+async def test_check_bounds_the_problems_to_twenty_of_at_most_two_hundred_characters(
+    make_config: ConfigMaker, postgres: Postgres, endpoint: Endpoint, tmp_path: Path
+) -> None:
+    # 25 failing endpoints whose errors quote a long path: 25 long problems.
+    long_path = "/loop/" + "a" * 300
+    http = [{"name": f"api_{n:02}", "url": endpoint.url(long_path)} for n in range(25)]
+    path = await ready_config(make_config, postgres, tmp_path, probes={"http": http})
+
+    checked = await farm_agent("check", "--config", str(path), "--json", timeout=120)
+
+    health = json.loads(checked.stdout)
+    problems = health["problems"]
+    assert checked.returncode == 1
+    assert len(problems) == 20
+    assert all(len(problem) <= 200 for problem in problems)
+    assert problems[0].startswith("api_00: TooManyRedirects")
+    assert problems[0].endswith("…")
+    assert problems[-1] == "and 6 more"
+    assert len([p for p in health["probes"] if p["kind"] == "http"]) == 25, "every probe shown"
+
+
 async def test_check_exits_1_down_when_no_route_reaches_the_database_and_hides_the_password(
     make_config: ConfigMaker, tmp_path: Path
 ) -> None:

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from farm_agent import __version__
+from farm_agent.topics import filters_overlap
 from tests.agent.support import (
     REPO,
     TEST_SECRET,
@@ -94,6 +95,77 @@ def test_bad_config_exits_2_naming_the_key_and_never_the_password(
     assert result.returncode == 2
     assert named in result.stderr
     assert SECRET not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("topics", "mqtt", "named"),
+    [
+        (["#"], {}, "mqtt.topics.0: '#' overlaps mqtt.topic_prefix 'farm_resilience'"),
+        (["farm/#", "farm_resilience/#"], {}, "mqtt.topics.1: 'farm_resilience/#' overlaps"),
+        (["+/agent/#"], {}, "mqtt.topics.0: '+/agent/#' overlaps mqtt.topic_prefix"),
+        (["$share/relay/+/agent/+/health"], {}, "overlaps mqtt.topic_prefix"),
+        (["farm/#"], {"topic_prefix": "farm"}, "overlaps mqtt.topic_prefix 'farm'"),
+        (["homeassistant/status"], {}, "overlaps mqtt.discovery_prefix 'homeassistant'"),
+        (["+/+"], {}, "overlaps mqtt.discovery_prefix 'homeassistant'"),
+        (["farm/#"], {"topic_prefix": "farm/+"}, "mqtt.topic_prefix: must be a plain topic"),
+    ],
+)
+def test_topics_overlapping_the_agents_own_prefixes_are_refused_naming_both_keys(
+    tmp_path: Path, topics: list[str], mqtt: dict[str, Any], named: str
+) -> None:
+    config = valid_config()
+    config["mqtt"].update(topics=topics, **mqtt)
+    path = write_config(tmp_path / "agent.yaml", config)
+
+    result = farm_agent("validate", "--config", str(path))
+
+    assert result.returncode == 2
+    assert named in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("topics", "mqtt"),
+    [
+        (["farm/#", "$share/relay/farm/#", "greenhouse/+/temp"], {}),
+        (["farm_resilience/commands/#", "homeassistant"], {}),
+        (["#"], {"topic_prefix": "$farm", "discovery_prefix": None}),
+    ],
+)
+def test_topics_apart_from_the_agents_own_prefixes_are_valid(
+    tmp_path: Path, topics: list[str], mqtt: dict[str, Any]
+) -> None:
+    config = valid_config()
+    config["mqtt"].update(topics=topics, **mqtt)
+    path = write_config(tmp_path / "agent.yaml", config)
+
+    result = farm_agent("validate", "--config", str(path))
+
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "overlap"),
+    [
+        ("#", "a/b", True),
+        ("a/#", "a", True),
+        ("a/+", "a", False),
+        ("a/+/c", "a/b/+", True),
+        ("a/+/c", "a/b/d", False),
+        ("+/+", "a/b/c", False),
+        ("+/+/#", "a/b", True),
+        ("a//b", "a/+/b", True),
+        ("#", "$SYS/x", False),
+        ("+/x", "$SYS/x", False),
+        ("$SYS/#", "$SYS/x", True),
+        ("a/b", "a/b", True),
+        ("a/b", "a/c", False),
+    ],
+)
+def test_two_topic_filters_overlap_when_some_topic_matches_both(
+    first: str, second: str, overlap: bool
+) -> None:
+    assert filters_overlap(first, second) is overlap
+    assert filters_overlap(second, first) is overlap
 
 
 def test_config_that_is_not_yaml_or_missing_exits_2(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from farm_agent.config import AgentConfig, parse_config
-from farm_agent.health import Health, RelayState, assess
+from farm_agent.health import Health, RelayState, assess, bound_problems
 from farm_agent.metrics import RelayFigures
 from farm_agent.probes import ProbeResult, ProbeRound, QueueFigures, TaskFigures
 from tests.contract import assert_health_contract, load_vectors
@@ -190,3 +190,16 @@ def test_a_secret_that_slips_into_a_detail_is_masked_in_the_published_text() -> 
 
     assert SECRET not in text
     assert "refused for ***" in json.loads(text)["problems"][0]
+
+
+def test_problems_are_bounded_to_twenty_of_two_hundred_characters_counting_the_rest() -> None:
+    exactly = bound_problems([f"problem {n}" for n in range(20)])
+    many = bound_problems([f"problem {n}: " + "detail " * 50 for n in range(30)])
+
+    assert len(exactly) == 20
+    assert exactly[-1] == "problem 19"
+    assert len(many) == 20
+    assert many[-1] == "and 11 more"
+    assert all(len(problem) <= 200 for problem in many)
+    assert many[0].startswith("problem 0: detail")
+    assert many[0].endswith("…")

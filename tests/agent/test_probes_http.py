@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
+import json
+import os
+import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 
 from farm_agent.config import HttpProbeConfig, parse_config
 from farm_agent.probes import ProbeResult
 from farm_agent.probes.http import HttpProbe
-from tests.agent.health_support import Endpoint, judge, result_named, running_prober
+from farm_agent.probes.urls import scrub, where
+from tests.agent.health_support import (
+    HUGE_BODY_BYTES,
+    Endpoint,
+    farm_agent,
+    judge,
+    result_named,
+    running_prober,
+)
+from tests.agent.support import TEST_SECRET, write_config
 
 pytest_plugins = ["tests.agent.health_fixtures"]
 
@@ -124,3 +138,101 @@ async def test_a_status_that_is_expected_passes_even_if_it_is_an_error(
 
     assert result.ok
     assert result.detail == "500"
+
+
+# A token in the URL never shows, however the HTTP library spells it back -----------
+
+# The suite's secret, percent-encoded as a user may paste it: aiohttp decodes `%2D`.
+SPELLED_SECRET = TEST_SECRET.replace("-", "%2D", 1)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:{port}/loop?token=" + SPELLED_SECRET,
+        "http://127.0.0.1:{port}/loop?a=1&token=" + SPELLED_SECRET.lower() + "&b=2",
+        "http://probe:" + SPELLED_SECRET + "@127.0.0.1:{port}/loop",
+        "http://127.0.0.1:{port}/loop?x=1#" + SPELLED_SECRET,
+    ],
+    ids=["query", "query_lower_case", "userinfo", "fragment"],
+)
+async def test_a_token_in_the_probe_url_shows_nowhere_in_any_spelling(
+    make_config: Callable[..., dict[str, Any]], endpoint: Endpoint, tmp_path: Path, url: str
+) -> None:
+    port = endpoint.base.rsplit(":", 1)[1]
+    http = [{"name": "api_health", "url": url.format(port=port), "expect_cache": False}]
+    config = make_config(probes={"http": http})
+    path = write_config(tmp_path / "check.yaml", config)
+
+    result = await probe_once(probe_of(url.format(port=port), expect_cache=False))
+    checked = await farm_agent("check", "--config", str(path), "--json")
+
+    assert not result.ok
+    assert result.detail.startswith("TooManyRedirects")
+    assert f"http://127.0.0.1:{port}/loop" in result.detail, "where it points is still named"
+    for shown in (result.detail, checked.stdout, checked.stderr):
+        assert TEST_SECRET.lower() not in shown.lower()
+        assert SPELLED_SECRET.lower() not in shown.lower()
+    [problem] = [p for p in json.loads(checked.stdout)["problems"] if p.startswith("api_health")]
+    assert "TooManyRedirects" in problem
+
+
+def test_scrub_cuts_every_url_to_where_it_points_and_masks_the_secret_parts() -> None:
+    url = "https://user:pa%73s@api.example.com:8443/v1/health?key=abcd%2D1234#frag-secret"
+    text = (
+        "failed for URL('HTTPS://user:pass@API.example.com:8443/v1/health?key=ABCD-1234'), "
+        "redirected to http://other.example/login?next=%2Fhealth%3Fkey%3Dabcd-1234; abcd-1234"
+    )
+
+    scrubbed = scrub(text, url)
+
+    assert "https://api.example.com:8443/v1/health" in scrubbed
+    assert "http://other.example/login" in scrubbed
+    for secret in ("abcd", "1234", "pass", "frag-secret", "next="):
+        assert secret not in scrubbed.lower()
+    assert where(url) == "https://api.example.com:8443/v1/health"
+
+
+# A huge answer costs no memory --------------------------------------------------------
+
+
+class PeakRss:
+    """Samples this process's resident memory on a thread, keeping the peak."""
+
+    def __init__(self) -> None:
+        self.peak = self.now()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    @staticmethod
+    def now() -> int:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+        return pages * os.sysconf("SC_PAGE_SIZE")
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.005):
+            self.peak = max(self.peak, self.now())
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+async def test_a_huge_body_is_not_read_whole_and_the_probe_still_reports(
+    endpoint: Endpoint,
+) -> None:
+    probe = probe_of(endpoint.url("/huge"), expect_cache=False)
+    before = PeakRss.now()
+
+    with PeakRss() as rss:
+        result = await probe_once(probe)
+
+    assert result.ok, result.detail
+    assert result.detail == "200"
+    assert result.latency_ms is not None
+    grown_mb = (rss.peak - before) / 2**20
+    assert grown_mb < HUGE_BODY_BYTES / 2**20 / 4, f"RSS grew {grown_mb:.0f} MB"

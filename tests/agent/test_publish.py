@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
 from farm_agent.config import parse_config
 from farm_agent.discovery import discovery_messages
+from farm_agent.publish import ANNOUNCE_EVERY_S
 from farm_agent.topics import health_topic, status_topic
 from tests.agent.health_support import Watcher, create_queues
 from tests.agent.support import AgentProcess, publisher
@@ -228,6 +231,45 @@ async def test_discovery_is_sent_again_when_home_assistant_comes_online(
     again = await watcher.wait_for(topic, timeout=5)
     assert json.loads(again.payload)["unique_id"] == f"{node}_queue_depth"
     assert len({m.topic for m in watcher.messages}) == len(watcher.messages)
+
+
+async def test_a_flood_of_home_assistant_announcements_gets_a_few_discovery_rounds_not_one_each(
+    make_config: ConfigMaker,
+    start_agent: Callable[..., AgentProcess],
+    watch: Callable[..., Watcher],
+    mosquitto: Mosquitto,
+    test_id: str,
+) -> None:
+    discovery = f"{test_id}_ha"
+    config = make_config(mqtt={"discovery_prefix": discovery})
+    node = f"farm_agent_{config['agent_id']}"
+    marker = f"{discovery}/sensor/{node}/queue_depth/config"
+    birth = f"{discovery}/status"
+    last, _ = discovery_messages(parse_config(config))[-1]
+    watcher = watch(f"{discovery}/+/{node}/+/config", birth)
+    agent = start_agent(config)
+    await watcher.wait_for(last)
+    watcher.clear()
+
+    # Anyone allowed to publish Home Assistant's announcement can send a thousand.
+    with publisher(mosquitto.port, f"{test_id}-flood") as flooder:
+        flooder.publish_all([(birth, "online")] * 1000)
+
+    def answered_after_the_last_announcement() -> bool:
+        topics = [message.topic for message in watcher.messages]
+        announced = [index for index, topic in enumerate(topics) if topic == birth]
+        return bool(announced) and marker in topics[announced[-1] :]
+
+    deadline = time.monotonic() + ANNOUNCE_EVERY_S + 10
+    while not answered_after_the_last_announcement():
+        assert time.monotonic() < deadline, "no discovery after the last announcement"
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(1)  # room for a straggling round
+
+    assert len(watcher.on(birth)) == 1000
+    rounds = len(watcher.on(marker))
+    assert 1 <= rounds <= 3, f"{rounds} discovery rounds for one flood"
+    assert agent.running
 
 
 async def test_discovery_prefix_null_publishes_no_discovery_at_all(

@@ -164,6 +164,35 @@ async def test_requeue_by_id_or_limit_moves_only_those(
     assert [message["key"] for message in left] == ["k3"]
 
 
+async def test_requeue_of_thousands_goes_in_batches_each_its_own_transaction_with_progress(
+    make_config: ConfigMaker, postgres: Postgres, tmp_path: Path
+) -> None:
+    path = await queue_config(make_config, postgres, tmp_path)
+    backend = make_config()["backend"]
+    await send_batch(
+        postgres.dsn, backend["dead_letter_queue"], [dead_letter(n) for n in range(3000)]
+    )
+
+    first = await farm_agent(
+        "queue", "dlq", "requeue", "--config", str(path), "--limit", "1000", "--batch-size", "300"
+    )
+    rest = await farm_agent(
+        "queue", "dlq", "requeue", "--config", str(path), "--batch-size", "250", "--json"
+    )
+
+    assert (first.returncode, rest.returncode) == (0, 0), first.stderr + rest.stderr
+    assert first.stderr.splitlines() == [
+        f"requeued {moved} of 1000 dead letters" for moved in (300, 600, 900, 1000)
+    ]
+    assert len(rest.stderr.splitlines()) == 8
+    assert rest.stderr.splitlines()[-1] == "requeued 2000 of 2000 dead letters"
+    assert len(json.loads(rest.stdout)["requeued"]) == 2000
+    keys = [message["key"] for message in await queue_messages(postgres.dsn, backend["queue"])]
+    assert keys == [f"k{n}" for n in range(3000)], "each once, in order"
+    assert await queue_messages(postgres.dsn, backend["dead_letter_queue"]) == []
+    assert await transactions_that_wrote(postgres.dsn, backend["queue"]) == 4 + 8
+
+
 async def test_purge_asks_first_and_deletes_only_after_yes(
     make_config: ConfigMaker, postgres: Postgres, tmp_path: Path
 ) -> None:
@@ -223,3 +252,27 @@ async def stored_texts(dsn: str, queue: str) -> list[str]:
     finally:
         await connection.close()
     return [str(row[0]) for row in rows]
+
+
+async def send_batch(dsn: str, queue: str, messages: list[dict[str, Any]]) -> None:
+    connection = await asyncpg.connect(dsn)
+    try:
+        await connection.execute(
+            "SELECT pgmq.send_batch($1::text, $2::text[]::jsonb[])",
+            queue,
+            [json.dumps(message) for message in messages],
+        )
+    finally:
+        await connection.close()
+
+
+async def transactions_that_wrote(dsn: str, queue: str) -> int:
+    """How many transactions inserted the queue's rows (PostgreSQL's xmin of each row)."""
+    connection = await asyncpg.connect(dsn)
+    try:
+        count = await connection.fetchval(
+            f'SELECT count(DISTINCT xmin::text) FROM pgmq."q_{queue}"'
+        )
+    finally:
+        await connection.close()
+    return int(count)

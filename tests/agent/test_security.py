@@ -13,29 +13,9 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from tests.agent.support import TEST_SECRET, AgentProcess, wait_for_messages
-from tools.services import BrokerSecurity, Mosquitto, Postgres, Services
+from tools.services import BrokerSecurity, Mosquitto, Postgres, Services, make_certificates
 
 USERNAME = "farm-agent"
-
-
-def _openssl(*args: str, cwd: Path) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
-
-
-def make_certificates(folder: Path) -> tuple[Path, Path, Path]:
-    """A throwaway CA and a server certificate for 127.0.0.1 signed by it."""
-    key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-    _openssl("req", "-x509", *key, "-keyout", "ca.key", "-out", "ca.crt", "-days", "2",
-             "-subj", "/CN=Farm Test CA", cwd=folder)  # fmt: skip
-    _openssl("req", *key, "-keyout", "server.key", "-out", "server.csr",
-             "-subj", "/CN=127.0.0.1", cwd=folder)  # fmt: skip
-    (folder / "san.cnf").write_text("subjectAltName=IP:127.0.0.1\n")
-    _openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-             "-CAcreateserial", "-out", "server.crt", "-days", "2", "-extfile", "san.cnf",
-             cwd=folder)  # fmt: skip
-    for path in folder.iterdir():
-        path.chmod(0o644)  # Mosquitto drops root and reads them as its own user
-    return folder / "ca.crt", folder / "server.crt", folder / "server.key"
 
 
 @pytest.fixture(scope="module")

@@ -4,24 +4,32 @@ With `expect_cache: true` the endpoint must send `Cache-Control` and an `ETag`, 
 request with `If-None-Match: <etag>` must come back `304 Not Modified`; the speed-up
 is the full answer's time over the 304's. When the server tells its cache status
 (`CF-Cache-Status`, `X-Cache`, or `Age`) the hit ratio covers the last 20 probes.
+At most MAX_BODY_BYTES of an answer are read, so a huge body costs no memory. Errors
+are scrubbed of the URL's token (`probes.urls`) before they go anywhere.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 import aiohttp
 
 from farm_agent.config import HttpProbeConfig
 from farm_agent.probes.result import CacheFigures, ProbeResult
+from farm_agent.probes.urls import scrub
 from farm_agent.route import describe_failure
+
+_LOGGER = logging.getLogger(__name__)
 
 KIND = "http"
 HIT_HISTORY = 20
+# Status, headers and timing need no body: reading stops here.
+MAX_BODY_BYTES = 1 << 20
+READ_CHUNK_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +68,7 @@ class HttpProbe:
         config = self.config
         try:
             answer = await _get(session, config.url, {})
-        except (aiohttp.ClientError, OSError) as err:
+        except Exception as err:  # whatever it is, its text may quote the URL: scrubbed below
             return ProbeResult(config.name, KIND, False, None, self._describe_error(err))
         if answer.cache_hit is not None:
             self._hits.append(answer.cache_hit)
@@ -91,7 +99,7 @@ class HttpProbe:
             return None, None
         try:
             conditional = await _get(session, self.config.url, {"If-None-Match": full.etag})
-        except (aiohttp.ClientError, OSError) as err:
+        except Exception as err:
             problems.append(f"If-None-Match request failed: {self._describe_error(err)}")
             return False, None
         if conditional.status != 304:
@@ -100,17 +108,24 @@ class HttpProbe:
         return True, full.latency_ms / max(conditional.latency_ms, 0.001)
 
     def _describe_error(self, error: BaseException) -> str:
-        # Some errors quote the URL, which may carry a token: show only where it points.
-        parts = urlsplit(self.config.url)
-        where = f"{parts.scheme}://{parts.hostname}{parts.path}"
-        return describe_failure(error).replace(self.config.url, where)
+        text = scrub(describe_failure(error), self.config.url)
+        if not isinstance(error, aiohttp.ClientError | OSError):
+            _LOGGER.warning("HTTP probe %s failed unexpectedly: %s", self.config.name, text)
+        return text
 
 
 async def _get(session: aiohttp.ClientSession, url: str, headers: dict[str, str]) -> _Answer:
     started = time.perf_counter()
     async with session.get(url, headers=headers, allow_redirects=True) as response:
-        await response.read()
+        read = 0
+        while read < MAX_BODY_BYTES:
+            chunk = await response.content.read(min(READ_CHUNK_BYTES, MAX_BODY_BYTES - read))
+            if not chunk:
+                break
+            read += len(chunk)
         latency_ms = (time.perf_counter() - started) * 1000
+        if read >= MAX_BODY_BYTES:
+            response.close()  # drop the connection rather than drain the rest of the body
         return _Answer(
             status=response.status,
             latency_ms=latency_ms,

@@ -7,6 +7,7 @@ import time
 
 import asyncpg
 
+from farm_agent import database
 from farm_agent.config import BackendConfig
 from farm_agent.probes.result import ProbeResult
 from farm_agent.route import DIRECT, POOLER, describe_failure
@@ -32,14 +33,15 @@ def probe_name(route: str) -> str:
     return f"database_{route}"
 
 
-async def connect(dsn: str, timeout_s: float) -> asyncpg.Connection:
+async def connect(dsn: str, backend: BackendConfig, timeout_s: float) -> asyncpg.Connection:
     """A fresh connection apart from the relay's; no statement cache, so poolers are fine."""
-    return await asyncpg.connect(
+    return await database.connect(
         dsn,
-        timeout=timeout_s,
-        command_timeout=timeout_s,
+        backend,
+        timeout_s=timeout_s,
+        command_timeout_s=timeout_s,
         statement_cache_size=0,
-        server_settings={"application_name": "farm-agent-probe"},
+        application_name="farm-agent-probe",
     )
 
 
@@ -61,18 +63,18 @@ async def connect_any(
     error: BaseException | None = None
     for name in order:
         try:
-            return name, await connect(configured[name], timeout_s)
+            return name, await connect(configured[name], backend, timeout_s)
         except DATABASE_ERRORS as err:
             error = err
     assert error is not None
     raise error
 
 
-async def probe_route(route: str, dsn: str, timeout_s: float) -> ProbeResult:
+async def probe_route(route: str, backend: BackendConfig, timeout_s: float) -> ProbeResult:
     """Time `SELECT 1` on a fresh connection: the query's latency, connecting told apart."""
     started = time.perf_counter()
     try:
-        connection = await connect(dsn, timeout_s)
+        connection = await connect(routes(backend)[route], backend, timeout_s)
     except DATABASE_ERRORS as err:
         return ProbeResult(probe_name(route), KIND, False, None, describe_failure(err))
     connected = time.perf_counter()

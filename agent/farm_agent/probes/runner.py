@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TypeVar
 
 import aiohttp
@@ -28,6 +28,8 @@ _F = TypeVar("_F")
 # Failures a probe is there to find; anything else is a bug worth a traceback.
 EXPECTED = (*postgres.DATABASE_ERRORS, aiohttp.ClientError)
 FigureProbe = Callable[[asyncpg.Connection, BackendConfig], Awaitable[tuple[ProbeResult, _F]]]
+# Per route: None when it answered, else why not (BackendRouter.probed).
+RouteVerdicts = Callable[[Mapping[str, str | None]], None]
 
 
 class Prober:
@@ -42,6 +44,11 @@ class Prober:
         topic = probe_topic(config.mqtt.topic_prefix, config.agent_id)
         self._round_trip = MqttRoundTrip(link, topic)
         self._session: aiohttp.ClientSession | None = None
+        self._route_verdicts: RouteVerdicts | None = None
+
+    def report_route_verdicts_to(self, receiver: RouteVerdicts) -> None:
+        """After each round, tell `receiver` which database routes answered (the relay's router)."""
+        self._route_verdicts = receiver
 
     async def run_round(self, active_route: str | None = None) -> ProbeRound:
         """Every probe once, concurrently; a slow probe holds up only its own result.
@@ -51,14 +58,16 @@ class Prober:
         timeout_s = self._config.probes.timeout_s
         if self._http and self._session is None:
             self._session = aiohttp.ClientSession(headers={"User-Agent": "farm-agent-probe"})
+        backend = self._config.backend
+        configured = list(postgres.routes(backend))
         databases = asyncio.gather(
             *(
                 _bounded(
-                    postgres.probe_route(name, dsn, timeout_s),
+                    postgres.probe_route(name, backend, timeout_s),
                     timeout_s,
                     _failed(postgres.probe_name(name), postgres.KIND),
                 )
-                for name, dsn in postgres.routes(self._config.backend).items()
+                for name in configured
             )
         )
         endpoints = asyncio.gather(*(self._probe_http(probe) for probe in self._http))
@@ -81,6 +90,13 @@ class Prober:
             broker_connected=self._round_trip.connected,
         )
         self._record(found)
+        if self._route_verdicts is not None:
+            self._route_verdicts(
+                {
+                    name: None if result.ok else result.detail
+                    for name, result in zip(configured, database_results, strict=True)
+                }
+            )
         return found
 
     async def _with_connection(
