@@ -11,7 +11,11 @@ from homeassistant.helpers.event import async_call_later
 
 
 class EarliestCall:
-    """Run `action(now)` once at the earliest time any caller asked for."""
+    """Run `action(now)` once at the earliest time any caller asked for.
+
+    Times are `time.monotonic()` values: a wall-clock step (NTP at boot on a Raspberry
+    Pi without a real-time clock) must neither fire a deadline early nor hold it back.
+    """
 
     def __init__(self, hass: HomeAssistant, action: Callable[[float], None]) -> None:
         """Remember what to run; nothing is scheduled yet."""
@@ -22,12 +26,12 @@ class EarliestCall:
 
     @callback
     def request(self, at: float) -> None:
-        """Make sure the action runs no later than `at` (a time.time() value)."""
+        """Make sure the action runs no later than `at` (a time.monotonic() value)."""
         if self._at is not None and self._at <= at:
             return
         self.cancel()
         self._at = at
-        self._unsub = async_call_later(self._hass, max(0.0, at - time.time()), self._run)
+        self._unsub = async_call_later(self._hass, max(0.0, at - time.monotonic()), self._run)
 
     @callback
     def cancel(self) -> None:
@@ -39,7 +43,7 @@ class EarliestCall:
 
     @callback
     def _run(self, _now: datetime) -> None:
-        """Run the action; it asks again for its next time."""
+        """Run the action with the monotonic time; it asks again for its next time."""
         self._unsub = None
         self._at = None
-        self._action(time.time())
+        self._action(time.monotonic())
