@@ -30,6 +30,7 @@ async def async_get_config_entry_diagnostics(
 def _hub_diagnostics(hub: FarmResilienceHub, options: dict[str, Any], now: float) -> dict[str, Any]:
     """Return the hub's options, window, offenders, pending commands and health."""
     snapshot = hub.snapshot
+    elapsed = time.monotonic()  # command ages and deadlines run on the monotonic clock
     return {
         "options": async_redact_data(options, TO_REDACT),
         "window": asdict(snapshot.figures),
@@ -42,8 +43,8 @@ def _hub_diagnostics(hub: FarmResilienceHub, options: dict[str, Any], now: float
                 "entity_id": command.entity_id,
                 "action": f"{command.domain}.{command.service}",
                 "expectation": command.expectation.describe(),
-                "age_s": round(now - command.called_at, 3),
-                "remaining_s": round(command.deadline - now, 3),
+                "age_s": round(elapsed - command.started, 3),
+                "remaining_s": round(command.deadline - elapsed, 3),
             }
             for command in hub.tracker.pending.values()
         ],
