@@ -273,3 +273,23 @@ async def test_send_command_refuses_targets_in_data_and_calls_nothing(
     assert f"'{key}' is not allowed in data" in str(raised.value)
     assert farm.records == []
     assert hass.states.get("switch.pump_2").state == "off"
+
+
+async def test_send_command_while_an_earlier_command_is_on_its_way_waits_for_what_follows(
+    hass: HomeAssistant, farm: Farm, hub: MockConfigEntry, freezer: FrozenDateTimeFactory
+) -> None:
+    farm.default = Behaviour(delay=lambda rng: 2.0)
+    await hass.services.async_call(
+        "switch", "turn_on", {"entity_id": "switch.pump_1"}, blocking=True
+    )
+    await advance(hass, freezer, 0.5)
+
+    # The pump still shows off, but the turn_on is about to land: that is no noop.
+    response = await send_command(
+        hass, freezer, {"entity_id": "switch.pump_1", "action": "switch.turn_off"}
+    )
+
+    assert response == {
+        "entities": {"switch.pump_1": {"outcome": "success", "attempts": 1, "latency_s": 2.0}}
+    }
+    assert hass.states.get("switch.pump_1").state == "off"
