@@ -20,7 +20,7 @@ from homeassistant.util.hass_dict import HassKey
 from .const import DOMAIN
 
 if TYPE_CHECKING:
-    from .tracker import CommandOutcome, PendingCommand, Settling
+    from .commands import CommandOutcome, PendingCommand, Settling
 
 # A reload sets the new hub up at once; parked commands nobody adopts within this
 # (the hub was removed or disabled) are dropped and their waiters cancelled.

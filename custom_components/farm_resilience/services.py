@@ -18,6 +18,7 @@ from homeassistant.core import (
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import config_validation as cv
 
+from .commands import CommandOutcome
 from .const import (
     DOMAIN,
     OUTCOME_NOOP,
@@ -30,7 +31,6 @@ from .const import (
 from .expectations import expect, explicit_data, explicit_toggle
 from .hub import FarmResilienceHub
 from .temperatures import temperature_scale
-from .tracker import CommandOutcome
 from .virtual import is_virtual, members
 
 ATTR_ACTION = "action"

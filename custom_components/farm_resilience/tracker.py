@@ -11,7 +11,6 @@ import heapq
 import itertools
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from homeassistant.const import (
@@ -36,6 +35,7 @@ from homeassistant.helpers.event import (
 )
 from homeassistant.helpers.service import async_extract_referenced_entity_ids
 
+from .commands import CommandOutcome, PendingCommand, Settling
 from .const import (
     BOUNCE_WINDOW_S,
     CONTROLLABLE_DOMAINS,
@@ -46,54 +46,18 @@ from .const import (
     OUTCOME_TIMEOUT,
     OUTCOME_UNAVAILABLE,
 )
-from .expectations import Expectation, expect, is_understood
+from .expectations import expect, is_understood
 from .handover import Handover, async_park, async_take
 from .registry_follow import RegistryFollower
 from .temperatures import temperature_scale
 from .timing import EarliestCall
 from .virtual import is_virtual, leaves
 
+# CommandOutcome is exported from here too: the hub imports it with the tracker.
+__all__ = ["CommandOutcome", "CommandTracker"]
+
 # Status of an entity that is not up: True = unavailable, None = no state at all.
 type Availability = Callable[[str, bool | None, float], None]
-
-
-@dataclass(slots=True)
-class PendingCommand:
-    """A command waiting for its entity to show the expected result."""
-
-    entity_id: str
-    domain: str
-    service: str
-    expectation: Expectation
-    called_at: float  # wall clock: labels only
-    started: float  # monotonic
-    deadline: float  # monotonic
-    context: Context
-    # Opened while an earlier command was still on its way and the entity already showed
-    # this one's result: that state is about to change, so only what follows can tell.
-    replacing: bool = False
-    left: bool = False  # a replacing command's entity has shown another result since
-
-
-@dataclass(frozen=True, slots=True)
-class CommandOutcome:
-    """How one command to one entity ended."""
-
-    entity_id: str
-    domain: str
-    service: str
-    outcome: str
-    latency_s: float | None
-    context: Context
-    at: float  # wall clock: which statistics bucket it lands in
-
-
-@dataclass(slots=True)
-class Settling:
-    """A command that succeeded, watched for a bounce until `until` (monotonic)."""
-
-    command: PendingCommand
-    until: float
 
 
 @callback
