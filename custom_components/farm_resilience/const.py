@@ -71,14 +71,21 @@ OUTCOME_TIMEOUT: Final = "timeout"
 OUTCOME_UNAVAILABLE: Final = "unavailable"
 OUTCOME_SUPERSEDED: Final = "superseded"
 OUTCOME_NOOP: Final = "noop"
+# A success undone within BOUNCE_WINDOW_S with no newer command: reported after the
+# success of the same command, counted apart, not in the success rate.
+OUTCOME_BOUNCED: Final = "bounced"
 OUTCOMES: Final = (
     OUTCOME_SUCCESS,
     OUTCOME_TIMEOUT,
     OUTCOME_UNAVAILABLE,
     OUTCOME_SUPERSEDED,
     OUTCOME_NOOP,
+    OUTCOME_BOUNCED,
 )
 COUNTED_OUTCOMES: Final = frozenset({OUTCOME_SUCCESS, OUTCOME_TIMEOUT, OUTCOME_UNAVAILABLE})
+
+# A relay that clicks on and falls back within this did not do what it was told.
+BOUNCE_WINDOW_S: Final = 3.0
 
 EVENT_COMMAND: Final = "farm_resilience_command"
 EVENT_DEGRADED: Final = "farm_resilience_degraded"

@@ -24,13 +24,13 @@ async def async_get_config_entry_diagnostics(
     runtime = entry.runtime_data
     if isinstance(runtime, AgentLink):
         return _agent_diagnostics(runtime, time.monotonic())
-    return _hub_diagnostics(runtime, dict(entry.options), time.time())
+    return _hub_diagnostics(runtime, dict(entry.options))
 
 
-def _hub_diagnostics(hub: FarmResilienceHub, options: dict[str, Any], now: float) -> dict[str, Any]:
+def _hub_diagnostics(hub: FarmResilienceHub, options: dict[str, Any]) -> dict[str, Any]:
     """Return the hub's options, window, offenders, pending commands and health."""
     snapshot = hub.snapshot
-    monotonic = time.monotonic()
+    monotonic = time.monotonic()  # command ages, deadlines and outages run on it
     return {
         "options": async_redact_data(options, TO_REDACT),
         "window": asdict(snapshot.figures),
@@ -43,8 +43,8 @@ def _hub_diagnostics(hub: FarmResilienceHub, options: dict[str, Any], now: float
                 "entity_id": command.entity_id,
                 "action": f"{command.domain}.{command.service}",
                 "expectation": command.expectation.describe(),
-                "age_s": round(now - command.called_at, 3),
-                "remaining_s": round(command.deadline - now, 3),
+                "age_s": round(monotonic - command.started, 3),
+                "remaining_s": round(command.deadline - monotonic, 3),
             }
             for command in hub.tracker.pending.values()
         ],

@@ -1,4 +1,10 @@
-"""What a command should do to an entity: pure functions from (domain, service, data, state)."""
+"""What a command should do to an entity: pure functions from (domain, service, data, state).
+
+The result expected is the one Home Assistant will really ask the device for:
+brightness clamped to 0-255, attributes the entity does not support dropped,
+temperatures in the entity's own unit and step. A call Home Assistant refuses
+before it reaches the device is `REFUSED`: no command at all.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +12,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from homeassistant.const import STATE_OFF, STATE_ON
+from homeassistant.const import STATE_OFF, STATE_ON, STATE_UNAVAILABLE, STATE_UNKNOWN
 from homeassistant.core import State
+
+from .rejections import is_refused
+from .temperatures import TemperatureScale
 
 type ServiceData = Mapping[str, Any]
 
@@ -36,6 +45,7 @@ class Expectation:
     not_states: frozenset[str] = frozenset()
     attributes: tuple[AttributeTarget, ...] = ()
     stops: bool = False
+    refused: bool = False
 
     def is_met(self, state: State) -> bool:
         """Return whether the state shows the command took effect."""
@@ -50,10 +60,13 @@ class Expectation:
         parts = [f"state in {sorted(self.states)}"] if self.states else []
         parts += [f"state not {sorted(self.not_states)}"] if self.not_states else []
         parts += [f"{t.name}={t.value}±{t.tolerance}" for t in self.attributes]
+        if self.refused:
+            return "refused by Home Assistant"
         return "stop" if self.stops else ", ".join(parts)
 
 
 STOP = Expectation(stops=True)
+REFUSED = Expectation(refused=True)
 _ON = Expectation(states=frozenset({STATE_ON}))
 _OFF = Expectation(states=frozenset({STATE_OFF}))
 _NOT_OFF = Expectation(not_states=frozenset({STATE_OFF}))
@@ -104,15 +117,45 @@ def _toggle_open_closed(state: State) -> Expectation | None:
     return {"open": _CLOSED, "closed": _OPEN}.get(state.state)
 
 
+# Colour modes with a brightness (Home Assistant drops brightness for the others).
+_DIMMABLE_MODES = frozenset(
+    {"brightness", "color_temp", "hs", "xy", "rgb", "rgbw", "rgbww", "white"}
+)
+
+
+def _clamp(value: float, low: float, high: float) -> float:
+    """Return the value within [low, high]."""
+    return max(low, min(high, value))
+
+
+def _light_brightness(data: ServiceData, state: State) -> float | None:
+    """Return the brightness light.turn_on will ask for, as Home Assistant computes it.
+
+    It clamps brightness to 0-255 and steps from the current brightness (0 when off).
+    """
+    if (brightness := _number(data.get("brightness"))) is not None:
+        return _clamp(int(brightness), 0, 255)
+    if (pct := _number(data.get("brightness_pct"))) is not None:
+        return round(255 * _clamp(pct, 0, 100) / 100)
+    step = _number(data.get("brightness_step"))
+    if (step_pct := _number(data.get("brightness_step_pct"))) is not None:
+        step = round(_clamp(step_pct, -100, 100) / 100 * 255)
+    if step is None:
+        return None
+    current = _number(state.attributes.get("brightness")) if state.state == STATE_ON else None
+    return _clamp((current or 0) + _clamp(int(step), -255, 255), 0, 255)
+
+
 def _light_on(data: ServiceData, state: State) -> Expectation | None:
-    """light.turn_on: on, at the asked brightness when one is given."""
-    brightness = _number(data.get("brightness"))
-    if brightness is None and (pct := _number(data.get("brightness_pct"))) is not None:
-        brightness = round(pct * 255 / 100)
+    """light.turn_on: on, at the brightness Home Assistant asks for when the light dims."""
+    brightness = _light_brightness(data, state)
     if brightness is None:
         return _ON
     if brightness <= 0:
-        return _OFF
+        return _OFF  # Home Assistant turns the light off instead
+    modes = state.attributes.get("supported_color_modes")
+    if modes is not None and not _DIMMABLE_MODES.intersection(modes):
+        return _ON  # an on/off light: Home Assistant drops the brightness
     target = AttributeTarget("brightness", float(brightness), BRIGHTNESS_TOLERANCE)
     return Expectation(states=frozenset({STATE_ON}), attributes=(target,))
 
@@ -132,15 +175,28 @@ def _fan_percentage(data: ServiceData, state: State) -> Expectation | None:
     )
 
 
-def _temperature(data: ServiceData, state: State, mode_field: str) -> Expectation | None:
-    """set_temperature of climate or water heater: targets within half a step, plus the mode."""
-    step = _number(state.attributes.get("target_temp_step")) or 1.0
+def _temperature(
+    data: ServiceData, state: State, mode_field: str, scale: TemperatureScale | None = None
+) -> Expectation | None:
+    """set_temperature of climate or water heater: the targets as the entity will show them.
+
+    With the entity's scale known, a value out of its limits is refused by Home
+    Assistant and a shown value within the device's step (plus display rounding)
+    is the value asked; without it, within half the step the state shows.
+    """
+    fallback_step = _number(state.attributes.get("target_temp_step")) or 1.0
     targets = []
     for field in ("temperature", "target_temp_high", "target_temp_low"):
         if field in data:
             if (value := _number(data[field])) is None:
                 return None
-            targets.append(AttributeTarget(field, value, step / 2))
+            if scale is not None and not scale.accepts(value):
+                return REFUSED
+            tolerance = scale.tolerance() if scale is not None else fallback_step / 2
+            targets.append(AttributeTarget(field, value, tolerance))
+    low, high = _number(data.get("target_temp_low")), _number(data.get("target_temp_high"))
+    if low is not None and high is not None and low > high:
+        return REFUSED
     mode = data.get(mode_field)
     if not targets and mode is None:
         return None
@@ -251,8 +307,56 @@ def is_understood(domain: str, service: str) -> bool:
     return service in RULES.get(domain, {})
 
 
-def expect(domain: str, service: str, data: ServiceData, state: State) -> Expectation | None:
-    """Return what the action should do to the entity in `state`, None when not understood."""
+_MODE_FIELDS = {"climate": "hvac_mode", "water_heater": "operation_mode"}
+# toggle of a cover or valve: the explicit action for each end position.
+_TOGGLE_ENDS = {
+    "cover": {"open": "close_cover", "closed": "open_cover"},
+    "valve": {"open": "close_valve", "closed": "open_valve"},
+}
+_LIGHT_OFF_FIELDS = frozenset({"transition", "flash"})
+
+
+def expect(
+    domain: str,
+    service: str,
+    data: ServiceData,
+    state: State,
+    scale: TemperatureScale | None = None,
+) -> Expectation | None:
+    """Return what the action should do to the entity in `state`, None when not understood.
+
+    `scale` is the entity's temperature scale, for set_temperature.
+    """
     if (rule := RULES.get(domain, {}).get(service)) is None:
         return None
+    if is_refused(domain, service, data, state):
+        return REFUSED
+    if service == "set_temperature" and domain in _MODE_FIELDS:
+        return _temperature(data, state, _MODE_FIELDS[domain], scale)
     return rule(data, state)
+
+
+def explicit_toggle(domain: str, state: State) -> str | None:
+    """Return the action a toggle of the entity in `state` stands for, None without an opposite.
+
+    A cover or valve on its way (opening, closing) and an entity whose state is
+    unknown or unavailable have no opposite: toggling them could stop or reverse
+    what another command started.
+    """
+    if state.state in (STATE_UNKNOWN, STATE_UNAVAILABLE):
+        return None
+    if domain in _TOGGLE_ENDS:
+        return _TOGGLE_ENDS[domain].get(state.state)
+    if domain == "climate":
+        return "turn_on" if state.state == STATE_OFF else "turn_off"
+    return {STATE_ON: "turn_off", STATE_OFF: "turn_on"}.get(state.state)
+
+
+def explicit_data(domain: str, service: str, data: ServiceData) -> dict[str, Any]:
+    """Return a toggle's data as its explicit action takes it.
+
+    light.turn_off takes only transition and flash of light.toggle's fields.
+    """
+    if domain == "light" and service == "turn_off":
+        return {key: value for key, value in data.items() if key in _LIGHT_OFF_FIELDS}
+    return dict(data)

@@ -17,9 +17,7 @@ import heapq
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
-from homeassistant.const import ATTR_ENTITY_ID
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import entity_registry as er
@@ -28,6 +26,7 @@ from .bounds import Texts
 from .downtime import Downtime
 from .issues import async_clear_device_issue, async_raise_device_issue
 from .timing import EarliestCall
+from .virtual import is_virtual
 
 OUTAGE_DOWN = "down"
 OUTAGE_FLAPPING = "flapping"
@@ -35,17 +34,6 @@ OUTAGE_FLAPPING = "flapping"
 FLAP_WINDOW_FACTOR = 5
 # A flapping device that is up again is looked at no more often than this.
 MIN_RECHECK_S = 1.0
-# Integrations whose entities stand for other entities rather than for a device.
-VIRTUAL_PLATFORMS = frozenset({"group", "switch_as_x"})
-
-
-def stands_for_others(attributes: Mapping[str, Any], platform: str | None) -> bool:
-    """Return whether an entity is a group or a wrapper of other entities, not a device.
-
-    A group lists its members in the `entity_id` attribute (only while available);
-    the entity registry names the integration of groups and wrappers set up in the UI.
-    """
-    return platform in VIRTUAL_PLATFORMS or isinstance(attributes.get(ATTR_ENTITY_ID), list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,7 +292,7 @@ class OutageMonitor:
     def _recheck_virtual(self, entity_id: str) -> None:
         """Take a group out of its device once it shows its members (first seen unavailable)."""
         state = self.hass.states.get(entity_id)
-        if state is None or not stands_for_others(state.attributes, None):
+        if state is None or not is_virtual(self.hass, entity_id):
             return
         key = self._device_of[entity_id]
         self._device_of[entity_id] = None
@@ -321,11 +309,9 @@ class OutageMonitor:
 
         None for a group or wrapper: it is down only because its members are.
         """
-        entry = er.async_get(self.hass).async_get(entity_id)
-        state = self.hass.states.get(entity_id)
-        attributes = state.attributes if state is not None else {}
-        if stands_for_others(attributes, entry.platform if entry is not None else None):
+        if is_virtual(self.hass, entity_id):
             return None
+        entry = er.async_get(self.hass).async_get(entity_id)
         device_entry = None
         if entry is not None and entry.device_id is not None:
             device_entry = dr.async_get(self.hass).async_get(entry.device_id)

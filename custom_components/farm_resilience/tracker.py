@@ -1,12 +1,16 @@
-"""Command tracking: every controllable call_service becomes one outcome per target entity."""
+"""Command tracking: every controllable call_service becomes one outcome per device it reaches.
+
+Durations (latency, deadlines, the bounce window) run on the monotonic clock;
+wall time only labels outcomes, so a clock stepped by NTP changes no figure.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import heapq
 import itertools
+import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from homeassistant.const import (
@@ -31,45 +35,29 @@ from homeassistant.helpers.event import (
 )
 from homeassistant.helpers.service import async_extract_referenced_entity_ids
 
+from .commands import CommandOutcome, PendingCommand, Settling
 from .const import (
+    BOUNCE_WINDOW_S,
     CONTROLLABLE_DOMAINS,
+    OUTCOME_BOUNCED,
     OUTCOME_NOOP,
     OUTCOME_SUCCESS,
     OUTCOME_SUPERSEDED,
     OUTCOME_TIMEOUT,
     OUTCOME_UNAVAILABLE,
 )
-from .expectations import Expectation, expect, is_understood
+from .expectations import expect, is_understood
+from .handover import Handover, async_park, async_take
+from .registry_follow import RegistryFollower
+from .temperatures import temperature_scale
 from .timing import EarliestCall
+from .virtual import is_virtual, leaves
+
+# CommandOutcome is exported from here too: the hub imports it with the tracker.
+__all__ = ["CommandOutcome", "CommandTracker"]
 
 # Status of an entity that is not up: True = unavailable, None = no state at all.
 type Availability = Callable[[str, bool | None, float], None]
-
-
-@dataclass(slots=True)
-class PendingCommand:
-    """A command waiting for its entity to show the expected result."""
-
-    entity_id: str
-    domain: str
-    service: str
-    expectation: Expectation
-    called_at: float
-    deadline: float
-    context: Context
-
-
-@dataclass(frozen=True, slots=True)
-class CommandOutcome:
-    """How one command to one entity ended."""
-
-    entity_id: str
-    domain: str
-    service: str
-    outcome: str
-    latency_s: float | None
-    context: Context
-    at: float
 
 
 @callback
@@ -84,6 +72,14 @@ def _target_data(service_data: Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(entity_ids, str) and "," in entity_ids:
         return {**service_data, ATTR_ENTITY_ID: [e.strip() for e in entity_ids.split(",")]}
     return dict(service_data)
+
+
+def _transition_s(domain: str, service_data: Mapping[str, Any]) -> float:
+    """Return how long a light may take on purpose (its `transition`), 0 for anything else."""
+    transition = service_data.get("transition") if domain == "light" else None
+    if isinstance(transition, int | float) and not isinstance(transition, bool):
+        return max(0.0, float(transition))
+    return 0.0
 
 
 class CommandTracker:
@@ -113,44 +109,91 @@ class CommandTracker:
         self._not_up: dict[str, bool | None] = {}
         self._timeouts: dict[str, float] = {}
         self._waiters: dict[tuple[str, str], asyncio.Future[CommandOutcome]] = {}
+        # At most one per entity; an expired one is dropped when its entity next changes.
+        self._settling: dict[str, Settling] = {}
         self._sweep = EarliestCall(hass, self._async_sweep)
+        self._registry = RegistryFollower(hass, self)
         self._unsubs: list[CALLBACK_TYPE] = []
 
     @callback
     def async_start(self) -> None:
-        """Follow the tracked entities and listen to service calls."""
+        """Follow the tracked entities, listen to service calls, adopt a reload's commands."""
         self._unsubs.append(
             self.hass.bus.async_listen(
                 EVENT_CALL_SERVICE, self._async_on_call_service, event_filter=_is_controllable
             )
         )
+        self._unsubs.append(self._registry.async_start())
         if self._tracked:
             self._async_follow(self._tracked)
-            return
-        # Empty list: every controllable entity, including ones added later.
-        self._async_follow(self.hass.states.async_entity_ids(CONTROLLABLE_DOMAINS))
-        self._unsubs.append(
-            async_track_state_added_domain(
-                self.hass, CONTROLLABLE_DOMAINS, self._async_on_entity_added
+            for entity_id in self._tracked:  # the devices behind a tracked group
+                self._async_follow(leaves(self.hass, entity_id))
+        else:
+            # Empty list: every controllable entity, including ones added later.
+            self._async_follow(self.hass.states.async_entity_ids(CONTROLLABLE_DOMAINS))
+            self._unsubs.append(
+                async_track_state_added_domain(
+                    self.hass, CONTROLLABLE_DOMAINS, self._async_on_entity_added
+                )
             )
-        )
+        if (handover := async_take(self.hass)) is not None:
+            self._async_adopt(handover)
 
     @callback
     def async_stop(self) -> None:
-        """Stop listening and drop pending commands without an outcome."""
+        """Stop listening; hand commands in flight to the next tracker (a reload)."""
         while self._unsubs:
             self._unsubs.pop()()
-        self.async_drop_pending()
+        if self.hass.is_stopping:
+            self.async_drop_pending()
+            return
+        async_park(
+            self.hass,
+            Handover(
+                pending=list(self.pending.values()),
+                waiters=dict(self._waiters),
+                timeouts=dict(self._timeouts),
+                settling=dict(self._settling),
+            ),
+        )
+        self._async_clear()
 
     @callback
     def async_drop_pending(self) -> None:
         """Forget pending commands (Home Assistant is stopping: they cannot be judged)."""
+        for waiter in self._waiters.values():
+            waiter.cancel()
+        self._async_clear()
+
+    @callback
+    def _async_clear(self) -> None:
+        """Forget every command, waiter and watch, without telling anyone."""
         self.pending.clear()
         self._deadlines.clear()
         self._sweep.cancel()
-        for waiter in self._waiters.values():
-            waiter.cancel()
         self._waiters.clear()
+        self._timeouts.clear()
+        self._settling.clear()
+
+    @callback
+    def _async_adopt(self, handover: Handover) -> None:
+        """Take over a reloaded tracker's commands: judge each by its entity's state now.
+
+        State changes during the reload were seen by nobody; the state now tells
+        whether the command took effect meanwhile (latency counted up to now).
+        """
+        self._waiters.update(handover.waiters)
+        self._timeouts.update(handover.timeouts)
+        now = time.monotonic()
+        for command in handover.pending:
+            if command.entity_id not in self.followed:
+                self._async_forget(command)  # no longer tracked: no outcome
+                continue
+            self._async_pend(command)
+            self._async_judge(command, self.hass.states.get(command.entity_id), now)
+        for entity_id, watch in handover.settling.items():
+            if entity_id in self.followed:
+                self._settling[entity_id] = watch
 
     @callback
     def async_wait_for(
@@ -195,21 +238,36 @@ class CommandTracker:
 
     @callback
     def _async_on_call_service(self, event: Event[Mapping[str, Any]]) -> None:
-        """Open a pending command for every followed entity the call targets."""
+        """Open a pending command for every followed device the call targets."""
         domain: str = event.data["domain"]
         service: str = event.data["service"]
         if not is_understood(domain, service):
             return
         service_data: Mapping[str, Any] = event.data.get("service_data") or {}
-        now = event.time_fired_timestamp
+        now = time.monotonic()
         timeout = self._timeouts.pop(event.context.id, self.timeout)
+        timeout += _transition_s(domain, service_data)
         for entity_id in self._targets(domain, service_data):
+            if is_virtual(self.hass, entity_id):
+                # Its members get the command in a nested call with this context: they
+                # are the devices, and counted there (followed even if not listed).
+                self._async_follow(leaves(self.hass, entity_id))
+                continue
             # A followed entity without a state has been removed: judged as unavailable.
             state = self.hass.states.get(entity_id) or State(entity_id, STATE_UNAVAILABLE)
-            if (expectation := expect(domain, service, service_data, state)) is None:
-                continue
+            scale = temperature_scale(self.hass, entity_id)
+            expectation = expect(domain, service, service_data, state, scale)
+            if expectation is None or expectation.refused:
+                continue  # not understood, or Home Assistant will not send it
             command = PendingCommand(
-                entity_id, domain, service, expectation, now, now + timeout, event.context
+                entity_id,
+                domain,
+                service,
+                expectation,
+                called_at=time.time(),
+                started=now,
+                deadline=now + timeout,
+                context=event.context,
             )
             self._async_open(command, state)
 
@@ -228,27 +286,40 @@ class CommandTracker:
     @callback
     def _async_open(self, command: PendingCommand, state: State) -> None:
         """Replace any older command for the entity, then judge or wait."""
-        if (previous := self.pending.pop(command.entity_id, None)) is not None:
-            self._async_finish(previous, OUTCOME_SUPERSEDED, command.called_at)
+        previous = self.pending.pop(command.entity_id, None)
+        if previous is not None:
+            self._async_finish(previous, OUTCOME_SUPERSEDED)
+        self._settling.pop(command.entity_id, None)  # a new command is no bounce
         if command.expectation.stops:
             return
         if state.state == STATE_UNAVAILABLE:
-            self._async_finish(command, OUTCOME_UNAVAILABLE, command.called_at)
-        elif command.expectation.is_met(state):
-            self._async_finish(command, OUTCOME_NOOP, command.called_at)
+            self._async_finish(command, OUTCOME_UNAVAILABLE)
+        elif not command.expectation.is_met(state):
+            self._async_pend(command)
+        elif previous is None:
+            self._async_finish(command, OUTCOME_NOOP)
         else:
-            self.pending[command.entity_id] = command
-            heapq.heappush(self._deadlines, (command.deadline, next(self._order), command))
-            self._sweep.request(command.deadline)
+            # The state shows what the earlier command left; it may be about to change.
+            command.replacing = True
+            self._async_pend(command)
+
+    @callback
+    def _async_pend(self, command: PendingCommand) -> None:
+        """Wait for the command's result until its deadline."""
+        self.pending[command.entity_id] = command
+        heapq.heappush(self._deadlines, (command.deadline, next(self._order), command))
+        self._sweep.request(command.deadline)
 
     @callback
     def _async_on_state_changed(self, event: Event[EventStateChangedData]) -> None:
-        """Judge the entity's pending command, if any, and note availability flips."""
+        """Judge the entity's pending command, watch for a bounce, note availability flips."""
         data = event.data
         entity_id = data["entity_id"]
         new_state = data["new_state"]
         if (command := self.pending.get(entity_id)) is not None:
-            self._async_judge(command, new_state, event.time_fired_timestamp)
+            self._async_judge(command, new_state, time.monotonic())
+        elif entity_id in self._settling:
+            self._async_watch_bounce(entity_id, new_state, time.monotonic())
         status = None if new_state is None else new_state.state == STATE_UNAVAILABLE
         if status is not self._not_up.get(entity_id, False):
             if status is False:
@@ -265,29 +336,50 @@ class CommandTracker:
             self._async_sweep(now)
         elif state is None or state.state == STATE_UNAVAILABLE:
             del self.pending[command.entity_id]
-            self._async_finish(command, OUTCOME_UNAVAILABLE, now)
-        elif command.expectation.is_met(state):
+            self._async_finish(command, OUTCOME_UNAVAILABLE)
+        elif not command.expectation.is_met(state):
+            command.left = True
+        elif not command.replacing or command.left:
             del self.pending[command.entity_id]
-            self._async_finish(command, OUTCOME_SUCCESS, now, now - command.called_at)
+            self._async_finish(command, OUTCOME_SUCCESS, now - command.started)
+            self._settling[command.entity_id] = Settling(command, now + BOUNCE_WINDOW_S)
+
+    @callback
+    def _async_watch_bounce(self, entity_id: str, state: State | None, now: float) -> None:
+        """Report a success that the entity undid by itself within the bounce window."""
+        watch = self._settling[entity_id]
+        if now > watch.until or state is None or state.state == STATE_UNAVAILABLE:
+            del self._settling[entity_id]  # settled, or an outage (counted as such)
+        elif not watch.command.expectation.is_met(state):
+            del self._settling[entity_id]
+            self._async_finish(watch.command, OUTCOME_BOUNCED)
 
     @callback
     def _async_sweep(self, now: float) -> None:
-        """Time out every command past its deadline; ask to run again at the next deadline."""
+        """End every command past its deadline; ask to run again at the next deadline."""
         deadlines = self._deadlines
         while deadlines and deadlines[0][0] <= now:
             command = heapq.heappop(deadlines)[2]
             if self.pending.get(command.entity_id) is command:
                 del self.pending[command.entity_id]
-                self._async_finish(command, OUTCOME_TIMEOUT, now)
+                self._async_finish(command, self._expired_outcome(command))
         # Entries of commands that ended otherwise need no wake-up of their own.
         while deadlines and self.pending.get(deadlines[0][2].entity_id) is not deadlines[0][2]:
             heapq.heappop(deadlines)
         if deadlines:
             self._sweep.request(deadlines[0][0])
 
+    def _expired_outcome(self, command: PendingCommand) -> str:
+        """Timeout, unless a replacing command's entity never left the result it asked for."""
+        if command.replacing and not command.left:
+            state = self.hass.states.get(command.entity_id)
+            if state is not None and command.expectation.is_met(state):
+                return OUTCOME_NOOP  # nothing followed: the entity was as asked all along
+        return OUTCOME_TIMEOUT
+
     @callback
     def _async_finish(
-        self, command: PendingCommand, outcome: str, now: float, latency_s: float | None = None
+        self, command: PendingCommand, outcome: str, latency_s: float | None = None
     ) -> None:
         """Report an outcome and wake whoever waits for it."""
         result = CommandOutcome(
@@ -297,9 +389,41 @@ class CommandTracker:
             outcome,
             latency_s,
             command.context,
-            now,
+            time.time(),
         )
         self._on_outcome(result)
         waiter = self._waiters.pop((command.context.id, command.entity_id), None)
         if waiter is not None and not waiter.done():
             waiter.set_result(result)
+
+    @callback
+    def _async_forget(self, command: PendingCommand) -> None:
+        """End a command without an outcome; whoever waits for it is told it was cancelled."""
+        if self.pending.get(command.entity_id) is command:
+            del self.pending[command.entity_id]
+        if (waiter := self._waiters.pop((command.context.id, command.entity_id), None)) is not None:
+            waiter.cancel()
+
+    @callback
+    def async_entity_renamed(self, old: str, new: str) -> None:
+        """Keep following a renamed entity, with its pending command and bounce watch."""
+        if old not in self.followed:
+            return
+        self.followed.discard(old)  # its removal still reaches us, for the outage monitor
+        self._tracked = [new if entity_id == old else entity_id for entity_id in self._tracked]
+        if (command := self.pending.pop(old, None)) is not None:
+            if (waiter := self._waiters.pop((command.context.id, old), None)) is not None:
+                self._waiters[(command.context.id, new)] = waiter
+            command.entity_id = new
+            self.pending[new] = command
+        if (watch := self._settling.pop(old, None)) is not None:
+            watch.command.entity_id = new
+            self._settling[new] = watch
+        self._async_follow((new,))
+
+    @callback
+    def async_entity_disabled(self, entity_id: str) -> None:
+        """End a disabled entity's pending command without an outcome: it failed nothing."""
+        self._settling.pop(entity_id, None)
+        if (command := self.pending.get(entity_id)) is not None:
+            self._async_forget(command)

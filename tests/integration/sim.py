@@ -16,12 +16,19 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
 
+from homeassistant.components.climate import ClimateEntity, ClimateEntityFeature, HVACMode
 from homeassistant.components.cover import CoverEntity, CoverEntityFeature
-from homeassistant.components.light import ATTR_BRIGHTNESS, ColorMode, LightEntity
+from homeassistant.components.light import (
+    ATTR_BRIGHTNESS,
+    ATTR_TRANSITION,
+    ColorMode,
+    LightEntity,
+    LightEntityFeature,
+)
 from homeassistant.components.switch import SwitchEntity
 from homeassistant.components.valve import ValveEntity, ValveEntityFeature
 from homeassistant.config_entries import ConfigEntry, ConfigFlow
-from homeassistant.const import Platform
+from homeassistant.const import ATTR_TEMPERATURE, Platform, UnitOfTemperature
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.entity import Entity
@@ -38,7 +45,7 @@ from pytest_homeassistant_custom_component.common import (
 from custom_components.farm_resilience.statistics import HISTOGRAM_MIN_S, HISTOGRAM_RATIO
 
 SIM_DOMAIN = "farm_sim"
-PLATFORMS = [Platform.COVER, Platform.LIGHT, Platform.SWITCH, Platform.VALVE]
+PLATFORMS = [Platform.CLIMATE, Platform.COVER, Platform.LIGHT, Platform.SWITCH, Platform.VALVE]
 
 
 @dataclass(slots=True)
@@ -61,6 +68,7 @@ class Record:
     action: str
     received_at: float
     applied_at: float | None = None
+    noop: bool = False
 
 
 @dataclass(slots=True)
@@ -81,15 +89,27 @@ class Farm:
         return self.behaviour.get(entity_id, self.default)
 
     @callback
-    def command(self, entity: SimEntity, action: str, apply: Callable[[], None]) -> None:
-        """Receive a command: drop it, apply it now, or apply it after a delay."""
+    def command(
+        self,
+        entity: SimEntity,
+        action: str,
+        apply: Callable[[], None],
+        *,
+        noop: bool = False,
+        takes: float = 0.0,
+    ) -> None:
+        """Receive a command: drop it, apply it now, or apply it after a delay.
+
+        `noop`: the device already shows the result (ground truth: not a command to
+        count); `takes`: time the command itself asks for (a light's transition).
+        """
         behaviour = self.behaviour_of(entity.entity_id)
-        record = Record(entity.entity_id, action, time.time())
+        record = Record(entity.entity_id, action, time.time(), noop=noop)
         self.records.append(record)
         received = self.received[entity.entity_id] = self.received.get(entity.entity_id, 0) + 1
         if received <= behaviour.drop_first or self.rng.random() < behaviour.drop_probability:
             return
-        delay = behaviour.delay(self.rng)
+        delay = behaviour.delay(self.rng) + takes
 
         @callback
         def _apply(_now: datetime | None = None) -> None:
@@ -149,11 +169,15 @@ class SimSwitch(SimEntity, SwitchEntity):
 
     async def async_turn_on(self, **kwargs: Any) -> None:
         """Switch on, maybe."""
-        self.farm.command(self, "turn_on", lambda: setattr(self, "_attr_is_on", True))
+        self.farm.command(
+            self, "turn_on", lambda: setattr(self, "_attr_is_on", True), noop=bool(self.is_on)
+        )
 
     async def async_turn_off(self, **kwargs: Any) -> None:
         """Switch off, maybe."""
-        self.farm.command(self, "turn_off", lambda: setattr(self, "_attr_is_on", False))
+        self.farm.command(
+            self, "turn_off", lambda: setattr(self, "_attr_is_on", False), noop=not self.is_on
+        )
 
     def switch_by_hand(self, *, on: bool) -> None:
         """Someone flips the relay at the device: a state change no command asked for."""
@@ -175,6 +199,46 @@ class SimValve(SimEntity, ValveEntity):
     async def async_close_valve(self) -> None:
         """Close, maybe."""
         self.farm.command(self, "close_valve", lambda: setattr(self, "_attr_is_closed", True))
+
+
+class SimMotorValve(SimEntity, ValveEntity):
+    """A motorised main valve: shows `opening` / `closing` at once, reaches the end later."""
+
+    _attr_reports_position = False
+    _attr_supported_features = (
+        ValveEntityFeature.OPEN | ValveEntityFeature.CLOSE | ValveEntityFeature.STOP
+    )
+    _attr_is_closed = True
+    _attr_is_opening = False
+    _attr_is_closing = False
+
+    def _move(self, action: str, *, closed: bool) -> None:
+        """Show the movement now, arrive later (or never, when the command is dropped)."""
+        self._attr_is_opening = not closed
+        self._attr_is_closing = closed
+        self.async_write_ha_state()
+
+        def arrive() -> None:
+            self._attr_is_closed = closed
+            self._attr_is_opening = self._attr_is_closing = False
+
+        self.farm.command(self, action, arrive)
+
+    async def async_open_valve(self) -> None:
+        """Start opening."""
+        self._move("open_valve", closed=False)
+
+    async def async_close_valve(self) -> None:
+        """Start closing."""
+        self._move("close_valve", closed=True)
+
+    async def async_stop_valve(self) -> None:
+        """Stop where it is."""
+
+        def stop() -> None:
+            self._attr_is_opening = self._attr_is_closing = False
+
+        self.farm.command(self, "stop_valve", stop)
 
 
 class SimCover(SimEntity, CoverEntity):
@@ -223,10 +287,11 @@ class SimCover(SimEntity, CoverEntity):
 
 
 class SimLight(SimEntity, LightEntity):
-    """A grow light with brightness."""
+    """A grow light with brightness; a transition makes it take that much longer."""
 
     _attr_color_mode = ColorMode.BRIGHTNESS
     _attr_supported_color_modes: ClassVar[set[ColorMode]] = {ColorMode.BRIGHTNESS}
+    _attr_supported_features = LightEntityFeature.TRANSITION
     _attr_is_on = False
     _attr_brightness = 0
 
@@ -239,11 +304,51 @@ class SimLight(SimEntity, LightEntity):
             self._attr_is_on = True
             self._attr_brightness = clamp if clamp is not None else brightness
 
-        self.farm.command(self, "turn_on", apply)
+        noop = bool(self.is_on) and brightness == self._attr_brightness
+        takes = float(kwargs.get(ATTR_TRANSITION, 0.0))
+        self.farm.command(self, "turn_on", apply, noop=noop, takes=takes)
 
     async def async_turn_off(self, **kwargs: Any) -> None:
         """Switch off."""
-        self.farm.command(self, "turn_off", lambda: setattr(self, "_attr_is_on", False))
+        self.farm.command(
+            self, "turn_off", lambda: setattr(self, "_attr_is_on", False), noop=not self.is_on
+        )
+
+
+class SimOnOffLight(SimLight):
+    """A barn light on a plain relay: on or off, no brightness."""
+
+    _attr_color_mode = ColorMode.ONOFF
+    _attr_supported_color_modes: ClassVar[set[ColorMode]] = {ColorMode.ONOFF}
+    _attr_brightness = None
+
+
+class SimThermostat(SimEntity, ClimateEntity):
+    """A brooder heater that works in whole degrees Celsius, between 7 and 35 °C."""
+
+    _attr_temperature_unit = UnitOfTemperature.CELSIUS
+    _attr_target_temperature_step = 1.0
+    _attr_min_temp = 7.0
+    _attr_max_temp = 35.0
+    _attr_hvac_modes: ClassVar[list[HVACMode]] = [HVACMode.OFF, HVACMode.HEAT]
+    _attr_hvac_mode = HVACMode.HEAT
+    _attr_supported_features = (
+        ClimateEntityFeature.TARGET_TEMPERATURE
+        | ClimateEntityFeature.TURN_ON
+        | ClimateEntityFeature.TURN_OFF
+    )
+    _attr_target_temperature = 20.0
+    _attr_current_temperature = 18.0
+
+    async def async_set_temperature(self, **kwargs: Any) -> None:
+        """Set the target, rounded to the device's whole degrees."""
+        target = float(round(kwargs[ATTR_TEMPERATURE]))
+        self.farm.command(
+            self,
+            f"set_temperature_{target:g}",
+            lambda: setattr(self, "_attr_target_temperature", target),
+            noop=target == self._attr_target_temperature,
+        )
 
 
 # Device name -> entities on it: (platform, object id, name).
@@ -274,13 +379,19 @@ _CLASSES: dict[Platform, type[SimEntity]] = {
     Platform.VALVE: SimValve,
     Platform.COVER: SimCover,
     Platform.LIGHT: SimLight,
+    Platform.CLIMATE: SimThermostat,
+}
+# Object ids that get a class of their own within their platform.
+SPECIAL_CLASSES: dict[str, type[SimEntity]] = {
+    "barn_light": SimOnOffLight,
+    "main_valve": SimMotorValve,
 }
 
 
 def _entities_of(farm: Farm, layout: Layout, platform: Platform) -> list[SimEntity]:
     """Return new entities of the layout for one platform."""
     return [
-        _CLASSES[kind](farm, object_id, name, device)
+        SPECIAL_CLASSES.get(object_id, _CLASSES[kind])(farm, object_id, name, device)
         for device, entities in layout.items()
         for kind, object_id, name in entities
         if kind is platform

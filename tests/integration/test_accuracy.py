@@ -4,19 +4,27 @@ from __future__ import annotations
 
 import time
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from freezegun.api import FrozenDateTimeFactory
+from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
+from homeassistant.util.unit_system import US_CUSTOMARY_SYSTEM
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
+    async_capture_events,
     async_fire_time_changed_exact,
 )
+
+from custom_components.farm_resilience.const import EVENT_COMMAND
 
 from .sim import (
     Behaviour,
     Farm,
     Layout,
+    Record,
+    async_setup_farm,
     nearest_rank,
     relay_boards,
     unreliable_delay,
@@ -74,6 +82,118 @@ async def test_reported_success_rate_and_latency_match_ground_truth_over_400_com
     rate = hass.states.get("sensor.farm_resilience_command_success_rate")
     assert rate.attributes["commands"] == RELAYS * ROUNDS
     assert float(rate.state) == pytest.approx(100 * len(latencies) / len(farm.records))
+    assert int(hass.states.get("sensor.farm_resilience_commands_failed").state) == failed
+    p50 = float(hass.states.get("sensor.farm_resilience_command_latency_p50").state)
+    p95 = float(hass.states.get("sensor.farm_resilience_command_latency_p95").state)
+    assert within_histogram_bound(p50, nearest_rank(latencies, 0.50)), (p50, latencies)
+    assert within_histogram_bound(p95, nearest_rank(latencies, 0.95)), (p95, latencies)
+
+
+MIXED_RELAYS = 8
+# What the mixed fleet's rounds command besides the relays: a light group of two bed
+# lights, a relay shown as a light (switch_as_x), a whole-degree °C brooder driven in °F.
+GROUP = "light.bed_lights"
+WRAPPER = "light.yard_relay"
+BROODER = "climate.brooder"
+LEAVES = {"light.bed_1", "light.bed_2", "switch.yard_relay", BROODER}
+
+
+def mixed_layout() -> Layout:
+    """Relay boards plus the devices behind the group, the wrapper and the thermostat."""
+    return {
+        **relay_boards(MIXED_RELAYS),
+        "Beds": [(Platform.LIGHT, "bed_1", "Bed 1"), (Platform.LIGHT, "bed_2", "Bed 2")],
+        "Yard": [(Platform.SWITCH, "yard_relay", "Yard relay")],
+        "Brooder": [(Platform.CLIMATE, "brooder", "Brooder")],
+    }
+
+
+async def add_helper(hass: HomeAssistant, domain: str, title: str, options: dict[str, Any]) -> None:
+    """Set up one of Home Assistant's own helpers (a group, a switch_as_x wrapper)."""
+    entry = MockConfigEntry(domain=domain, title=title, options=options)
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+
+
+@pytest.fixture
+def fahrenheit_farm(hass: HomeAssistant) -> Layout:
+    """The mixed fleet's layout, with Home Assistant set to °F before the devices appear."""
+    hass.config.units = US_CUSTOMARY_SYSTEM
+    return mixed_layout()
+
+
+async def command_round(hass: HomeAssistant) -> None:
+    """Command every entity of the mixed fleet to the other state, as a dashboard would."""
+    entities = [*(f"switch.relay_{index}" for index in range(MIXED_RELAYS)), GROUP, WRAPPER]
+    for entity_id in entities:
+        service = "turn_off" if hass.states.get(entity_id).state == "on" else "turn_on"
+        domain = entity_id.split(".")[0]
+        await hass.services.async_call(domain, service, {"entity_id": entity_id}, blocking=True)
+    shown = hass.states.get(BROODER).attributes["temperature"]
+    await hass.services.async_call(
+        "climate",
+        "set_temperature",
+        {"entity_id": BROODER, "temperature": 65 if shown == 72 else 71},
+        blocking=True,
+    )
+
+
+def counted(records: list[Record]) -> list[Record]:
+    """The records that are commands to count: not those the device already showed."""
+    return [record for record in records if not record.noop]
+
+
+async def test_group_wrapper_and_fahrenheit_thermostat_figures_match_ground_truth(
+    hass: HomeAssistant,
+    fahrenheit_farm: Layout,
+    freezer: FrozenDateTimeFactory,
+    hub_entry: MockConfigEntry,
+) -> None:
+    farm = Farm(hass)
+    await async_setup_farm(hass, farm, fahrenheit_farm)
+    await add_helper(
+        hass,
+        "group",
+        "Bed lights",
+        {
+            "group_type": "light",
+            "name": "Bed lights",
+            "entities": ["light.bed_1", "light.bed_2"],
+            "hide_members": False,
+            "all": False,
+        },
+    )
+    await add_helper(
+        hass,
+        "switch_as_x",
+        "Yard lamp",
+        {"entity_id": "switch.yard_relay", "invert": False, "target_domain": "light"},
+    )
+    assert await hass.config_entries.async_setup(hub_entry.entry_id)
+    await hass.async_block_till_done()
+    farm.default = Behaviour(drop_probability=0.05, delay=unreliable_delay)
+    events = async_capture_events(hass, EVENT_COMMAND)
+
+    for _ in range(ROUNDS):
+        start = time.time()
+        await command_round(hass)
+        await run_until(hass, freezer, farm, start + ROUND_S)
+
+    records = counted(farm.records)
+    latencies = [
+        record.applied_at - record.received_at
+        for record in records
+        if record.applied_at is not None and record.applied_at - record.received_at <= TIMEOUT_S
+    ]
+    failed = len(records) - len(latencies)
+    leaves = {record.entity_id for record in records}
+    assert leaves >= LEAVES  # every kind of device was really commanded
+    assert 3 < failed < 40
+    assert {e.data["entity_id"] for e in events} <= leaves  # never the group or the wrapper
+    rate = hass.states.get("sensor.farm_resilience_command_success_rate")
+    assert rate.attributes["commands"] == len(records)
+    assert float(rate.state) == pytest.approx(100 * len(latencies) / len(records))
     assert int(hass.states.get("sensor.farm_resilience_commands_failed").state) == failed
     p50 = float(hass.states.get("sensor.farm_resilience_command_latency_p50").state)
     p95 = float(hass.states.get("sensor.farm_resilience_command_latency_p95").state)

@@ -226,3 +226,107 @@ async def test_light_brightness_is_verified_within_tolerance(
 
     assert hass.states.get("light.grow_light").state == "on"
     assert [e.data["outcome"] for e in events] == [outcome]
+
+
+async def test_command_replacing_one_on_its_way_is_judged_by_the_state_that_follows(
+    hass: HomeAssistant, farm: Farm, hub: MockConfigEntry, freezer: FrozenDateTimeFactory
+) -> None:
+    farm.default = fixed_delay(2.0)
+    events = async_capture_events(hass, EVENT_COMMAND)
+
+    await call(hass, "switch.turn_on", entity_id="switch.pump_1")
+    await advance(hass, freezer, 0.5)
+    await call(hass, "switch.turn_off", entity_id="switch.pump_1")  # the pump is still off
+    await advance(hass, freezer, 1.5)
+    assert hass.states.get("switch.pump_1").state == "on"  # the first command lands
+    await advance(hass, freezer, 0.5)
+
+    assert hass.states.get("switch.pump_1").state == "off"
+    assert [(e.data["service"], e.data["outcome"], e.data["latency_s"]) for e in events] == [
+        ("turn_on", "superseded", None),
+        ("turn_off", "success", 2.0),
+    ]
+    assert hass.states.get("sensor.farm_resilience_command_success_rate").state == "100.0"
+
+
+async def test_on_then_off_a_moment_apart_counts_the_off_that_was_carried_out(
+    hass: HomeAssistant, farm: Farm, hub: MockConfigEntry, freezer: FrozenDateTimeFactory
+) -> None:
+    farm.default = fixed_delay(2.0)
+    events = async_capture_events(hass, EVENT_COMMAND)
+
+    await call(hass, "switch.turn_on", entity_id="switch.pump_1")
+    await advance(hass, freezer, 0.1)
+    await call(hass, "switch.turn_off", entity_id="switch.pump_1")
+    await advance(hass, freezer, 1.9)
+    await advance(hass, freezer, 0.1)
+
+    assert [e.data["outcome"] for e in events] == ["superseded", "success"]
+    assert (
+        hass.states.get("sensor.farm_resilience_command_success_rate").attributes["commands"] == 1
+    )
+
+
+async def test_command_replacing_one_the_device_dropped_is_a_noop_when_nothing_follows(
+    hass: HomeAssistant, farm: Farm, hub: MockConfigEntry, freezer: FrozenDateTimeFactory
+) -> None:
+    farm.default = Behaviour(drop_first=1)  # the turn_on is lost, the turn_off arrives
+    events = async_capture_events(hass, EVENT_COMMAND)
+
+    await call(hass, "switch.turn_on", entity_id="switch.pump_1")
+    await advance(hass, freezer, 0.5)
+    await call(hass, "switch.turn_off", entity_id="switch.pump_1")
+    await advance(hass, freezer, 5.0)
+
+    assert [e.data["outcome"] for e in events] == ["superseded", "noop"]
+    assert hass.states.get("sensor.farm_resilience_command_success_rate").state == "unknown"
+
+
+async def test_relay_falling_back_right_after_switching_is_reported_as_bounced(
+    hass: HomeAssistant, farm: Farm, hub: MockConfigEntry, freezer: FrozenDateTimeFactory
+) -> None:
+    farm.default = fixed_delay(0.5)
+    events = async_capture_events(hass, EVENT_COMMAND)
+
+    await call(hass, "switch.turn_on", entity_id="switch.pump_1")
+    await advance(hass, freezer, 0.5)
+    await advance(hass, freezer, 0.5)
+    farm.entities["switch.pump_1"].switch_by_hand(on=False)  # the relay drops out by itself
+    await hass.async_block_till_done()
+
+    assert [(e.data["outcome"], e.data["latency_s"]) for e in events] == [
+        ("success", 0.5),
+        ("bounced", None),
+    ]
+    assert events[1].context.id == events[0].context.id
+    # Counted apart: the success stands in the rate (docs, "How a command is judged").
+    assert hass.states.get("sensor.farm_resilience_command_success_rate").state == "100.0"
+
+
+async def test_switching_back_after_the_bounce_window_or_by_command_is_no_bounce(
+    hass: HomeAssistant, farm: Farm, hub: MockConfigEntry, freezer: FrozenDateTimeFactory
+) -> None:
+    events = async_capture_events(hass, EVENT_COMMAND)
+
+    await call(hass, "switch.turn_on", entity_id="switch.pump_1")
+    await hass.async_block_till_done()
+    await call(hass, "switch.turn_off", entity_id="switch.pump_1")  # a command, not a bounce
+    await call(hass, "switch.turn_on", entity_id="switch.pump_2")
+    await advance(hass, freezer, 3.5)
+    farm.entities["switch.pump_2"].switch_by_hand(on=False)
+    await hass.async_block_till_done()
+
+    assert [e.data["outcome"] for e in events] == ["success", "success", "success"]
+
+
+async def test_light_transition_longer_than_the_timeout_is_allowed(
+    hass: HomeAssistant, farm: Farm, hub: MockConfigEntry, freezer: FrozenDateTimeFactory
+) -> None:
+    events = async_capture_events(hass, EVENT_COMMAND)
+
+    await call(hass, "light.turn_on", entity_id="light.grow_light", brightness=200, transition=8)
+    await advance(hass, freezer, 7.9)
+    assert events == []
+    await advance(hass, freezer, 0.1)
+
+    assert [(e.data["outcome"], e.data["latency_s"]) for e in events] == [("success", 8.0)]

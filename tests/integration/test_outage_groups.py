@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import issue_registry as ir
@@ -12,7 +11,6 @@ from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.farm_resilience.const import DOMAIN
-from custom_components.farm_resilience.outages import stands_for_others
 
 from .conftest import advance
 from .sim import Farm
@@ -102,19 +100,3 @@ async def test_a_switch_shown_as_a_light_is_one_device_not_two(
 
     assert hass.states.get(UNAVAILABLE_DEVICES).attributes["devices"] == ["switch.gate"]
     assert issues_of_the_hub(hass) == ["device_down_switch.gate"]
-
-
-@pytest.mark.parametrize(
-    ("attributes", "platform", "virtual"),
-    [
-        ({"entity_id": ["light.a", "light.b"]}, None, True),  # a YAML group without unique_id
-        ({}, "group", True),  # a UI group, unavailable (no attributes then)
-        ({}, "switch_as_x", True),
-        ({"entity_id": "light.a"}, "hue", False),  # a text, not a list of members
-        ({}, None, False),
-    ],
-)
-def test_an_entity_stands_for_others_when_a_group_or_wrapper(
-    attributes: dict[str, Any], platform: str | None, virtual: bool
-) -> None:
-    assert stands_for_others(attributes, platform) is virtual

@@ -71,6 +71,7 @@ def test_superseded_and_noop_are_kept_apart_from_the_success_rate() -> None:
         "unavailable": 1,
         "superseded": 1,
         "noop": 1,
+        "bounced": 0,
     }
 
 
