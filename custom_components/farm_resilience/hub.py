@@ -72,6 +72,7 @@ class FarmResilienceHub:
             tracked_entities=options.tracked_entities,
             on_outcome=self._async_on_outcome,
             on_availability=self.outages.async_set_availability,
+            on_renamed=self._async_on_renamed,
         )
         self._store = HubStore(
             hass, STORAGE_VERSION, STORAGE_KEY, minor_version=STORAGE_MINOR_VERSION
@@ -227,6 +228,17 @@ class FarmResilienceHub:
             },
             context=outcome.context,
         )
+        self._async_save_soon()
+
+    @callback
+    def _async_on_renamed(self, old: str, new: str) -> None:
+        """Keep a renamed entity's figures in the window under its new id."""
+        self.statistics.rename_entity(old, new)
+        self._async_save_soon()
+
+    @callback
+    def _async_save_soon(self) -> None:
+        """Schedule a save of the window and a refresh of the entities."""
         # Store.async_delay_save restarts its timer on every call: under steady traffic
         # the save would never come, so schedule one only when none is pending.
         if not self._save_pending:

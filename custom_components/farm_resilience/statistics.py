@@ -213,6 +213,22 @@ class WindowStatistics:
                 if not total[0]:
                     del self._entities[entity_id]
 
+    def rename_entity(self, old: str, new: str) -> None:
+        """Carry a renamed entity's figures over to its new id: it is the same device."""
+        if old not in self._entities:
+            return
+        for span in self._spans:
+            if (moved := span.figures.pop(old, None)) is not None:
+                kept = span.figures.setdefault(new, [0, 0])
+                kept[0] += moved[0]
+                kept[1] += moved[1]
+        commands, failed = self._entities.pop(old)
+        total = self._entities.setdefault(new, [0, 0])
+        total[0] += commands
+        total[1] += failed
+        self._ranking.update(old, 0, 0)
+        self._ranking.update(new, *total)
+
     def reset(self) -> None:
         """Forget everything."""
         self._buckets.clear()

@@ -93,6 +93,7 @@ class CommandTracker:
         tracked_entities: Iterable[str],
         on_outcome: Callable[[CommandOutcome], None],
         on_availability: Availability,
+        on_renamed: Callable[[str, str], None] = lambda old, new: None,
     ) -> None:
         """Prepare a tracker; `async_start` subscribes."""
         self.hass = hass
@@ -100,6 +101,7 @@ class CommandTracker:
         self._tracked = list(tracked_entities)
         self._on_outcome = on_outcome
         self._on_availability = on_availability
+        self._on_renamed = on_renamed
         self.followed: set[str] = set()
         self.pending: dict[str, PendingCommand] = {}
         # Deadlines in a heap, so the sweep looks only at what is due. An entry whose
@@ -420,6 +422,7 @@ class CommandTracker:
             watch.command.entity_id = new
             self._settling[new] = watch
         self._async_follow((new,))
+        self._on_renamed(old, new)
 
     @callback
     def async_entity_disabled(self, entity_id: str) -> None:

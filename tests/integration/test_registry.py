@@ -90,3 +90,24 @@ async def test_disabling_an_entity_while_its_command_is_pending_is_no_failure(
     assert hub.runtime_data.tracker.pending == {}
     assert hass.states.get(RATE).state == "unknown"
     assert hass.states.get(FAILED).state == "0"
+
+
+@pytest.mark.parametrize("options", TRACKING, ids=["every_entity", "listed_entities"])
+async def test_renaming_an_entity_keeps_its_figures_in_the_window_under_the_new_id(
+    hass: HomeAssistant, farm: Farm, hub: MockConfigEntry, freezer: FrozenDateTimeFactory
+) -> None:
+    farm.behaviour["switch.pump_1"] = Behaviour(drop_first=1)
+    for service in ("turn_on", "turn_on"):  # the first is dropped, the second taken
+        await hass.services.async_call(
+            "switch", service, {"entity_id": "switch.pump_1"}, blocking=True
+        )
+        await advance(hass, freezer, 10.0)
+
+    er.async_get(hass).async_update_entity("switch.pump_1", new_entity_id="switch.well_pump")
+    await hass.async_block_till_done()
+    await advance(hass, freezer, 1.0)
+
+    offenders = hass.states.get(FAILED).attributes["worst_offenders"]
+    assert [(o["entity_id"], o["commands"], o["failed"]) for o in offenders] == [
+        ("switch.well_pump", 2, 1)
+    ]
