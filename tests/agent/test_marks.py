@@ -16,9 +16,9 @@ from tests.agent.support import (
     publisher,
     queue_messages,
     wait_for_messages,
+    write_version_1_spool,
 )
 from tests.agent.test_outages import metrics_page, wait_until
-from tests.agent.test_spool import write_version_1_spool
 from tools.services import Mosquitto, Postgres
 
 PROJECT_TABLES_SIZE = """

@@ -14,9 +14,10 @@ from tools.services import Mosquitto, Postgres
 def wait_reconnected(agent: AgentProcess, timeout: float = 30) -> None:
     """Until the log of this start shows the broker connection lost and made again."""
     deadline = time.monotonic() + timeout
-    while ": connected" not in agent.log().split(f"--- start {agent.starts}")[-1].partition(
-        ": disconnected"
-    )[2]:
+    while (
+        ": connected"
+        not in agent.log().split(f"--- start {agent.starts}")[-1].partition(": disconnected")[2]
+    ):
         assert time.monotonic() < deadline, f"agent did not reconnect:\n{agent.log()[-2000:]}"
         assert agent.running, agent.log()[-2000:]
         time.sleep(0.1)

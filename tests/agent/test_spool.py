@@ -8,6 +8,7 @@ from pathlib import Path
 from farm_agent.config import MAX_RECEIVE_MAXIMUM
 from farm_agent.envelope import SpooledReading
 from farm_agent.spool import DEFAULT_REMEMBER, Arrival, Spool
+from tests.agent.support import write_version_1_spool
 
 BATCH_BYTES = 1 << 20
 
@@ -147,30 +148,3 @@ def test_a_spool_file_of_the_previous_version_opens_with_its_readings_and_keys(
     spool.append([arrival(9, b"20.2")])
     spool.delete([reading.seq for reading in readings])
     assert [reading.key.split(":")[2] for reading in peek(spool)] == ["3"]
-
-
-def write_version_1_spool(path: Path, spool_id: str, payloads: list[bytes]) -> None:
-    """A spool file exactly as version 1 of the agent wrote it."""
-    with sqlite3.connect(path) as db:
-        db.executescript(
-            """
-            PRAGMA journal_mode=WAL;
-            CREATE TABLE spool_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
-            CREATE TABLE readings (
-                seq INTEGER PRIMARY KEY AUTOINCREMENT,
-                topic TEXT NOT NULL,
-                payload BLOB NOT NULL,
-                received_at REAL NOT NULL
-            );
-            CREATE TABLE delivered (
-                mid INTEGER PRIMARY KEY, digest BLOB NOT NULL, n INTEGER NOT NULL
-            );
-            """
-        )
-        db.execute("INSERT INTO spool_meta VALUES ('spool_id', ?), ('schema', '1')", (spool_id,))
-        db.executemany(
-            "INSERT INTO readings (topic, payload, received_at)"
-            " VALUES ('farm/f1/t', ?, 1795665600)",
-            [(payload,) for payload in payloads],
-        )
-    db.close()
