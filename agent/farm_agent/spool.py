@@ -127,7 +127,17 @@ class Spool:
         self.path = path
         self._agent_id = agent_id
         self._remember = remember
-        self._db = self._open(path)
+        self._reserve = path.with_name(path.name + "-reserve")
+        self._reserve_held = True  # until it shows otherwise
+        try:
+            self._db = self._open(path)
+        except SpoolDiskFullError:
+            # Opening needs a little room (the WAL index): the reserve is there for this.
+            self._release_reserve()
+            try:
+                self._db = self._open(path)
+            except SpoolDiskFullError as err:
+                raise SpoolError(f"{err}; free some space on that disk") from err
         self.spool_id = self._meta_value("spool_id")
         rows = self._db.execute(
             "SELECT mid, digest, n FROM delivered ORDER BY n DESC LIMIT ?", (remember,)
@@ -154,7 +164,6 @@ class Spool:
         self._appended: deque[tuple[int, float]] = deque()
         if self.depth:
             self._appended.append((self.highest_seq_at_open, -math.inf))
-        self._reserve = path.with_name(path.name + "-reserve")
         self._reserve_held = self._hold_reserve()
 
     @staticmethod
@@ -172,6 +181,8 @@ class Spool:
             _migrate(db)
             _forget_finished_key_spaces(db)
         except sqlite3.DatabaseError as err:
+            if isinstance(_translated(err), SpoolDiskFullError) or _no_room(path.parent):
+                raise SpoolDiskFullError(f"no room on the disk of {path} to open it") from err
             raise SpoolError(
                 f"spool file {path} cannot be used ({err}); fix or move it aside, "
                 "the readings it may hold are not deleted"
@@ -390,6 +401,15 @@ class Spool:
         if self._reserve_held:
             _LOGGER.warning("spool disk full: gave up the spool's reserve of room to drain it")
         self._reserve_held = False
+
+
+def _no_room(folder: Path) -> bool:
+    """Whether the disk is (all but) full: SQLite reports a failed WAL index as an I/O error."""
+    try:
+        stats = os.statvfs(folder)
+    except OSError:
+        return False
+    return stats.f_bavail * stats.f_frsize < 64 * 1024
 
 
 def _highest_seq(db: sqlite3.Connection) -> int:

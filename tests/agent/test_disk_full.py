@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from farm_agent.spool import Arrival, Spool, SpoolDiskFullError
 from tests.agent.support import (
     AgentProcess,
     StreamPublisher,
@@ -135,3 +136,25 @@ async def test_a_crashed_stage_makes_the_agent_exit_non_zero(
 
     assert code == 1, "systemd's Restart=on-failure restarts only a failed exit"
     assert "stage farm-agent-ingest failed" in agent.log()
+
+
+def test_a_spool_on_a_full_disk_still_opens_drains_and_takes_readings_once_space_returns(
+    small_disk: Path,
+) -> None:
+    path = small_disk / "spool.db"
+    spool = Spool(path, "farm-east")
+    spool.append([Arrival("farm/f1/t", b"20.1", 1, 1, False, 1795665600.0)])
+    spool.close()
+    ballast = fill(small_disk)
+
+    reopened = Spool(path, "farm-east")  # after a restart on the full disk
+    with pytest.raises(SpoolDiskFullError):
+        reopened.append([Arrival("farm/f1/t", b"20.2", 2, 1, False, 1795665600.0)])
+    batch = reopened.peek(10, 1 << 20)
+    assert batch is not None
+    reopened.delete([reading.seq for reading in batch.readings])
+    ballast.unlink()
+
+    assert reopened.append([Arrival("farm/f1/t", b"20.3", 3, 1, False, 1795665600.0)]) == 1
+    assert reopened.depth == 1
+    reopened.close()
