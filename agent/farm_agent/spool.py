@@ -78,9 +78,19 @@ _ROWS_PER_INSERT = tuple(2**power for power in range(8, -1, -1))
 # the disk full, so readings the queue has committed can always leave the spool.
 RESERVE_BYTES = 1024 * 1024
 SQLITE_FULL = 13
-# The oldest readings, at most `limit` of them, of one key space, and no more bytes
-# than asked for (the first one always).
+# The oldest readings, at most `limit` of them, of one key space (below the next one).
 _PEEK = """
+SELECT seq, topic, payload, received_at, coalesce(payload_size, length(payload))
+FROM readings WHERE seq < ? ORDER BY seq LIMIT ?
+"""
+# How many bytes of topics and payloads those readings hold.
+_PEEK_BYTES = """
+SELECT coalesce(sum(length(payload) + length(topic)), 0) FROM (
+    SELECT payload, topic FROM readings WHERE seq < ? ORDER BY seq LIMIT ?
+)
+"""
+# The same readings, but no more bytes than asked for (the first one always).
+_PEEK_UP_TO_BYTES = """
 SELECT seq, topic, payload, received_at, size FROM (
     SELECT *, sum(length(payload) + length(topic)) OVER (ORDER BY seq) AS running FROM (
         SELECT seq, topic, payload, received_at, coalesce(payload_size, length(payload)) AS size
@@ -305,7 +315,11 @@ class Spool:
             raise SpoolError(f"spool file {self.path}: reading {row[0]} has no key space")
         space = self._space_ids[index]
         upper = self._space_starts[index + 1] if index + 1 < len(self._space_starts) else 2**63 - 1
-        rows = self._db.execute(_PEEK, (upper, limit, max_bytes)).fetchall()
+        # Cutting by bytes is the exception: the cheap sum says whether it is needed.
+        if self._db.execute(_PEEK_BYTES, (upper, limit)).fetchone()[0] <= max_bytes:
+            rows = self._db.execute(_PEEK, (upper, limit)).fetchall()
+        else:
+            rows = self._db.execute(_PEEK_UP_TO_BYTES, (upper, limit, max_bytes)).fetchall()
         prefix = f"{self._agent_id}:{space}:"
         return SpooledBatch(
             space,
