@@ -21,13 +21,10 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextlib
-import errno
 import functools
 import hashlib
-import itertools
 import logging
 import math
-import os
 import secrets
 import sqlite3
 import time
@@ -39,33 +36,20 @@ from pathlib import Path
 from typing import TypeVar
 
 from farm_agent.envelope import SpooledBatch, SpooledReading
+from farm_agent.spool_file import (
+    DiskReserve,
+    SpoolDiskFullError,
+    SpoolError,
+    highest_seq,
+    open_spool_file,
+    translated,
+)
+
+__all__ = ["Arrival", "AsyncSpool", "Spool", "SpoolDiskFullError", "SpoolError", "read_depth"]
 
 _LOGGER = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
-SCHEMA_VERSION = "2"
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS spool_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
--- AUTOINCREMENT: a sequence number is never reused, so it can be part of the idempotency key.
--- payload_size: the size the reading arrived with, when only its head was kept (oversize).
-CREATE TABLE IF NOT EXISTS readings (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    topic TEXT NOT NULL,
-    payload BLOB NOT NULL,
-    received_at REAL NOT NULL,
-    payload_size INTEGER
-);
--- Key spaces: readings from first_seq up to the next key space's first_seq have keys
--- <agent_id>:<id>:<seq>.
-CREATE TABLE IF NOT EXISTS key_spaces (first_seq INTEGER PRIMARY KEY, id TEXT NOT NULL);
--- The last committed messages per MQTT packet id, to recognise broker redeliveries;
--- `n` counts deliveries, so only the most recent ones are kept.
-CREATE TABLE IF NOT EXISTS delivered (
-    mid INTEGER PRIMARY KEY,
-    digest BLOB NOT NULL,
-    n INTEGER NOT NULL
-);
-"""
 # A redelivery that must be recognised was committed and not yet acked: ingest keeps
 # at most mqtt.receive_maximum messages unacked, so older deliveries cannot come back.
 DEFAULT_REMEMBER = 2000
@@ -74,10 +58,6 @@ DEFAULT_REMEMBER = 2000
 # the MQTT thread is waiting for) per row. Powers of two keep the number of
 # distinct statements, each compiled once and cached, small.
 _ROWS_PER_INSERT = tuple(2**power for power in range(8, -1, -1))
-# Room kept on the spool's disk for its own bookkeeping: given up when a delete finds
-# the disk full, so readings the queue has committed can always leave the spool.
-RESERVE_BYTES = 1024 * 1024
-SQLITE_FULL = 13
 # The oldest readings, at most `limit` of them, of one key space (below the next one).
 _PEEK = """
 SELECT seq, topic, payload, received_at, coalesce(payload_size, length(payload))
@@ -98,14 +78,6 @@ SELECT seq, topic, payload, received_at, size FROM (
     )
 ) WHERE running <= ? OR running = length(payload) + length(topic) ORDER BY seq
 """
-
-
-class SpoolError(RuntimeError):
-    """The spool file cannot be used; the agent must not start on top of it."""
-
-
-class SpoolDiskFullError(RuntimeError):
-    """The spool's disk has no room: nothing was written; retry when space returns."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,15 +109,14 @@ class Spool:
         self.path = path
         self._agent_id = agent_id
         self._remember = remember
-        self._reserve = path.with_name(path.name + "-reserve")
-        self._reserve_held = True  # until it shows otherwise
+        self._reserve = DiskReserve(path)
         try:
-            self._db = self._open(path)
+            self._db = open_spool_file(path)
         except SpoolDiskFullError:
             # Opening needs a little room (the WAL index): the reserve is there for this.
-            self._release_reserve()
+            self._reserve.release()
             try:
-                self._db = self._open(path)
+                self._db = open_spool_file(path)
             except SpoolDiskFullError as err:
                 raise SpoolError(f"{err}; free some space on that disk") from err
         self.spool_id = self._meta_value("spool_id")
@@ -174,32 +145,7 @@ class Spool:
         self._appended: deque[tuple[int, float]] = deque()
         if self.depth:
             self._appended.append((self.highest_seq_at_open, -math.inf))
-        self._reserve_held = self._hold_reserve()
-
-    @staticmethod
-    def _open(path: Path) -> sqlite3.Connection:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            # FULL: a commit is on disk before the broker is told so, even on power loss.
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=FULL")
-            db.execute("PRAGMA busy_timeout=5000")
-            check = db.execute("PRAGMA quick_check").fetchone()[0]
-            if check != "ok":
-                raise SpoolError(f"spool file {path} is corrupt ({check}); move it aside to start")
-            _migrate(db)
-            _forget_finished_key_spaces(db)
-        except sqlite3.DatabaseError as err:
-            if isinstance(_translated(err), SpoolDiskFullError) or _no_room(path.parent):
-                raise SpoolDiskFullError(f"no room on the disk of {path} to open it") from err
-            raise SpoolError(
-                f"spool file {path} cannot be used ({err}); fix or move it aside, "
-                "the readings it may hold are not deleted"
-            ) from err
-        except OSError as err:
-            raise SpoolError(f"spool folder {path.parent} is not usable ({err.strerror})") from err
-        return db
+        self._reserve.hold()
 
     def _meta_value(self, name: str) -> str:
         return str(
@@ -207,7 +153,7 @@ class Spool:
         )
 
     def _highest_seq(self) -> int:
-        return _highest_seq(self._db)
+        return highest_seq(self._db)
 
     @property
     def key_spaces(self) -> tuple[str, ...]:
@@ -235,12 +181,10 @@ class Spool:
             fresh.append((arrival.topic, arrival.payload, arrival.received_at, arrival.size))
         if not fresh:
             return 0
-        if not self._reserve_held:
-            # The reserve was given up for a delete: the disk has room again only once
-            # the reserve fits, and then for the readings too.
-            self._reserve_held = self._hold_reserve()
-            if not self._reserve_held:
-                raise SpoolDiskFullError(f"no room on the disk of {self.path}")
+        # The reserve was given up for a delete: the disk has room again only once
+        # the reserve fits, and then for the readings too.
+        if not self._reserve.held and not self._reserve.hold():
+            raise SpoolDiskFullError(f"no room on the disk of {self.path}")
         first = self._deliveries + 1
         try:
             with self._transaction():
@@ -351,7 +295,7 @@ class Spool:
                 if attempt == 0:
                     self._checkpoint()
                 elif attempt == 1:
-                    self._release_reserve()
+                    self._reserve.release()
                 else:
                     raise
         self.depth -= deleted
@@ -395,102 +339,6 @@ class Spool:
         with contextlib.suppress(sqlite3.Error):
             self._db.execute("PRAGMA wal_checkpoint(RESTART)")
 
-    def _hold_reserve(self) -> bool:
-        """Keep RESERVE_BYTES of the disk for deletes; False when the disk has no such room."""
-        try:
-            with self._reserve.open("ab") as reserve:
-                if os.fstat(reserve.fileno()).st_size < RESERVE_BYTES:
-                    os.posix_fallocate(reserve.fileno(), 0, RESERVE_BYTES)
-        except OSError as err:
-            if err.errno != errno.ENOSPC:
-                _LOGGER.warning("spool reserve %s: %s", self._reserve, err.strerror)
-            with contextlib.suppress(OSError):
-                self._reserve.unlink()
-            return False
-        return True
-
-    def _release_reserve(self) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            self._reserve.unlink()
-        if self._reserve_held:
-            _LOGGER.warning("spool disk full: gave up the spool's reserve of room to drain it")
-        self._reserve_held = False
-
-
-def _no_room(folder: Path) -> bool:
-    """Whether the disk is (all but) full: SQLite reports a failed WAL index as an I/O error."""
-    try:
-        stats = os.statvfs(folder)
-    except OSError:
-        return False
-    return stats.f_bavail * stats.f_frsize < 64 * 1024
-
-
-def _highest_seq(db: sqlite3.Connection) -> int:
-    row = db.execute(
-        "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'readings'), 0),"
-        " coalesce((SELECT max(seq) FROM readings), 0))"
-    ).fetchone()
-    return int(row[0])
-
-
-def _forget_finished_key_spaces(db: sqlite3.Connection) -> None:
-    """Drop key spaces no reading is left in, but the newest (it shows a restored file)."""
-    starts = [row[0] for row in db.execute("SELECT first_seq FROM key_spaces ORDER BY first_seq")]
-    finished = [
-        (first,)
-        for first, upper in itertools.pairwise(starts)
-        if db.execute(
-            "SELECT 1 FROM readings WHERE seq >= ? AND seq < ? LIMIT 1", (first, upper)
-        ).fetchone()
-        is None
-    ]
-    if finished:
-        try:
-            db.executemany("DELETE FROM key_spaces WHERE first_seq = ?", finished)
-        except sqlite3.OperationalError as err:
-            if _translated(err) is err:
-                raise
-            # A full disk: housekeeping can wait for the next start.
-
-
-def _migrate(db: sqlite3.Connection) -> None:
-    """Create the schema, or bring a spool file of an earlier version up to this one.
-
-    Writes nothing to a file already at this version: the agent must start on a full disk.
-    """
-    with contextlib.suppress(sqlite3.OperationalError):  # no spool_meta yet: a new file
-        row = db.execute("SELECT value FROM spool_meta WHERE name = 'schema'").fetchone()
-        if row is not None and row[0] == SCHEMA_VERSION:
-            return
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        existed = db.execute(
-            "SELECT count(*) FROM sqlite_master WHERE name = 'readings'"
-        ).fetchone()[0]
-        columns = {row[1] for row in db.execute("PRAGMA table_info(readings)")}
-        for statement in _SCHEMA.split(";\n"):
-            if statement.strip():
-                db.execute(statement)
-        if existed and "payload_size" not in columns:
-            db.execute("ALTER TABLE readings ADD COLUMN payload_size INTEGER")
-        db.execute(
-            "INSERT OR IGNORE INTO spool_meta VALUES ('spool_id', ?), ('schema', ?)",
-            (secrets.token_hex(6), SCHEMA_VERSION),
-        )
-        has_spaces = db.execute("SELECT count(*) FROM key_spaces").fetchone()[0]
-        if not has_spaces and _highest_seq(db):
-            # Version 1 keyed every reading <agent_id>:<spool_id>:<seq>: that is key space 1.
-            db.execute(
-                "INSERT INTO key_spaces SELECT 1, value FROM spool_meta WHERE name = 'spool_id'"
-            )
-        db.execute("UPDATE spool_meta SET value = ? WHERE name = 'schema'", (SCHEMA_VERSION,))
-        db.execute("COMMIT")
-    except BaseException:
-        if db.in_transaction:
-            db.execute("ROLLBACK")
-        raise
-
 
 @functools.cache
 def _insert_statement(into: str, width: int, rows: int) -> str:
@@ -517,7 +365,7 @@ class _Transaction:
         try:
             self._db.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as err:
-            raise _translated(err) from err
+            raise translated(err) from err
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         if exc_type is None:
@@ -525,11 +373,11 @@ class _Transaction:
                 self._db.execute("COMMIT")
             except sqlite3.Error as err:
                 self._rollback()
-                raise _translated(err) from err
+                raise translated(err) from err
             return
         self._rollback()
         if isinstance(exc, sqlite3.Error):
-            raise _translated(exc) from exc
+            raise translated(exc) from exc
 
     def _rollback(self) -> None:
         # SQLite rolls back on its own after some errors (a full disk among them): a
@@ -539,13 +387,6 @@ class _Transaction:
                 self._db.execute("ROLLBACK")
             except sqlite3.Error as err:
                 _LOGGER.warning("spool rollback failed: %s", err)
-
-
-def _translated(error: sqlite3.Error) -> Exception:
-    """A full disk as SpoolDiskFullError; any other SQLite error as it is."""
-    if getattr(error, "sqlite_errorcode", None) == SQLITE_FULL or "disk is full" in str(error):
-        return SpoolDiskFullError(f"spool disk full ({error})")
-    return error
 
 
 def read_depth(path: Path) -> int:
