@@ -185,6 +185,7 @@ class Spool:
         # the reserve fits, and then for the readings too.
         if not self._reserve.held and not self._reserve.hold():
             raise SpoolDiskFullError(f"no room on the disk of {self.path}")
+        arrived = time.monotonic()  # before the fsync: close to when they came in
         first = self._deliveries + 1
         try:
             with self._transaction():
@@ -208,7 +209,7 @@ class Spool:
             self._current_space = opened[1]
             self._space_starts.append(opened[0])
             self._space_ids.append(opened[1])
-        self._appended.append((last_seq, time.monotonic()))
+        self._appended.append((last_seq, arrived))
         self._deliveries += len(tracked)
         for mid, digest in tracked.items():
             self._delivered[mid] = digest

@@ -24,7 +24,7 @@ def uplink(postgres: Postgres) -> Iterator[FaultyProxy]:
     proxy.close()
 
 
-async def test_batches_too_large_for_the_uplink_shrink_until_every_reading_arrives(
+async def test_batches_too_large_for_the_uplink_shrink_until_every_reading_arrives_then_grow_back(
     make_config: Callable[..., dict[str, Any]],
     start_agent: Callable[..., AgentProcess],
     mosquitto: Mosquitto,
@@ -60,3 +60,12 @@ async def test_batches_too_large_for_the_uplink_shrink_until_every_reading_arriv
 
     assert [m["payload"]["n"] for m in messages] == list(range(300))
     assert "took longer than backend.statement_timeout_s" in agent.log()
+    assert "commits are quick again:" not in agent.log()
+
+    uplink.heal()  # the link is fast again: quick commits let the batches grow back
+    with publisher(mosquitto.port, f"{test_id}-pub") as device:
+        device.publish_all([(topic, f'{{"n": {n}}}') for n in range(300, 1000)])
+    messages = await wait_for_messages(postgres.dsn, config["backend"]["queue"], 1000)
+
+    assert [m["payload"]["n"] for m in messages] == list(range(1000))
+    assert "commits are quick again: batches of up to 500 readings" in agent.log()
