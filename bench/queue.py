@@ -73,10 +73,10 @@ class QueueDatabase:
         self.execute("SELECT pgmq.create($1::text)", queue)
 
     def reset(self, queue: str) -> None:
-        """Empty the queue and the agent's ledger, so every run starts from the same tables."""
+        """Empty the queue and the agent's high-water marks, so every run starts the same."""
         self.execute(f"TRUNCATE pgmq.q_{queue}")
-        if self.value("SELECT to_regclass('farm_resilience.relay_ledger') IS NOT NULL"):
-            self.execute("TRUNCATE farm_resilience.relay_ledger")
+        if self.value("SELECT to_regclass('farm_resilience.relay_marks') IS NOT NULL"):
+            self.execute("TRUNCATE farm_resilience.relay_marks")
 
     def count(self, queue: str) -> int:
         return int(self.value(f"SELECT count(*) FROM pgmq.q_{queue}"))

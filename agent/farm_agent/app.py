@@ -20,7 +20,7 @@ from farm_agent.probes import Prober
 from farm_agent.publish import HealthPublisher, last_will
 from farm_agent.route import NONE, BackendRouter
 from farm_agent.spool import DEFAULT_REMEMBER, AsyncSpool
-from farm_agent.sql import set_up_schema
+from farm_agent.sql import highest_mark, set_up_schema
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -29,6 +29,10 @@ _LOGGER = logging.getLogger(__name__)
 # round in progress is cancelled at once (its connections close within 1 s).
 INTAKE_FLUSH_S = 3.0
 BATCH_FINISH_S = 5.0
+
+
+class StageFailedError(RuntimeError):
+    """A stage of the relay crashed: the agent stopped, and must exit with a failure."""
 
 
 class Agent:
@@ -45,15 +49,43 @@ class Agent:
         self.http: HttpEndpoint | None = None
         self.publisher: HealthPublisher | None = None
         self.ready = asyncio.Event()
+        self._restore_checked = False
 
     async def _set_up_database(self, connection: asyncpg.Connection) -> None:
         backend = self.config.backend
         await set_up_schema(connection, (backend.queue, backend.dead_letter_queue))
+        if not self._restore_checked and self.spool is not None:
+            await self._check_restored(connection, self.spool)
+            self._restore_checked = True
+
+    async def _check_restored(self, connection: asyncpg.Connection, spool: AsyncSpool) -> None:
+        """Say once when the queue has seen higher sequence numbers than the spool file holds.
+
+        Sequence numbers only grow in one file, so that file was restored from an older
+        copy (a backup, a VM snapshot) or replaced. Nothing is lost or sent twice: the
+        readings it still holds that were relayed are at or below their key space's mark
+        and are skipped, and new readings get a key space of their own.
+        """
+        found = await highest_mark(connection, self.config.agent_id)
+        highest = spool.spool.highest_seq_at_open
+        if found is not None and found[1] > highest:
+            space, mark = found
+            _LOGGER.warning(
+                "spool %s was restored from an older copy (or replaced): the queue already "
+                "holds this agent's readings up to %d (key space %s), the file only up to %d. "
+                "Readings in it that were already relayed are skipped; new readings get a "
+                "new key space: nothing is lost or sent twice",
+                spool.spool.path,
+                mark,
+                space,
+                highest,
+            )
 
     def readiness(self) -> dict[str, bool]:
         return {
             "mqtt_connected": self.link is not None and self.link.connected,
             "spool_writable": self.spool is not None and self.spool.room > 0,
+            "spool_disk": self.spool is not None and not self.spool.disk_full,
             "database_route": self.router is not None and self.router.active != NONE,
         }
 
@@ -108,12 +140,20 @@ class Agent:
         await asyncio.wait(
             {stopped, ingest_task, forward_task}, return_when=asyncio.FIRST_COMPLETED
         )
-        for task in (ingest_task, forward_task):
-            if task.done() and not task.cancelled() and task.exception() is not None:
-                _LOGGER.error("stage %s failed", task.get_name(), exc_info=task.exception())
+        failed = [
+            task
+            for task in (ingest_task, forward_task)
+            if task.done() and not task.cancelled() and task.exception() is not None
+        ]
+        for task in failed:
+            _LOGGER.error("stage %s failed", task.get_name(), exc_info=task.exception())
         await _cancel(health_task)
         await self._shut_down(ingest_task, forward_task, forwarder)
         stopped.cancel()
+        if failed:
+            # A non-zero exit, so that systemd (Restart=on-failure or always) starts it again.
+            names = ", ".join(task.get_name() for task in failed)
+            raise StageFailedError(f"stopped because stage {names} failed")
 
     async def _shut_down(
         self,

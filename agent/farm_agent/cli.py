@@ -180,10 +180,12 @@ def _quiet_logging(config: AgentConfig) -> None:
 
 
 def run(config: AgentConfig) -> int:
+    from farm_agent.app import StageFailedError  # noqa: PLC0415 - keeps `validate` light
+
     configure_logging(config)
     try:
         asyncio.run(_run_until_signalled(config))
-    except SpoolError as err:
+    except (SpoolError, StageFailedError) as err:
         _LOGGER.error("%s", err)  # noqa: TRY400 - the message says it all, no traceback
         return EXIT_FAILURE
     return EXIT_OK

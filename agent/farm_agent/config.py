@@ -21,6 +21,10 @@ ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 SECRET_KEYS = frozenset({"password", "pooler_dsn", "direct_dsn"})
 # libpq's sslmode values, weakest first; `allow` and `prefer` fall back to plaintext.
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+# The spool recognises broker redeliveries by packet id among its last 2 x receive_maximum
+# deliveries; that memory must stay well inside the 65,535 packet ids a broker cycles
+# through, or a new reading reusing an old packet id could be taken for a redelivery.
+MAX_RECEIVE_MAXIMUM = 10_000
 
 
 class ConfigError(ValueError):
@@ -75,6 +79,7 @@ class BackendConfig:
     failback_interval_s: float
     failback_after: int
     ledger_retention_days: float
+    batch_max_bytes: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,7 +243,11 @@ MQTT_SCHEMA = vol.Schema(
         vol.Optional("topics", default=["farm/#"]): vol.All(
             [_mqtt_topic_filter], vol.Length(min=1, msg="needs at least one topic filter")
         ),
-        vol.Optional("qos", default=1): vol.In([0, 1, 2]),
+        vol.Optional("qos", default=1): vol.In(
+            [0, 1],
+            msg="must be 0 or 1; QoS 2 is refused: QoS 1 with the spool and the queue's "
+            "high-water marks is already exactly once, and paho's QoS 2 loses readings on a crash",
+        ),
         vol.Optional("topic_prefix", default="farm_resilience"): _topic_prefix,
         vol.Optional("discovery_prefix", default="homeassistant"): _optional_topic_prefix,
         vol.Optional("max_payload_bytes", default=262144): _POSITIVE_INT,
@@ -246,7 +255,16 @@ MQTT_SCHEMA = vol.Schema(
         vol.Optional("session_expiry_s", default=7 * 24 * 3600): vol.All(
             int, vol.Range(min=60, max=0xFFFFFFFF)
         ),
-        vol.Optional("receive_maximum", default=1000): vol.All(int, vol.Range(min=1, max=65535)),
+        vol.Optional("receive_maximum", default=1000): vol.All(
+            int,
+            vol.Range(
+                min=1,
+                max=MAX_RECEIVE_MAXIMUM,
+                msg=f"must be 1-{MAX_RECEIVE_MAXIMUM}: redeliveries are recognised among the "
+                "last 2 x receive_maximum deliveries, which must stay well inside the 65,535 "
+                "MQTT packet ids",
+            ),
+        ),
     }
 )
 
@@ -272,6 +290,7 @@ BACKEND_SCHEMA = vol.Schema(
         vol.Optional("failback_interval_s", default=10.0): _POSITIVE_NUMBER,
         vol.Optional("failback_after", default=3): _POSITIVE_INT,
         vol.Optional("ledger_retention_days", default=7.0): _POSITIVE_NUMBER,
+        vol.Optional("batch_max_bytes", default=512 * 1024): vol.All(int, vol.Range(min=1024)),
     }
 )
 

@@ -133,6 +133,8 @@ def assess(
     ]
     if relay.figures.spool_full:
         problems.append("spool full: new readings wait on the broker unacknowledged")
+    if relay.figures.spool_disk_full:
+        problems.append("spool disk full: new readings wait on the broker unacknowledged")
     down = not reachable or not found.broker_connected
     status = DOWN if down else DEGRADED if problems else OK
     figures, tasks = found.queue, found.tasks

@@ -13,6 +13,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from farm_agent.metrics import RelayMetrics
 
 ReadinessCheck = Callable[[], dict[str, bool]]
+# What a failing readiness check means, in the words of the health report.
+PROBLEMS = {
+    "mqtt_connected": "MQTT broker not connected",
+    "spool_writable": "spool full",
+    "spool_disk": "spool disk full",
+    "database_route": "no database route",
+}
 HealthReport = Callable[[], str | None]
 
 
@@ -56,8 +63,9 @@ class HttpEndpoint:
     async def _readyz(self, request: web.Request) -> web.Response:
         checks = self._readiness()
         ready = all(checks.values())
+        problems = [PROBLEMS.get(name, name) for name, ok in checks.items() if not ok]
         return web.Response(
-            text=json.dumps({"ready": ready, "checks": checks}) + "\n",
+            text=json.dumps({"ready": ready, "checks": checks, "problems": problems}) + "\n",
             status=200 if ready else 503,
             content_type="application/json",
         )

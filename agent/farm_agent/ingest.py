@@ -11,11 +11,19 @@ in a burst), and every such message would cost memory and widen the window of
 redeliveries the spool must recognise after a crash. With the spool full no ack
 goes out, the broker keeps to the limit on its own, and the socket is read as
 usual, so keepalives are answered and the connection stays up however long that lasts.
+
+A full disk is the same backpressure: no ack until an append succeeds again, tried
+every DISK_RETRY_S seconds and whenever the forwarder frees room.
+
+A payload larger than `mqtt.max_payload_bytes` is dead-lettered with only its first
+`max_payload_bytes` kept: it is cut here, on arrival, so the whole of it is never
+spooled nor read back (the spool records the size it arrived with).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -26,9 +34,11 @@ import paho.mqtt.client as paho
 from farm_agent.faults import failpoint
 from farm_agent.metrics import RelayMetrics
 from farm_agent.mqtt import MqttLink, subscribe_all
-from farm_agent.spool import Arrival, AsyncSpool
+from farm_agent.spool import Arrival, AsyncSpool, SpoolDiskFullError
 
 _LOGGER = logging.getLogger(__name__)
+
+DISK_RETRY_S = 1.0
 
 
 class Ingest:
@@ -50,7 +60,9 @@ class Ingest:
         self._accepting = True
         self._warned_no_session = False
         self.backpressure = False
+        self._disk_full = False
         config = link.config
+        self._max_payload = config.max_payload_bytes
         self._not_readings = (f"{config.topic_prefix}/agent/",) + (
             (f"{config.discovery_prefix}/",) if config.discovery_prefix else ()
         )
@@ -70,9 +82,22 @@ class Ingest:
             if message.qos > 0:
                 client.ack(message.mid, message.qos)
             return
-        arrival = Arrival(
-            topic, message.payload, message.mid, message.qos, bool(message.dup), time.time()
-        )
+        payload = message.payload
+        if len(payload) > self._max_payload:
+            # Only this much goes into the dead letter: keep no more, on disk or in memory.
+            arrival = Arrival(
+                topic,
+                payload[: self._max_payload],
+                message.mid,
+                message.qos,
+                bool(message.dup),
+                time.time(),
+                len(payload),
+            )
+        else:
+            arrival = Arrival(
+                topic, payload, message.mid, message.qos, bool(message.dup), time.time()
+            )
         with self._lock:
             # A PUBACK only makes sense on the connection that received the message.
             self._inbox.append((self._link.connection_id, arrival))
@@ -98,7 +123,14 @@ class Ingest:
                     self._link.config.client_id,
                 )
             # Nothing will be redelivered: forget the packet ids kept to recognise redeliveries.
-            self._loop.create_task(self._spool.forget_deliveries())
+            self._loop.create_task(self._forget_deliveries())
+
+    async def _forget_deliveries(self) -> None:
+        try:
+            await self._spool.forget_deliveries()
+        except SpoolDiskFullError:
+            # Harmless: a packet id remembered too long only ever matches a redelivery.
+            _LOGGER.debug("spool disk full: packet ids of the last session kept")
 
     def _take_inbox(self) -> list[tuple[int, Arrival]]:
         with self._lock:
@@ -122,8 +154,15 @@ class Ingest:
         room = self._spool.room
         if room == 0:
             return False
-        batch, self._held = self._held[:room], self._held[room:]
-        stored = await self._spool.append([arrival for _, arrival in batch])
+        batch = self._held[:room]
+        try:
+            stored = await self._spool.append([arrival for _, arrival in batch])
+        except SpoolDiskFullError:
+            await self._wait_for_disk_space()
+            return True
+        self._held = self._held[len(batch) :]
+        if self._disk_full:
+            self._disk_space_back()
         failpoint("after_spool_commit")
         self._metrics.received.inc(stored)
         self._metrics.redeliveries.inc(len(batch) - stored)
@@ -152,16 +191,40 @@ class Ingest:
         self._metrics.backpressure.set(0)
         _LOGGER.info("spool has room again: acking MQTT")
 
+    async def _wait_for_disk_space(self) -> None:
+        """The disk is full: stop acking (the broker holds the rest) and wait a little."""
+        if not self._disk_full:
+            self._disk_full = True
+            with self._lock:
+                self.backpressure = True
+                self._link.client.resume_reading()
+            self._metrics.backpressure.set(1)
+            self._metrics.spool_disk_full.set(1)
+            _LOGGER.error(
+                "spool disk full (%s): no longer acking MQTT, the broker holds the rest; "
+                "retrying every %g s",
+                self._spool.spool.path.parent,
+                DISK_RETRY_S,
+            )
+        self._spool.freed.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._spool.freed.wait(), DISK_RETRY_S)
+
+    def _disk_space_back(self) -> None:
+        self._disk_full = False
+        self.backpressure = False
+        self._metrics.backpressure.set(0)
+        self._metrics.spool_disk_full.set(0)
+        _LOGGER.info("spool disk has room again: acking MQTT")
+
     def _ack(self, batch: list[tuple[int, Arrival]]) -> None:
-        client = self._link.client
         current = self._link.connection_id
         # A message from an earlier connection is redelivered (DUP) by the broker and
-        # recognised by the spool; acking the old packet id would be wrong.
-        ours = [arrival for connection, arrival in batch if connection == current]
-        client.ack_all([arrival.mid for arrival in ours if arrival.qos == 1])
-        for arrival in ours:
-            if arrival.qos == 2:
-                client.ack(arrival.mid, arrival.qos)
+        # recognised by the spool; acking the old packet id would be wrong. QoS 0
+        # messages have nothing to ack, and QoS 2 is refused by the config.
+        self._link.client.ack_all(
+            [arrival.mid for connection, arrival in batch if connection == current and arrival.qos]
+        )
 
     async def close_intake(self) -> None:
         """Stop taking messages, commit and ack those already received, and return."""

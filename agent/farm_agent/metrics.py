@@ -31,6 +31,7 @@ class RelayFigures:
     spool_depth: int
     e2e_latency_p95_ms: float | None
     spool_full: bool
+    spool_disk_full: bool = False
 
 
 class LatencyWindow:
@@ -102,6 +103,11 @@ class RelayMetrics:
             "1 while the spool is full and MQTT messages are left unacknowledged",
             registry=registry,
         )
+        self.spool_disk_full = Gauge(
+            "farm_agent_spool_disk_full",
+            "1 while the spool's disk has no room: MQTT messages are left unacknowledged",
+            registry=registry,
+        )
         self.route = Gauge(
             "farm_agent_backend_route",
             "1 for the route the relay uses now (pooler, direct or none)",
@@ -136,7 +142,9 @@ class RelayMetrics:
             dead_lettered_total=int(value("farm_agent_readings_dead_lettered_total") or 0),
             spool_depth=int(value("farm_agent_spool_depth") or 0),
             e2e_latency_p95_ms=self.relay_latency.p95_ms(),
-            spool_full=bool(value("farm_agent_spool_backpressure")),
+            spool_full=bool(value("farm_agent_spool_backpressure"))
+            and not value("farm_agent_spool_disk_full"),
+            spool_disk_full=bool(value("farm_agent_spool_disk_full")),
         )
 
 

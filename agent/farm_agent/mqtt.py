@@ -277,7 +277,16 @@ class MqttLink:
 
 
 def subscribe_all(client: paho.Client, topics: tuple[str, ...], qos: int) -> MQTTErrorCode:
-    """Subscribe every configured filter in one SUBSCRIBE packet."""
-    options = SubscribeOptions(qos=qos)
+    """Subscribe every configured filter in one SUBSCRIBE packet.
+
+    Retained messages come only with a new subscription (MQTT 5 retain handling 1):
+    devices publish their state retained, and the session keeps the subscription
+    across restarts and reconnects, so each retained reading is relayed once, not
+    again at every reconnect.
+    """
+    options = SubscribeOptions(
+        qos=qos,
+        retainHandling=SubscribeOptions.RETAIN_SEND_IF_NEW_SUB,
+    )
     result, _ = client.subscribe([(topic, options) for topic in topics])
     return result

@@ -5,47 +5,51 @@ after the database committed it. Each committed QoS 1 packet id is remembered wi
 a digest of its topic and payload, so a broker redelivery (DUP flag, same packet id,
 same content) after a crash is recognised and not stored a second time, while two
 identical readings sent as two packets stay two.
+
+Keys are `<agent_id>:<key space>:<seq>`. Each process opens a fresh key space (a
+random id and the first sequence number it covers) with its first reading, so a
+spool file restored from an older copy, whose sequence numbers rewind, can never
+give a new reading a key the queue has already seen.
+
+A full disk is backpressure, not a crash: an append that finds no room raises
+`SpoolDiskFullError` (ingest stops acking and retries), and a reserve file kept beside
+the spool is given up when a delete needs room, so the spool can always drain.
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import functools
 import hashlib
 import logging
+import math
 import secrets
 import sqlite3
-from collections import OrderedDict
+import time
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from farm_agent.envelope import SpooledReading
+from farm_agent.envelope import SpooledBatch, SpooledReading
+from farm_agent.spool_file import (
+    DiskReserve,
+    SpoolDiskFullError,
+    SpoolError,
+    highest_seq,
+    open_spool_file,
+    translated,
+)
+
+__all__ = ["Arrival", "AsyncSpool", "Spool", "SpoolDiskFullError", "SpoolError", "read_depth"]
 
 _LOGGER = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
-SCHEMA_VERSION = "1"
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS spool_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
--- AUTOINCREMENT: a sequence number is never reused, so it can be part of the idempotency key.
-CREATE TABLE IF NOT EXISTS readings (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    topic TEXT NOT NULL,
-    payload BLOB NOT NULL,
-    received_at REAL NOT NULL
-);
--- The last committed messages per MQTT packet id, to recognise broker redeliveries;
--- `n` counts deliveries, so only the most recent ones are kept.
-CREATE TABLE IF NOT EXISTS delivered (
-    mid INTEGER PRIMARY KEY,
-    digest BLOB NOT NULL,
-    n INTEGER NOT NULL
-);
-"""
 # A redelivery that must be recognised was committed and not yet acked: ingest keeps
 # at most mqtt.receive_maximum messages unacked, so older deliveries cannot come back.
 DEFAULT_REMEMBER = 2000
@@ -54,10 +58,26 @@ DEFAULT_REMEMBER = 2000
 # the MQTT thread is waiting for) per row. Powers of two keep the number of
 # distinct statements, each compiled once and cached, small.
 _ROWS_PER_INSERT = tuple(2**power for power in range(8, -1, -1))
-
-
-class SpoolError(RuntimeError):
-    """The spool file cannot be used; the agent must not start on top of it."""
+# The oldest readings, at most `limit` of them, of one key space (below the next one).
+_PEEK = """
+SELECT seq, topic, payload, received_at, coalesce(payload_size, length(payload))
+FROM readings WHERE seq < ? ORDER BY seq LIMIT ?
+"""
+# How many bytes of topics and payloads those readings hold.
+_PEEK_BYTES = """
+SELECT coalesce(sum(length(payload) + length(topic)), 0) FROM (
+    SELECT payload, topic FROM readings WHERE seq < ? ORDER BY seq LIMIT ?
+)
+"""
+# The same readings, but no more bytes than asked for (the first one always).
+_PEEK_UP_TO_BYTES = """
+SELECT seq, topic, payload, received_at, size FROM (
+    SELECT *, sum(length(payload) + length(topic)) OVER (ORDER BY seq) AS running FROM (
+        SELECT seq, topic, payload, received_at, coalesce(payload_size, length(payload)) AS size
+        FROM readings WHERE seq < ? ORDER BY seq LIMIT ?
+    )
+) WHERE running <= ? OR running = length(payload) + length(topic) ORDER BY seq
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +90,8 @@ class Arrival:
     qos: int
     dup: bool
     received_at: float
+    # The size the payload arrived with, when only its first mqtt.max_payload_bytes are kept.
+    size: int | None = None
 
 
 def packet_digest(topic: str, payload: bytes) -> bytes:
@@ -87,7 +109,16 @@ class Spool:
         self.path = path
         self._agent_id = agent_id
         self._remember = remember
-        self._db = self._open(path)
+        self._reserve = DiskReserve(path)
+        try:
+            self._db = open_spool_file(path)
+        except SpoolDiskFullError:
+            # Opening needs a little room (the WAL index): the reserve is there for this.
+            self._reserve.release()
+            try:
+                self._db = open_spool_file(path)
+            except SpoolDiskFullError as err:
+                raise SpoolError(f"{err}; free some space on that disk") from err
         self.spool_id = self._meta_value("spool_id")
         rows = self._db.execute(
             "SELECT mid, digest, n FROM delivered ORDER BY n DESC LIMIT ?", (remember,)
@@ -98,69 +129,88 @@ class Spool:
         )
         self._deliveries: int = rows[0][2] if rows else 0
         self.depth: int = int(self._db.execute("SELECT count(*) FROM readings").fetchone()[0])
-
-    @staticmethod
-    def _open(path: Path) -> sqlite3.Connection:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            # FULL: a commit is on disk before the broker is told so, even on power loss.
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=FULL")
-            db.execute("PRAGMA busy_timeout=5000")
-            check = db.execute("PRAGMA quick_check").fetchone()[0]
-            if check != "ok":
-                raise SpoolError(f"spool file {path} is corrupt ({check}); move it aside to start")
-            db.executescript(_SCHEMA)
-            db.execute(
-                "INSERT OR IGNORE INTO spool_meta VALUES ('spool_id', ?), ('schema', ?)",
-                (secrets.token_hex(6), SCHEMA_VERSION),
-            )
-        except sqlite3.DatabaseError as err:
-            raise SpoolError(
-                f"spool file {path} cannot be used ({err}); fix or move it aside, "
-                "the readings it may hold are not deleted"
-            ) from err
-        except OSError as err:
-            raise SpoolError(f"spool folder {path.parent} is not usable ({err.strerror})") from err
-        return db
+        # The highest sequence number ever given out in this file, at open.
+        self.highest_seq_at_open = self._highest_seq()
+        spaces = self._db.execute("SELECT first_seq, id FROM key_spaces ORDER BY first_seq")
+        self._space_starts: list[int] = []
+        self._space_ids: list[str] = []
+        for first_seq, space_id in spaces:
+            self._space_starts.append(int(first_seq))
+            self._space_ids.append(str(space_id))
+        # This process's key space, opened with its first reading.
+        self._current_space: str | None = None
+        # (last seq of an append, monotonic time of it), oldest first: how long readings
+        # have waited, whatever the wall clock does. Readings of an earlier run have
+        # waited long enough: their time is -inf.
+        self._appended: deque[tuple[int, float]] = deque()
+        if self.depth:
+            self._appended.append((self.highest_seq_at_open, -math.inf))
+        self._reserve.hold()
 
     def _meta_value(self, name: str) -> str:
         return str(
             self._db.execute("SELECT value FROM spool_meta WHERE name=?", (name,)).fetchone()[0]
         )
 
+    def _highest_seq(self) -> int:
+        return highest_seq(self._db)
+
+    @property
+    def key_spaces(self) -> tuple[str, ...]:
+        """The ids of every key space this file has given keys in, oldest first."""
+        return tuple(self._space_ids)
+
     def append(self, arrivals: Sequence[Arrival]) -> int:
         """Commit new readings in one transaction (one fsync); returns how many were stored.
 
         A DUP packet whose id and content match the last one committed (or one earlier
         in this batch) is a broker redelivery: it is skipped, and still to be acked.
+        Raises SpoolDiskFullError, having stored nothing, when the disk has no room.
         """
-        fresh: list[tuple[str, bytes, float]] = []
+        fresh: list[tuple[str, bytes, float, int | None]] = []
         tracked: dict[int, bytes] = {}
         for arrival in arrivals:
             if arrival.qos == 0:
-                fresh.append((arrival.topic, arrival.payload, arrival.received_at))
+                fresh.append((arrival.topic, arrival.payload, arrival.received_at, arrival.size))
                 continue
             digest = packet_digest(arrival.topic, arrival.payload)
             known = tracked.get(arrival.mid, self._delivered.get(arrival.mid))
             if arrival.dup and known == digest:
                 continue
             tracked[arrival.mid] = digest
-            fresh.append((arrival.topic, arrival.payload, arrival.received_at))
+            fresh.append((arrival.topic, arrival.payload, arrival.received_at, arrival.size))
         if not fresh:
             return 0
+        # The reserve was given up for a delete: the disk has room again only once
+        # the reserve fits, and then for the readings too.
+        if not self._reserve.held and not self._reserve.hold():
+            raise SpoolDiskFullError(f"no room on the disk of {self.path}")
+        arrived = time.monotonic()  # before the fsync: close to when they came in
         first = self._deliveries + 1
+        try:
+            with self._transaction():
+                opened = self._open_key_space() if self._current_space is None else None
+                last_seq = self._insert_rows(
+                    "INTO readings (topic, payload, received_at, payload_size)", fresh
+                )
+                self._insert_rows(
+                    "OR REPLACE INTO delivered (mid, digest, n)",
+                    [(mid, digest, n) for n, (mid, digest) in enumerate(tracked.items(), first)],
+                )
+                self._db.execute(
+                    "DELETE FROM delivered WHERE n <= ?",
+                    (first + len(tracked) - 1 - self._remember,),
+                )
+        except SpoolDiskFullError:
+            # The next writer starts the WAL from its beginning, in space it already has.
+            self._checkpoint()
+            raise
+        if opened is not None:
+            self._current_space = opened[1]
+            self._space_starts.append(opened[0])
+            self._space_ids.append(opened[1])
+        self._appended.append((last_seq, arrived))
         self._deliveries += len(tracked)
-        with self._transaction():
-            self._insert_rows("INTO readings (topic, payload, received_at)", fresh)
-            self._insert_rows(
-                "OR REPLACE INTO delivered (mid, digest, n)",
-                [(mid, digest, n) for n, (mid, digest) in enumerate(tracked.items(), first)],
-            )
-            self._db.execute(
-                "DELETE FROM delivered WHERE n <= ?", (self._deliveries - self._remember,)
-            )
         for mid, digest in tracked.items():
             self._delivered[mid] = digest
             self._delivered.move_to_end(mid)
@@ -169,15 +219,26 @@ class Spool:
         self.depth += len(fresh)
         return len(fresh)
 
-    def _insert_rows(self, into: str, rows: Sequence[tuple[object, ...]]) -> None:
+    def _open_key_space(self) -> tuple[int, str]:
+        """A fresh key space from the next sequence number on (inside the append's transaction)."""
+        first_seq = self._highest_seq() + 1
+        space_id = secrets.token_hex(6)
+        self._db.execute("INSERT INTO key_spaces VALUES (?, ?)", (first_seq, space_id))
+        return first_seq, space_id
+
+    def _insert_rows(self, into: str, rows: Sequence[tuple[object, ...]]) -> int:
+        """Insert rows in as few statements as possible; returns the last rowid inserted."""
         start = 0
+        last = 0
         for size in _ROWS_PER_INSERT:
             while len(rows) - start >= size:
-                self._db.execute(
+                cursor = self._db.execute(
                     _insert_statement(into, len(rows[0]), size),
                     [field for row in rows[start : start + size] for field in row],
                 )
+                last = cursor.lastrowid or last
                 start += size
+        return last
 
     def forget_deliveries(self) -> None:
         """The broker kept no session: nothing will be redelivered, so nothing to recognise."""
@@ -185,30 +246,85 @@ class Spool:
             self._db.execute("DELETE FROM delivered")
         self._delivered.clear()
 
-    def peek(self, limit: int) -> list[SpooledReading]:
-        """The oldest readings, in the order they were received."""
-        rows = self._db.execute(
-            "SELECT seq, topic, payload, received_at FROM readings ORDER BY seq LIMIT ?", (limit,)
-        ).fetchall()
-        prefix = f"{self._agent_id}:{self.spool_id}:"
-        return [
-            SpooledReading(seq, f"{prefix}{seq}", topic, bytes(payload), received_at)
-            for seq, topic, payload, received_at in rows
-        ]
+    def peek(self, limit: int, max_bytes: int) -> SpooledBatch | None:
+        """The oldest readings, in the order they were received, all of one key space.
 
-    def delete(self, seqs: Sequence[int]) -> None:
-        """Forget readings the database has committed."""
+        At most `limit` readings and `max_bytes` of topics and payloads (always at least
+        one reading); None when the spool is empty.
+        """
+        row = self._db.execute("SELECT seq FROM readings ORDER BY seq LIMIT 1").fetchone()
+        if row is None:
+            return None
+        index = bisect.bisect_right(self._space_starts, row[0]) - 1
+        if index < 0:
+            raise SpoolError(f"spool file {self.path}: reading {row[0]} has no key space")
+        space = self._space_ids[index]
+        upper = self._space_starts[index + 1] if index + 1 < len(self._space_starts) else 2**63 - 1
+        # Cutting by bytes is the exception: the cheap sum says whether it is needed.
+        if self._db.execute(_PEEK_BYTES, (upper, limit)).fetchone()[0] <= max_bytes:
+            rows = self._db.execute(_PEEK, (upper, limit)).fetchall()
+        else:
+            rows = self._db.execute(_PEEK_UP_TO_BYTES, (upper, limit, max_bytes)).fetchall()
+        prefix = f"{self._agent_id}:{space}:"
+        return SpooledBatch(
+            space,
+            [
+                SpooledReading(seq, f"{prefix}{seq}", topic, payload, received_at, size)
+                for seq, topic, payload, received_at, size in rows
+            ],
+        )
+
+    def delete(self, seqs: Sequence[int]) -> list[tuple[int, float]]:
+        """Forget readings the database has committed (the oldest ones).
+
+        Returns how long ago they arrived, as (count, monotonic time of arrival) runs in
+        sequence order; -inf for readings spooled by an earlier run. Gives up the disk
+        reserve if that is what it takes; raises SpoolDiskFullError if even that is not enough.
+        """
         if not seqs:
-            return
-        with self._transaction():
-            deleted = self._db.executemany(
-                "DELETE FROM readings WHERE seq BETWEEN ? AND ?", _runs(sorted(seqs))
-            ).rowcount
+            return []
+        ordered = sorted(seqs)
+        runs = list(_runs(ordered))
+        for attempt in range(3):
+            try:
+                with self._transaction():
+                    deleted = self._db.executemany(
+                        "DELETE FROM readings WHERE seq BETWEEN ? AND ?", runs
+                    ).rowcount
+                break
+            except SpoolDiskFullError:
+                if attempt == 0:
+                    self._checkpoint()
+                elif attempt == 1:
+                    self._reserve.release()
+                else:
+                    raise
         self.depth -= deleted
+        return self._arrivals_of(ordered)
 
-    def oldest_received_at(self) -> float | None:
-        row = self._db.execute("SELECT received_at FROM readings ORDER BY seq LIMIT 1").fetchone()
-        return float(row[0]) if row else None
+    def _arrivals_of(self, seqs: Sequence[int]) -> list[tuple[int, float]]:
+        """Arrival times of the deleted readings `seqs` (sorted), forgetting those appends."""
+        runs: list[tuple[int, float]] = []
+        taken = 0
+        appended = self._appended
+        while appended and taken < len(seqs):
+            end, arrived = appended[0]
+            upto = bisect.bisect_right(seqs, end)
+            if upto > taken:
+                runs.append((upto - taken, arrived))
+                taken = upto
+            if end > seqs[-1]:
+                break
+            appended.popleft()
+        if taken < len(seqs):
+            runs.append((len(seqs) - taken, -math.inf))
+        return runs
+
+    def oldest_arrival(self) -> float | None:
+        """The monotonic time the oldest reading arrived (-inf: before this run), or None."""
+        if not self.depth or not self._appended:
+            return None
+        return self._appended[0][1]
 
     def close(self) -> None:
         try:
@@ -219,6 +335,10 @@ class Spool:
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self._db)
+
+    def _checkpoint(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            self._db.execute("PRAGMA wal_checkpoint(RESTART)")
 
 
 @functools.cache
@@ -243,10 +363,31 @@ class _Transaction:
         self._db = db
 
     def __enter__(self) -> None:
-        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as err:
+            raise translated(err) from err
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        self._db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+        if exc_type is None:
+            try:
+                self._db.execute("COMMIT")
+            except sqlite3.Error as err:
+                self._rollback()
+                raise translated(err) from err
+            return
+        self._rollback()
+        if isinstance(exc, sqlite3.Error):
+            raise translated(exc) from exc
+
+    def _rollback(self) -> None:
+        # SQLite rolls back on its own after some errors (a full disk among them): a
+        # second ROLLBACK would fail and hide the error that matters.
+        if self._db.in_transaction:
+            try:
+                self._db.execute("ROLLBACK")
+            except sqlite3.Error as err:
+                _LOGGER.warning("spool rollback failed: %s", err)
 
 
 def read_depth(path: Path) -> int:
@@ -268,6 +409,8 @@ class AsyncSpool:
         # Set when readings were added (wakes the forwarder) / removed (wakes a full ingest).
         self.changed = asyncio.Event()
         self.freed = asyncio.Event()
+        # True from an append that found the disk full until one that succeeds.
+        self.disk_full = False
 
     @classmethod
     async def open(
@@ -290,7 +433,13 @@ class AsyncSpool:
         return await asyncio.get_running_loop().run_in_executor(self._executor, call)
 
     async def append(self, arrivals: Sequence[Arrival]) -> int:
-        stored = await self._run(lambda: self.spool.append(arrivals))
+        """Commit readings (see `Spool.append`); raises SpoolDiskFullError and sets `disk_full`."""
+        try:
+            stored = await self._run(lambda: self.spool.append(arrivals))
+        except SpoolDiskFullError:
+            self.disk_full = True
+            raise
+        self.disk_full = False
         if stored:
             self.changed.set()
         return stored
@@ -298,15 +447,16 @@ class AsyncSpool:
     async def forget_deliveries(self) -> None:
         await self._run(self.spool.forget_deliveries)
 
-    async def peek(self, limit: int) -> list[SpooledReading]:
-        return await self._run(lambda: self.spool.peek(limit))
+    async def peek(self, limit: int, max_bytes: int) -> SpooledBatch | None:
+        return await self._run(lambda: self.spool.peek(limit, max_bytes))
 
-    async def delete(self, seqs: Sequence[int]) -> None:
-        await self._run(lambda: self.spool.delete(seqs))
+    async def delete(self, seqs: Sequence[int]) -> list[tuple[int, float]]:
+        arrivals = await self._run(lambda: self.spool.delete(seqs))
         self.freed.set()
+        return arrivals
 
-    async def oldest_received_at(self) -> float | None:
-        return await self._run(self.spool.oldest_received_at)
+    async def oldest_arrival(self) -> float | None:
+        return await self._run(self.spool.oldest_arrival)
 
     async def close(self) -> None:
         await self._run(self.spool.close)

@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -391,3 +392,30 @@ def assert_exactly_once(
 
 def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True)
+
+
+def write_version_1_spool(path: Path, spool_id: str, payloads: list[bytes]) -> None:
+    """A spool file exactly as version 1 of the agent wrote it."""
+    with sqlite3.connect(path) as db:
+        db.executescript(
+            """
+            PRAGMA journal_mode=WAL;
+            CREATE TABLE spool_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+            CREATE TABLE readings (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                topic TEXT NOT NULL,
+                payload BLOB NOT NULL,
+                received_at REAL NOT NULL
+            );
+            CREATE TABLE delivered (
+                mid INTEGER PRIMARY KEY, digest BLOB NOT NULL, n INTEGER NOT NULL
+            );
+            """
+        )
+        db.execute("INSERT INTO spool_meta VALUES ('spool_id', ?), ('schema', '1')", (spool_id,))
+        db.executemany(
+            "INSERT INTO readings (topic, payload, received_at)"
+            " VALUES ('farm/f1/t', ?, 1795665600)",
+            [(payload,) for payload in payloads],
+        )
+    db.close()

@@ -78,7 +78,7 @@ async def test_crash_between_spool_commit_and_puback_does_not_duplicate_the_rede
     assert metric_value(page, "farm_agent_mqtt_redeliveries_total") > 0
 
 
-async def test_crash_between_queue_commit_and_spool_delete_is_suppressed_by_the_ledger(
+async def test_crash_between_queue_commit_and_spool_delete_is_suppressed_by_the_mark(
     make_config: Callable[..., dict[str, Any]],
     start_agent: Callable[..., AgentProcess],
     mosquitto: Mosquitto,

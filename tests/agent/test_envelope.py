@@ -20,7 +20,7 @@ LIMIT = 262144
 
 
 def reading(payload: bytes, topic: str = "farm/f1/soil/moisture") -> SpooledReading:
-    return SpooledReading(7, "farm-east:abc:7", topic, payload, 1795665600.123456)
+    return SpooledReading(7, "farm-east:abc:7", topic, payload, 1795665600.123456, len(payload))
 
 
 def test_envelope_carries_the_contract_fields_and_the_json_payload() -> None:

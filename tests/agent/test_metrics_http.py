@@ -116,7 +116,9 @@ async def test_readyz_needs_a_route_to_the_database(
     assert json.loads(not_ready)["checks"] == {
         "mqtt_connected": True,
         "spool_writable": True,
+        "spool_disk": True,
         "database_route": False,
     }
+    assert json.loads(not_ready)["problems"] == ["no database route"]
     values = metric_values((await get(stranded_port, "/metrics"))[1])
     assert values['farm_agent_probe_up{kind="postgres",probe="database_pooler"}'] == 0

@@ -5,34 +5,44 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from farm_agent.spool import Arrival, Spool
+from farm_agent.config import MAX_RECEIVE_MAXIMUM
+from farm_agent.envelope import SpooledReading
+from farm_agent.spool import DEFAULT_REMEMBER, Arrival, Spool
+from tests.agent.support import write_version_1_spool
+
+BATCH_BYTES = 1 << 20
 
 
 def arrival(mid: int, payload: bytes, *, dup: bool = False, topic: str = "farm/f1/t") -> Arrival:
     return Arrival(topic, payload, mid, 1, dup, 1795665600.0)
 
 
+def peek(spool: Spool, limit: int = 10) -> list[SpooledReading]:
+    batch = spool.peek(limit, BATCH_BYTES)
+    return batch.readings if batch is not None else []
+
+
 def test_readings_come_back_in_order_with_keys_that_survive_a_reopen(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "spool.db", "farm-east")
     spool.append([arrival(1, b"20.1"), arrival(2, b"20.2")])
-    first = spool.peek(10)
+    first = peek(spool)
     spool.close()
 
     reopened = Spool(tmp_path / "spool.db", "farm-east")
-    again = reopened.peek(10)
+    again = peek(reopened)
 
     assert [reading.payload for reading in again] == [b"20.1", b"20.2"]
     assert [reading.key for reading in again] == [reading.key for reading in first]
-    assert again[0].key == f"farm-east:{reopened.spool_id}:1"
+    assert again[0].key == f"farm-east:{reopened.key_spaces[0]}:1"
 
 
 def test_sequence_numbers_are_never_reused_after_deletes(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "spool.db", "farm-east")
     spool.append([arrival(1, b"1"), arrival(2, b"2")])
-    spool.delete([reading.seq for reading in spool.peek(10)])
+    spool.delete([reading.seq for reading in peek(spool)])
     spool.append([arrival(3, b"3")])
 
-    assert [reading.seq for reading in spool.peek(10)] == [3]
+    assert [reading.seq for reading in peek(spool)] == [3]
     assert spool.depth == 1
 
 
@@ -45,7 +55,7 @@ def test_a_dup_redelivery_is_recognised_even_after_a_restart(tmp_path: Path) -> 
     stored = reopened.append([arrival(7, b"21.5", dup=True), arrival(8, b"21.5")])
 
     assert stored == 1, "the redelivery is skipped, the identical new reading is kept"
-    assert [reading.payload for reading in reopened.peek(10)] == [b"21.5", b"21.5"]
+    assert reopened.depth == 2
 
 
 def test_a_dup_with_other_content_or_another_packet_id_is_a_new_reading(tmp_path: Path) -> None:
@@ -82,3 +92,59 @@ def test_without_a_broker_session_nothing_is_recognised_any_more(tmp_path: Path)
     spool.forget_deliveries()
 
     assert spool.append([arrival(7, b"21.5", dup=True)]) == 1
+
+
+def test_each_run_keys_its_readings_in_a_fresh_key_space(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool.db", "farm-east")
+    spool.append([arrival(1, b"1")])
+    spool.close()
+    reopened = Spool(tmp_path / "spool.db", "farm-east")
+    reopened.append([arrival(2, b"2")])
+
+    (first,) = peek(reopened)  # a batch never spans two key spaces
+    reopened.delete([first.seq])
+    (second,) = peek(reopened)
+
+    assert first.key.split(":")[1] != second.key.split(":")[1]
+    assert [first.seq, second.seq] == [1, 2]
+
+
+def test_a_batch_holds_no_more_bytes_than_asked_but_always_one_reading(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool.db", "farm-east")
+    spool.append([arrival(mid, b"x" * 1000) for mid in range(1, 11)])
+
+    assert len(spool.peek(10, 3500).readings) == 3  # type: ignore[union-attr]
+    assert len(spool.peek(10, 10).readings) == 1  # type: ignore[union-attr]
+
+
+def test_redelivery_memory_stays_inside_the_packet_id_cycle_at_the_largest_receive_maximum(
+    tmp_path: Path,
+) -> None:
+    # The agent remembers max(DEFAULT_REMEMBER, 2 x receive_maximum) deliveries. Packet ids
+    # cycle through 65,535: a repeated reading (same topic and payload) whose packet id was
+    # last used a whole cycle ago must be stored, even when it comes with DUP set.
+    remember = max(DEFAULT_REMEMBER, 2 * MAX_RECEIVE_MAXIMUM)
+    spool = Spool(tmp_path / "spool.db", "farm-east", remember=remember)
+    for start in range(1, 65536, 5000):
+        spool.append([arrival(mid, b"21.5") for mid in range(start, min(start + 5000, 65536))])
+
+    assert spool.append([arrival(1, b"21.5", dup=True)]) == 1
+
+
+def test_a_spool_file_of_the_previous_version_opens_with_its_readings_and_keys(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "spool.db"
+    write_version_1_spool(path, "4eb30e20cbe0", [b"20.1", b"x" * 5000])
+
+    spool = Spool(path, "farm-east")
+    readings = peek(spool)
+
+    assert [reading.key for reading in readings] == [
+        "farm-east:4eb30e20cbe0:1",
+        "farm-east:4eb30e20cbe0:2",
+    ]
+    assert [reading.size for reading in readings] == [4, 5000]
+    spool.append([arrival(9, b"20.2")])
+    spool.delete([reading.seq for reading in readings])
+    assert [reading.key.split(":")[2] for reading in peek(spool)] == ["3"]

@@ -4,6 +4,10 @@ The kernel here has no `netem`, so latency and loss are injected in user space: 
 chunk is delayed by `latency_s` in each direction, and a `loss` fraction of chunks is
 held back a further retransmission timeout, which is what a lost segment costs a TCP
 connection. Order within a direction is kept, as TCP keeps it.
+
+`bandwidth_bps` limits each direction to that many bytes a second, shared by every
+connection through the proxy, like one cellular or satellite uplink. With a limit,
+bytes not yet delivered when their sender closes the connection are dropped.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ RETRANSMISSION_TIMEOUT_S = 0.4
 class Faults:
     latency_s: float = 0.0
     loss: float = 0.0
+    bandwidth_bps: float | None = None
     rng: random.Random = field(default_factory=lambda: random.Random(5))
 
     def delay(self) -> float:
@@ -40,6 +45,8 @@ class FaultyProxy:
         self._thread = threading.Thread(target=self._serve, name="faulty-proxy", daemon=True)
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        # When each direction of the shared link is free again (loop time).
+        self._link_free_at = {"up": 0.0, "down": 0.0}
 
     def start(self) -> FaultyProxy:
         self._thread.start()
@@ -55,6 +62,10 @@ class FaultyProxy:
 
     def heal(self) -> None:
         self.impair(0.0, 0.0)
+        self.faults.bandwidth_bps = None
+
+    def limit_bandwidth(self, bytes_per_s: float) -> None:
+        self.faults.bandwidth_bps = bytes_per_s
 
     def _serve(self) -> None:
         asyncio.set_event_loop(self._loop)
@@ -71,16 +82,18 @@ class FaultyProxy:
         except OSError:
             writer.close()
             return
-        for source, target in ((reader, up_writer), (up_reader, writer)):
-            task = asyncio.create_task(self._pipe(source, target))
+        for source, target, direction in ((reader, up_writer, "up"), (up_reader, writer, "down")):
+            task = asyncio.create_task(self._pipe(source, target, direction))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _pipe(self, source: asyncio.StreamReader, target: asyncio.StreamWriter) -> None:
+    async def _pipe(
+        self, source: asyncio.StreamReader, target: asyncio.StreamWriter, direction: str
+    ) -> None:
         """Read as fast as the sender sends; deliver each chunk at its due time, in order."""
         loop = asyncio.get_running_loop()
         in_flight: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
-        deliverer = asyncio.create_task(self._deliver(in_flight, target))
+        deliverer = asyncio.create_task(self._deliver(in_flight, target, direction))
         self._tasks.add(deliverer)
         deliverer.add_done_callback(self._tasks.discard)
         due = 0.0
@@ -90,12 +103,17 @@ class FaultyProxy:
                 in_flight.put_nowait((due, chunk))
         except (ConnectionError, OSError):
             pass
+        if self.faults.bandwidth_bps is not None:
+            deliverer.cancel()  # the sender is gone: what the link has not carried is lost
         in_flight.put_nowait((due, b""))
         with contextlib.suppress(asyncio.CancelledError):
             await deliverer
 
     async def _deliver(
-        self, in_flight: asyncio.Queue[tuple[float, bytes]], target: asyncio.StreamWriter
+        self,
+        in_flight: asyncio.Queue[tuple[float, bytes]],
+        target: asyncio.StreamWriter,
+        direction: str,
     ) -> None:
         loop = asyncio.get_running_loop()
         try:
@@ -105,6 +123,7 @@ class FaultyProxy:
                     await asyncio.sleep(due - loop.time())
                 if not chunk:
                     break
+                await self._carry(len(chunk), direction)
                 target.write(chunk)
                 await target.drain()
         except (ConnectionError, OSError):
@@ -112,6 +131,16 @@ class FaultyProxy:
         finally:
             with contextlib.suppress(Exception):
                 target.close()
+
+    async def _carry(self, size: int, direction: str) -> None:
+        """Wait as long as the shared link takes to carry `size` bytes in this direction."""
+        bandwidth = self.faults.bandwidth_bps
+        if bandwidth is None:
+            return
+        loop = asyncio.get_running_loop()
+        start = max(loop.time(), self._link_free_at[direction])
+        self._link_free_at[direction] = start + size / bandwidth
+        await asyncio.sleep(self._link_free_at[direction] - loop.time())
 
     def close(self) -> None:
         async def shutdown() -> None:
