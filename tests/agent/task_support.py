@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import asyncpg
+from prometheus_client.parser import text_string_to_metric_families
 
 from farm_agent.config import AgentConfig, parse_config
 from farm_agent.tasks.handlers import load_handlers
@@ -88,7 +89,7 @@ async def create_runs_table(dsn: str) -> None:
         await connection.close()
 
 
-async def fetch(dsn: str, query: str, *args: Any) -> list[asyncpg.Record]:
+async def query_rows(dsn: str, query: str, *args: Any) -> list[asyncpg.Record]:
     connection = await asyncpg.connect(dsn)
     try:
         return list(await connection.fetch(query, *args))
@@ -98,7 +99,7 @@ async def fetch(dsn: str, query: str, *args: Any) -> list[asyncpg.Record]:
 
 async def runs_of(dsn: str, *task_types: str) -> list[asyncpg.Record]:
     """Every run the handlers noted for these task types, in the order they happened."""
-    return await fetch(
+    return await query_rows(
         dsn,
         "SELECT * FROM public.task_test_runs WHERE type = ANY($1::text[]) ORDER BY at",
         list(task_types),
@@ -107,7 +108,7 @@ async def runs_of(dsn: str, *task_types: str) -> list[asyncpg.Record]:
 
 async def queue_rows(dsn: str, queue: str, table: str = "q") -> list[dict[str, Any]]:
     """A queue's rows (or its archive's, table="a"), message parsed, oldest first."""
-    rows = await fetch(dsn, f'SELECT * FROM pgmq."{table}_{queue}" ORDER BY msg_id')
+    rows = await query_rows(dsn, f'SELECT * FROM pgmq."{table}_{queue}" ORDER BY msg_id')
     return [{**dict(row), "message": json.loads(row["message"])} for row in rows]
 
 
@@ -126,6 +127,15 @@ async def send_raw(dsn: str, queue: str, *messages: Any) -> None:
             )
     finally:
         await connection.close()
+
+
+def sample(page: str, name: str, **labels: str) -> float | None:
+    """The value of one sample of a Prometheus page, labels in any order; None if absent."""
+    for family in text_string_to_metric_families(page):
+        for found in family.samples:
+            if found.name == name and found.labels == labels:
+                return float(found.value)
+    return None
 
 
 class WorkerProcess(AgentProcess):
