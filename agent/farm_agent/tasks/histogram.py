@@ -28,9 +28,11 @@ def bucket_of(seconds: float) -> int:
 
 def bucket_sql(seconds_expression: str) -> str:
     """`bucket_of` as a SQL expression of a number of seconds (the histogram is kept in SQL)."""
+    # In float8 throughout, as Python computes it: the same libm log, the same rounding.
+    seconds = f"({seconds_expression})::float8"
     return (
-        f"CASE WHEN ({seconds_expression}) <= {MIN_S} THEN 0 ELSE least({TOP_BUCKET}, "
-        f"ceil(ln(({seconds_expression}) / {MIN_S}) / ln({RATIO})))::int END"
+        f"CASE WHEN {seconds} <= {MIN_S}::float8 THEN 0 ELSE least({TOP_BUCKET}, "
+        f"ceil(ln({seconds} / {MIN_S}::float8) / ln({RATIO}::float8)))::int END"
     )
 
 
