@@ -118,13 +118,16 @@ async def dead_letters(dsn: str, queue: str) -> list[dict[str, Any]]:
 
 async def send_raw(dsn: str, queue: str, *messages: Any) -> None:
     """Put messages on a queue as they are (not necessarily task envelopes)."""
+    await send_texts(dsn, queue, *(json.dumps(message) for message in messages))
+
+
+async def send_texts(dsn: str, queue: str, *texts: str) -> None:
+    """Put messages given as JSON text on a queue, digits and all."""
     connection = await asyncpg.connect(dsn)
     try:
         await connection.execute("SELECT pgmq.create($1::text)", queue)
-        for message in messages:
-            await connection.execute(
-                "SELECT pgmq.send($1::text, $2::text::jsonb)", queue, json.dumps(message)
-            )
+        for text in texts:
+            await connection.execute("SELECT pgmq.send($1::text, $2::text::jsonb)", queue, text)
     finally:
         await connection.close()
 

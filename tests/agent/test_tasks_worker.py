@@ -161,11 +161,11 @@ async def test_slow_task_keeps_its_lease_so_no_second_worker_runs_it(
     config = agent_config_of(
         make_config(
             tasks=tasks_section(
-                test_id, {slow: "slow"}, visibility_timeout_s=1, timeouts={slow: 10}
+                test_id, {slow: "slow"}, visibility_timeout_s=2, timeouts={slow: 20}
             )
         )
     )
-    await submit(postgres.dsn, slow, {"seconds": 3.5}, queue=config.tasks.queue)
+    await submit(postgres.dsn, slow, {"seconds": 5}, queue=config.tasks.queue)
 
     async with running_worker(config, "first"), running_worker(config, "second"):
         runs = await wait_until(
