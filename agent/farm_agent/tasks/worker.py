@@ -297,7 +297,8 @@ class Worker:
 
     def _describe(self, error: BaseException) -> str:
         """Class and message, no traceback, no secret, no NUL (PostgreSQL refuses it)."""
-        text = f"{error.__class__.__name__}: {error}".rstrip(": ")
+        message = str(error)
+        text = f"{error.__class__.__name__}: {message}" if message else error.__class__.__name__
         for secret in self._secrets:
             text = text.replace(secret, "***")
         return text.replace("\x00", "\ufffd")[:MAX_ERROR_LENGTH]
