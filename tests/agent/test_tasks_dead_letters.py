@@ -155,7 +155,7 @@ async def test_settling_a_batch_again_never_sends_a_dead_letter_twice_nor_counts
     await task_sql.set_up_tasks(connection, tasks)
     queue = tasks.queue_for("normal")
     await submit_many(connection, [task_request(kind, n) for n in range(4)], queue=tasks.queue)
-    rows = await connection.fetch(task_sql.READ, queue, 30, 4)
+    rows = await connection.fetch(task_sql.read_statement((queue,)), 30, 4, queue, None)
     ids = [row["msg_id"] for row in rows]
     doomed, done = ids[:2], ids[2:]
     bodies = [json.dumps({"v": 1, "error": "test", "n": n}) for n in range(2)]

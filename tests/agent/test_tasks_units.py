@@ -103,6 +103,7 @@ def test_fair_order_reads_by_priority_until_a_lower_queue_is_overdue() -> None:
     assert not order.due(4.9)
     assert order.due(5.0)
     assert order.plan()[0] == ("low", 3)
+    assert order.plan() == [("low", 3), ("high", None), ("normal", None)]
     order.took("low", 2, 2, 3)
     assert order.plan()[0] == ("low", 1)
     # Fewer than asked for: another worker took the overdue ones.

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import cast
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from farm_agent.config import BackendConfig, redact_dsn
 from farm_agent.probes.postgres import connect, routes
@@ -35,6 +36,7 @@ class TaskDatabase:
         self._set_up = set_up
         self._set_up_done = False
         self._pool: asyncpg.Pool | None = None
+        self._kept: dict[str, tuple[asyncpg.Pool, PoolConnectionProxy]] = {}
         self._pool_lock = asyncio.Lock()
         self.route = next(iter(self._dsns))
         self._failures = 0
@@ -43,18 +45,41 @@ class TaskDatabase:
         self.ok = False
 
     @contextlib.asynccontextmanager
-    async def connection(self) -> AsyncIterator[asyncpg.Connection]:
-        """A pooled connection; a connection failure inside counts against the route."""
+    async def connection(self, keep: str | None = None) -> AsyncIterator[asyncpg.Connection]:
+        """A pooled connection; a connection failure inside counts against the route.
+
+        With `keep`, that caller gets the same connection each time, held between uses
+        until something fails: the worker's own loops skip the pool's acquire and
+        reset round trips (handlers get a connection reset for them each time).
+        """
         try:
             pool = await self._current_pool()
-            async with pool.acquire(timeout=self._backend.connect_timeout_s) as connection:
-                # A pool's proxy answers like the connection it wraps.
-                yield cast(asyncpg.Connection, connection)
-        except Exception as err:
-            if is_connection_failure(err):
+            if keep is None:
+                async with pool.acquire(timeout=self._backend.connect_timeout_s) as connection:
+                    # A pool's proxy answers like the connection it wraps.
+                    yield cast(asyncpg.Connection, connection)
+            else:
+                yield await self._kept_connection(pool, keep)
+        except BaseException as err:
+            if keep is not None:
+                await self._release_kept(keep)
+            if isinstance(err, Exception) and is_connection_failure(err):
                 await self._failed(err)
             raise
         self._succeeded()
+
+    async def _kept_connection(self, pool: asyncpg.Pool, keep: str) -> asyncpg.Connection:
+        held = self._kept.get(keep)
+        if held is None or held[0] is not pool:
+            held = (pool, await pool.acquire(timeout=self._backend.connect_timeout_s))
+            self._kept[keep] = held
+        return cast(asyncpg.Connection, held[1])
+
+    async def _release_kept(self, keep: str) -> None:
+        held = self._kept.pop(keep, None)
+        if held is not None and held[0] is self._pool:
+            with contextlib.suppress(Exception):
+                await held[0].release(held[1], timeout=1)
 
     async def _current_pool(self) -> asyncpg.Pool:
         async with self._pool_lock:
@@ -142,6 +167,8 @@ class TaskDatabase:
             pool.terminate()
 
     async def close(self) -> None:
+        for keep in list(self._kept):
+            await self._release_kept(keep)
         pool, self._pool = self._pool, None
         if pool is not None:
             try:

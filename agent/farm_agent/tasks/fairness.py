@@ -50,11 +50,15 @@ class FairOrder:
         self._quota = {queue: count for queue, count in overdue.items() if count > 0}
 
     def plan(self) -> list[tuple[str, int | None]]:
-        """Queues to read, in order, each with the most to take from it (None: no limit)."""
+        """Each queue once, in reading order, with the most to take from it (None: no limit).
+
+        An overdue queue read first is not read again in the same round.
+        """
         first: list[tuple[str, int | None]] = [
             (queue, self._quota[queue]) for queue in self.lower_queues if queue in self._quota
         ]
-        return [*first, *((queue, None) for queue in self.queues)]
+        rest = [(queue, None) for queue in self.queues if queue not in self._quota]
+        return [*first, *rest]
 
     def took(self, queue: str, wanted: int, count: int, limit: int | None) -> None:
         """A read of `wanted` from `queue` under `limit` (a quota if not None) got `count`."""

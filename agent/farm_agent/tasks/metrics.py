@@ -50,11 +50,21 @@ class TaskMetrics:
             # Unknown until the first heartbeat reads it: NaN, never a made-up zero.
             self.queue_depth.labels(priority=priority).set(math.nan)
         self.workers_alive.set(math.nan)
+        self._counters: dict[tuple[str, str], Counter] = {}
+        self._durations: dict[str, Histogram] = {}
 
     def settled(self, task_type: str, outcome: str, duration_s: float | None) -> None:
-        self.tasks.labels(type=task_type, outcome=outcome).inc()
+        # Looking a labelled child up costs more than the count itself: keep them.
+        key = (task_type, outcome)
+        counter = self._counters.get(key)
+        if counter is None:
+            counter = self._counters[key] = self.tasks.labels(type=task_type, outcome=outcome)
+        counter.inc()
         if duration_s is not None:
-            self.duration.labels(type=task_type).observe(duration_s)
+            histogram = self._durations.get(task_type)
+            if histogram is None:
+                histogram = self._durations[task_type] = self.duration.labels(type=task_type)
+            histogram.observe(duration_s)
 
     def record_depths(self, depths: dict[str, int | None], workers_alive: int) -> None:
         for priority, depth in depths.items():

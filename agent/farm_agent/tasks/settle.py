@@ -108,7 +108,7 @@ class Settler:
             try:
                 while groups:
                     (kind, queue), leases = groups[0]
-                    async with self._database.connection() as connection:
+                    async with self._database.connection(keep="settler") as connection:
                         await self._commit_group(connection, kind, queue, leases)
                     groups.pop(0)
                     for lease in leases:
@@ -167,7 +167,7 @@ class Settler:
         by_queue: dict[str, list[int]] = defaultdict(list)
         for lease in leases:
             by_queue[lease.delivery.queue].append(lease.delivery.msg_id)
-        async with self._database.connection() as connection:
+        async with self._database.connection(keep="settler") as connection:
             for queue, ids in by_queue.items():
                 await connection.fetch(sql.SET_LEASE, queue, sorted(ids), seconds)
 

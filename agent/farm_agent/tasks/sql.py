@@ -51,29 +51,27 @@ CREATE TABLE IF NOT EXISTS farm_resilience.readings (
 );
 CREATE INDEX IF NOT EXISTS readings_topic_received_at_idx
     ON farm_resilience.readings (topic, received_at);
+-- Adds histogram b (a batch: few buckets) into a, bucket by bucket.
 CREATE OR REPLACE FUNCTION farm_resilience.histogram_sum(a jsonb, b jsonb) RETURNS jsonb
-LANGUAGE sql IMMUTABLE AS $$
-    SELECT coalesce(jsonb_object_agg(bucket, tasks), '{}'::jsonb)
-    FROM (
-        SELECT key AS bucket, sum(value::bigint) AS tasks
-        FROM (SELECT * FROM jsonb_each_text(a) UNION ALL SELECT * FROM jsonb_each_text(b)) AS both_
-        GROUP BY key
-    ) AS summed
+LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE
+    total jsonb := a;
+    added record;
+BEGIN
+    FOR added IN SELECT key, value::bigint AS tasks FROM jsonb_each_text(b) LOOP
+        total := total || jsonb_build_object(
+            added.key, coalesce((total ->> added.key)::bigint, 0) + added.tasks);
+    END LOOP;
+    RETURN total;
+END
 $$;
 """
 
-# started_at: the database's clock when the read handed the message out (vt minus the lease).
-READ = """
-SELECT msg_id, read_ct, enqueued_at, vt - make_interval(secs => $2) AS started_at,
-       message::text AS message, (message -> 'payload')::text AS payload
-FROM pgmq.read($1::text, $2::int, $3::int)
-"""
 
 # Of the first `$2` visible messages of a queue, how many have waited `$1` seconds or more.
 OVERDUE_IN = """(
-    SELECT count(*) FILTER (WHERE enqueued_at <= clock_timestamp() - make_interval(secs => $1))
-    FROM (SELECT enqueued_at FROM {table} WHERE vt <= clock_timestamp()
-          ORDER BY msg_id LIMIT $2) AS head
+    SELECT count(*) FILTER (WHERE enqueued_at <= now() - make_interval(secs => $1))
+    FROM (SELECT enqueued_at FROM {table} WHERE vt <= now() ORDER BY msg_id LIMIT $2) AS head
 )"""
 
 _MINUTE = "date_trunc('minute', now())"
@@ -90,22 +88,24 @@ WITH archived AS (
     SELECT pgmq.archive($1::text, $2::bigint[]) AS msg_id
 ), done AS (
     SELECT d.type,
-           {bucket_sql("extract(epoch FROM d.started_at - d.enqueued_at)")} AS wait_bucket,
-           {bucket_sql("extract(epoch FROM now() - d.enqueued_at)")} AS total_bucket
+           {bucket_sql("date_part('epoch', d.started_at - d.enqueued_at)")} AS wait_bucket,
+           {bucket_sql("date_part('epoch', now() - d.enqueued_at)")} AS total_bucket
     FROM unnest($2::bigint[], $3::text[], $4::timestamptz[], $5::timestamptz[])
          AS d(msg_id, type, enqueued_at, started_at)
     JOIN archived USING (msg_id)
+), buckets AS (
+    SELECT type, 'wait' AS kind, wait_bucket AS bucket, count(*) AS tasks
+    FROM done GROUP BY type, wait_bucket
+    UNION ALL
+    SELECT type, 'total', total_bucket, count(*) FROM done GROUP BY type, total_bucket
 ), counted AS (
     INSERT INTO farm_resilience.task_minutes AS m
         (minute, type, succeeded, wait_histogram, total_histogram)
-    SELECT {_MINUTE}, t.type, count(*),
-           (SELECT jsonb_object_agg(w.bucket, w.tasks) FROM (
-                SELECT wait_bucket AS bucket, count(*) AS tasks FROM done
-                WHERE done.type = t.type GROUP BY wait_bucket) AS w),
-           (SELECT jsonb_object_agg(w.bucket, w.tasks) FROM (
-                SELECT total_bucket AS bucket, count(*) AS tasks FROM done
-                WHERE done.type = t.type GROUP BY total_bucket) AS w)
-    FROM done AS t GROUP BY t.type ORDER BY t.type
+    SELECT {_MINUTE}, type,
+           sum(tasks) FILTER (WHERE kind = 'wait'),
+           coalesce(jsonb_object_agg(bucket, tasks) FILTER (WHERE kind = 'wait'), '{{}}'),
+           coalesce(jsonb_object_agg(bucket, tasks) FILTER (WHERE kind = 'total'), '{{}}')
+    FROM buckets GROUP BY type ORDER BY type
     ON CONFLICT (minute, type) DO UPDATE SET
         succeeded = m.succeeded + excluded.succeeded,
         wait_histogram = farm_resilience.histogram_sum(m.wait_histogram, excluded.wait_histogram),
@@ -209,6 +209,36 @@ SELECT r ->> 'key', r ->> 'agent_id', r ->> 'topic', r -> 'payload',
 FROM (SELECT $1::jsonb AS r) AS reading
 ON CONFLICT (key) DO NOTHING
 """
+
+
+def read_statement(queues: tuple[str, ...]) -> str:
+    """Read up to `$2` messages from `queues` in that order, in one round trip.
+
+    Parameters: $1 the lease in seconds, $2 how many in all, then for each queue its
+    name and the most to take from it (NULL: no limit of its own). Each read asks only
+    for what the reads before it left, so the first queues get the slots first; a queue
+    with nothing visible, or read when nothing is left to ask for, costs no pgmq.read.
+    started_at is the database's clock when the read handed the message out.
+    """
+    reads = []
+    for index, queue in enumerate(queues):
+        taken = "".join(f" - (SELECT count(*) FROM r{before})::int" for before in range(index))
+        name, cap = 3 + 2 * index, 4 + 2 * index
+        reads.append(
+            f"r{index} AS (SELECT r.* FROM (SELECT least(coalesce(${cap}::int, $2::int), "
+            f"$2::int{taken}) AS wanted) AS ask "
+            f"CROSS JOIN LATERAL pgmq.read(${name}::text, $1::int, ask.wanted) AS r "
+            f"WHERE ask.wanted > 0 AND EXISTS "
+            # now(), not clock_timestamp(): a stable time lets the vt index answer.
+            f"(SELECT FROM {pgmq_table('q', queue)} WHERE vt <= now()))"
+        )
+    rows = " UNION ALL ".join(
+        f"SELECT {index} AS queue, msg_id, read_ct, enqueued_at,"
+        " vt - make_interval(secs => $1) AS started_at, message::text AS message,"
+        f" (message -> 'payload')::text AS payload FROM r{index}"
+        for index in range(len(queues))
+    )
+    return f"WITH {', '.join(reads)} {rows}"
 
 
 def overdue_statement(queues: tuple[str, ...]) -> str:

@@ -79,6 +79,7 @@ class Worker:
             tasks.max_wait_s,
         )
         self._overdue_sql = sql.overdue_statement(self._order.lower_queues)
+        self._read_statements: dict[tuple[str, ...], str] = {}
         self._source_types = {source.queue: source.type for source in tasks.sources}
         self._secrets = secrets_of(config)
         self._occupied = 0
@@ -120,6 +121,8 @@ class Worker:
             if free <= 0:
                 self._slot_freed.clear()
                 await _first(stop, self._slot_freed)
+                # Handlers that finish together free their slots in the same turn: read once.
+                await asyncio.sleep(0)
                 continue
             try:
                 deliveries = await self._read(free)
@@ -142,7 +145,7 @@ class Worker:
         """Up to `free` messages, in the fair order; each one's lease starts now."""
         order = self._order
         deliveries: list[Delivery] = []
-        async with self.database.connection() as connection:
+        async with self.database.connection(keep="reader") as connection:
             now = time.monotonic()
             if order.lower_queues and order.due(now):
                 row = await connection.fetchrow(
@@ -150,18 +153,27 @@ class Worker:
                 )
                 assert row is not None
                 order.checked(now, dict(zip(order.lower_queues, row, strict=True)))
-            for queue, limit in order.plan():
-                wanted = min(free - len(deliveries), free if limit is None else limit)
-                if wanted <= 0:
-                    continue
-                rows = await connection.fetch(
-                    sql.READ, queue, self.tasks.visibility_timeout_s, wanted
-                )
-                order.took(queue, wanted, len(rows), limit)
-                deliveries.extend(self._delivery(queue, row) for row in rows)
-                if len(deliveries) >= free:
-                    break
+            plan = order.plan()
+            arguments: list[object] = [self.tasks.visibility_timeout_s, free]
+            for queue, limit in plan:
+                arguments.extend((queue, limit))
+            rows = await connection.fetch(
+                self._read_sql(tuple(queue for queue, _ in plan)), *arguments
+            )
+        left = free
+        for index, (queue, limit) in enumerate(plan):
+            mine = [row for row in rows if row["queue"] == index]
+            wanted = min(left, free if limit is None else limit)
+            order.took(queue, wanted, len(mine), limit)
+            left -= len(mine)
+            deliveries.extend(self._delivery(queue, row) for row in mine)
         return deliveries
+
+    def _read_sql(self, queues: tuple[str, ...]) -> str:
+        statement = self._read_statements.get(queues)
+        if statement is None:
+            statement = self._read_statements[queues] = sql.read_statement(queues)
+        return statement
 
     def _delivery(self, queue: str, row: asyncpg.Record) -> Delivery:
         message_text: str = row["message"]
@@ -249,10 +261,6 @@ class Worker:
 
     async def _run_handler(self, handler: Handler, task: Task) -> None:
         timeout_s = self.tasks.timeout_for(task.type)
-        overran = TaskTimeoutError(
-            f"ran longer than {timeout_s:g} s (tasks.timeouts.{task.type}, "
-            "default probes.thresholds.processing_s)"
-        )
         if handler.is_async:
             budget = asyncio.timeout(timeout_s)
             try:
@@ -260,7 +268,7 @@ class Worker:
                     await handler.function(task)
             except TimeoutError:
                 if budget.expired():
-                    raise overran from None
+                    raise _overran(task, timeout_s) from None
                 raise
             return
         thread = start_on_thread(handler, task)
@@ -272,7 +280,7 @@ class Worker:
             # The thread cannot be stopped: it keeps a slot until it returns.
             self._occupied += 1
             thread.add_done_callback(self._free_slot)
-            raise overran from None
+            raise _overran(task, timeout_s) from None
 
     def _dead_letter(
         self,
@@ -328,6 +336,13 @@ class Worker:
         if given_back:
             _LOGGER.warning("stopping: %d unfinished task(s) given back to the queue", given_back)
         _LOGGER.info("stopped")
+
+
+def _overran(task: Task, timeout_s: float) -> TaskTimeoutError:
+    return TaskTimeoutError(
+        f"ran longer than {timeout_s:g} s (tasks.timeouts.{task.type}, "
+        "default probes.thresholds.processing_s)"
+    )
 
 
 def backoff_s(base_s: float, max_s: float, attempt: int) -> int:
