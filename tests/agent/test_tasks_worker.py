@@ -186,7 +186,7 @@ async def test_plain_handler_runs_on_a_thread_and_one_past_its_timeout_is_retrie
     config = agent_config_of(
         make_config(tasks=tasks_section(test_id, {sleepy: "plain_sleepy"}, timeouts={sleepy: 0.5}))
     )
-    task_id = await submit(postgres.dsn, sleepy, {"seconds": 3}, queue=config.tasks.queue)
+    task_id = await submit(postgres.dsn, sleepy, {"seconds": 10}, queue=config.tasks.queue)
 
     async with running_worker(config) as worker:
         await wait_until(
