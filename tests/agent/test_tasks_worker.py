@@ -27,7 +27,7 @@ from tests.agent.task_support import (
     tasks_section,
     wait_until,
 )
-from tools.services import Postgres
+from tools.services import PgBouncer, Postgres
 
 ConfigMaker = Callable[..., dict[str, Any]]
 
@@ -246,3 +246,23 @@ async def _at_least(found: Any, count: int) -> list[Any]:
 
 def json_key(value: Any) -> str:
     return json.dumps(value, sort_keys=True)
+
+
+async def test_worker_moves_to_the_direct_connection_when_the_pooler_dies(
+    make_config: ConfigMaker, postgres: Postgres, pgbouncer: PgBouncer, test_id: str
+) -> None:
+    quick = task_type(test_id, "quick")
+    config = agent_config_of(make_config(tasks=tasks_section(test_id, {quick: "succeed"})))
+    first = await submit(postgres.dsn, quick, 1, queue=config.tasks.queue)
+
+    async with running_worker(config) as worker:
+        await wait_until(lambda: runs_of(postgres.dsn, quick), "the first task run")
+        assert worker.database.route == "pooler"
+        pgbouncer.kill()
+        second = await submit(postgres.dsn, quick, 2, queue=config.tasks.queue)
+        runs = await wait_until(
+            lambda: _at_least(runs_of(postgres.dsn, quick), 2), "the second task run"
+        )
+        assert worker.database.route == "direct"
+
+    assert [run["task_id"] for run in runs] == [first, second]
