@@ -86,8 +86,11 @@ class Settler:
         """Commit outcomes as they come and extend leases in time, until cancelled."""
         pause_s = RETRY_AFTER_ERROR_S[0]
         while True:
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow the
+            # cancellation that stops this loop when the wake-up comes at the same time.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.extend_every_s)
+                async with asyncio.timeout(self.extend_every_s):
+                    await self._wake.wait()
             self._wake.clear()
             try:
                 await self.commit()

@@ -277,10 +277,12 @@ class Worker:
                 raise
             return
         thread = start_on_thread(handler, task)
+        budget = asyncio.timeout(timeout_s)
         try:
-            await asyncio.wait_for(asyncio.shield(thread), timeout_s)
+            async with budget:
+                await asyncio.shield(thread)
         except TimeoutError:
-            if thread.done():
+            if not budget.expired():
                 raise
             # The thread cannot be stopped: it keeps a slot until it returns.
             self._occupied += 1
