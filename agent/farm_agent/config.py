@@ -421,20 +421,7 @@ def parse_config(raw: Any, base_dir: Path | None = None) -> AgentConfig:
         raise ConfigError("backend: set pooler_dsn, direct_dsn or both")
     if backend["queue"] == backend["dead_letter_queue"]:
         raise ConfigError("backend.dead_letter_queue: must differ from backend.queue")
-    _check_task_queues(valid["tasks"])
     return _freeze(valid, base_dir or Path.cwd())
-
-
-def _check_task_queues(tasks: dict[str, Any]) -> None:
-    """Every task queue, the dead-letter queue and each source are distinct queues."""
-    own = [f"{tasks['queue']}_{priority}" for priority in TASK_PRIORITIES]
-    if tasks["dead_letter_queue"] in own:
-        raise ConfigError("tasks.dead_letter_queue: must differ from the task queues")
-    taken = {*own, tasks["dead_letter_queue"] or f"{tasks['queue']}_dlq"}
-    for index, source in enumerate(tasks["sources"]):
-        if source["queue"] in taken:
-            raise ConfigError(f"tasks.sources.{index}.queue: is already a task queue")
-        taken.add(source["queue"])
 
 
 def _substitute_env(node: Any, path: tuple[str, ...]) -> Any:
@@ -537,7 +524,20 @@ def _freeze(valid: dict[str, Any], base_dir: Path) -> AgentConfig:
     )
 
 
+def _check_task_queues(tasks: dict[str, Any]) -> None:
+    """Every task queue, the dead-letter queue and each source are distinct queues."""
+    own = [f"{tasks['queue']}_{priority}" for priority in TASK_PRIORITIES]
+    if tasks["dead_letter_queue"] in own:
+        raise ConfigError("tasks.dead_letter_queue: must differ from the task queues")
+    taken = {*own, tasks["dead_letter_queue"] or f"{tasks['queue']}_dlq"}
+    for index, source in enumerate(tasks["sources"]):
+        if source["queue"] in taken:
+            raise ConfigError(f"tasks.sources.{index}.queue: is already a task queue")
+        taken.add(source["queue"])
+
+
 def _freeze_tasks(tasks: dict[str, Any], processing_s: float) -> TasksConfig:
+    _check_task_queues(tasks)
     handlers = {**BUILTIN_HANDLERS, **tasks["handlers"]}
     return TasksConfig(
         queue=tasks["queue"],

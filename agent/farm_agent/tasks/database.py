@@ -12,13 +12,13 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import cast
+from typing import Any, cast
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from farm_agent.config import BackendConfig, redact_dsn
-from farm_agent.probes.postgres import connect, routes
+from farm_agent.probes.postgres import routes
 from farm_agent.route import DIRECT, POOLER, describe_failure, is_connection_failure
 
 _LOGGER = logging.getLogger(__name__)
@@ -89,16 +89,20 @@ class TaskDatabase:
                 self._pool = await self._open(self.route)
             return self._pool
 
+    def _connect_options(self, route: str) -> dict[str, Any]:
+        """How every connection of a route is opened: the pool's and the pooler probe's."""
+        return {
+            "dsn": self._dsns[route],
+            "timeout": self._backend.connect_timeout_s,
+            "command_timeout": self._backend.statement_timeout_s,
+            # Transaction-mode poolers hand each transaction to another server connection.
+            "statement_cache_size": 0 if route == POOLER else 100,
+            "server_settings": {"application_name": "farm-agent-worker"},
+        }
+
     async def _open(self, route: str) -> asyncpg.Pool:
         pool = await asyncpg.create_pool(
-            self._dsns[route],
-            min_size=1,
-            max_size=self._size,
-            timeout=self._backend.connect_timeout_s,
-            command_timeout=self._backend.statement_timeout_s,
-            # Transaction-mode poolers hand each transaction to another server connection.
-            statement_cache_size=0 if route == POOLER else 100,
-            server_settings={"application_name": "farm-agent-worker"},
+            min_size=1, max_size=self._size, **self._connect_options(route)
         )
         if not self._set_up_done:
             try:
@@ -116,7 +120,7 @@ class TaskDatabase:
             return
         self._pooler_tried_at = now
         try:
-            probe = await connect(self._dsns[POOLER], self._backend.connect_timeout_s)
+            probe = await asyncpg.connect(**self._connect_options(POOLER))
         except Exception as err:
             if not is_connection_failure(err):
                 raise
