@@ -14,6 +14,7 @@ from farm_agent import __version__
 from farm_agent.config import AgentConfig, ConfigError, load_config
 from farm_agent.logs import configure_logging
 from farm_agent.spool import SpoolError
+from farm_agent.tasks.commands import add_task_commands, run_task_command
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -68,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("--json", action="store_true", help="print the health JSON")
     _add_queue_commands(commands, with_config)
+    add_task_commands(commands, with_config)
     return parser
 
 
@@ -142,6 +144,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return check(config, args.json)
     if args.command == "queue":
         return queue(config, args)
+    if args.command in ("task", "work"):
+        return run_task_command(config, args)
     return run(config)
 
 

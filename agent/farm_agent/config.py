@@ -18,6 +18,15 @@ AGENT_ID_PATTERN = re.compile(r"[a-z0-9_-]{1,64}")
 # PGMQ builds table names q_<name>/a_<name> and caps names at 47 characters.
 QUEUE_NAME_PATTERN = re.compile(r"[a-z_][a-z0-9_]{0,46}")
 ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+TASK_TYPE_PATTERN = re.compile(r"[a-z0-9_.-]{1,64}")
+_DOTTED_NAME = r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*"
+HANDLER_PATH_PATTERN = re.compile(f"{_DOTTED_NAME}:{_DOTTED_NAME}")
+TASK_PRIORITIES = ("high", "normal", "low")
+# The handlers every worker has unless the config maps their type to null.
+BUILTIN_HANDLERS = {
+    "sensor_reading": "farm_agent.tasks.builtin:store_readings",
+    "send_notification": "farm_agent.tasks.builtin:notify_mqtt",
+}
 SECRET_KEYS = frozenset({"password", "pooler_dsn", "direct_dsn"})
 # libpq's sslmode values, weakest first; `allow` and `prefer` fall back to plaintext.
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
@@ -121,6 +130,48 @@ class HttpConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class TaskSource:
+    """An extra queue the worker consumes: each relay envelope in it is a task of `type`."""
+
+    queue: str
+    type: str
+
+
+@dataclass(frozen=True, slots=True)
+class TasksConfig:
+    """The `tasks:` section: the task queues, the handlers and how the worker runs them."""
+
+    queue: str
+    dead_letter_queue: str
+    handlers: dict[str, str]
+    max_attempts: int
+    visibility_timeout_s: int
+    backoff_base_s: float
+    backoff_max_s: float
+    concurrency: int
+    timeouts: dict[str, float]
+    default_timeout_s: float
+    max_wait_s: float
+    sources: tuple[TaskSource, ...]
+    poll_interval_s: float
+    heartbeat_s: float
+    drain_s: float
+    listen: HttpConfig | None
+    figures_retention_days: float
+
+    def queue_for(self, priority: str) -> str:
+        """The PGMQ queue of a priority: `<queue>_high`, `_normal` or `_low`."""
+        return f"{self.queue}_{priority}"
+
+    @property
+    def priority_queues(self) -> tuple[str, ...]:
+        return tuple(self.queue_for(priority) for priority in TASK_PRIORITIES)
+
+    def timeout_for(self, task_type: str) -> float:
+        return self.timeouts.get(task_type, self.default_timeout_s)
+
+
+@dataclass(frozen=True, slots=True)
 class AgentConfig:
     agent_id: str
     mqtt: MqttConfig
@@ -129,6 +180,7 @@ class AgentConfig:
     probes: ProbesConfig
     http: HttpConfig | None
     log_level: str
+    tasks: TasksConfig
 
 
 def _agent_id(value: Any) -> str:
@@ -336,6 +388,53 @@ PROBES_SCHEMA = vol.Schema(
 
 HTTP_SCHEMA = vol.Schema({vol.Optional("listen", default="127.0.0.1:9102"): _listen_address})
 
+
+def _task_type(value: Any) -> str:
+    if not isinstance(value, str) or not TASK_TYPE_PATTERN.fullmatch(value):
+        raise vol.Invalid("a task type is 1-64 characters of a-z, 0-9, '_', '.' or '-'")
+    return value
+
+
+def _task_queue_name(value: Any) -> str:
+    name = _queue_name(value)
+    if len(name) > 40:
+        raise vol.Invalid("must be at most 40 characters (PGMQ queues <name>_normal etc.)")
+    return name
+
+
+def _handler_path(value: Any) -> str | None:
+    if value is not None and (
+        not isinstance(value, str) or not HANDLER_PATH_PATTERN.fullmatch(value)
+    ):
+        raise vol.Invalid("expected package.module:function (or null for no handler)")
+    return value
+
+
+TASKS_SCHEMA = vol.Schema(
+    {
+        vol.Optional("queue", default="farm_tasks"): _task_queue_name,
+        vol.Optional("dead_letter_queue", default=None): vol.Any(None, _queue_name),
+        vol.Optional("handlers", default={}): {_task_type: _handler_path},
+        vol.Optional("max_attempts", default=5): vol.All(int, vol.Range(min=1, max=1000)),
+        vol.Optional("visibility_timeout_s", default=30): vol.All(int, vol.Range(min=1)),
+        vol.Optional("backoff", default={}): {
+            vol.Optional("base_s", default=2.0): _POSITIVE_NUMBER,
+            vol.Optional("max_s", default=300.0): _POSITIVE_NUMBER,
+        },
+        vol.Optional("concurrency", default=4): vol.All(int, vol.Range(min=1, max=1000)),
+        vol.Optional("timeouts", default={}): {_task_type: _POSITIVE_NUMBER},
+        vol.Optional("max_wait_s", default=60.0): _POSITIVE_NUMBER,
+        vol.Optional("sources", default=[]): [
+            {vol.Required("queue"): _queue_name, vol.Required("type"): _task_type}
+        ],
+        vol.Optional("poll_interval_s", default=1.0): _POSITIVE_NUMBER,
+        vol.Optional("heartbeat_s", default=10.0): _POSITIVE_NUMBER,
+        vol.Optional("drain_s", default=30.0): _POSITIVE_NUMBER,
+        vol.Optional("listen", default="127.0.0.1:9103"): vol.Any(None, _listen_address),
+        vol.Optional("figures_retention_days", default=35.0): _POSITIVE_NUMBER,
+    }
+)
+
 CONFIG_SCHEMA = vol.Schema(
     {
         vol.Required("agent_id"): _agent_id,
@@ -344,6 +443,7 @@ CONFIG_SCHEMA = vol.Schema(
         vol.Optional("spool", default={}): SPOOL_SCHEMA,
         vol.Optional("probes", default={}): PROBES_SCHEMA,
         vol.Optional("http", default={}): vol.Any(None, HTTP_SCHEMA),
+        vol.Optional("tasks", default={}): TASKS_SCHEMA,
         vol.Optional("log_level", default="info"): vol.All(
             str, vol.Lower, vol.In(["debug", "info", "warning", "error"])
         ),
@@ -501,6 +601,43 @@ def _freeze(valid: dict[str, Any], base_dir: Path) -> AgentConfig:
         ),
         http=HttpConfig(*http["listen"]) if http is not None else None,
         log_level=valid["log_level"],
+        tasks=_freeze_tasks(valid["tasks"], probes["thresholds"]["processing_s"]),
+    )
+
+
+def _check_task_queues(tasks: dict[str, Any]) -> None:
+    """Every task queue, the dead-letter queue and each source are distinct queues."""
+    own = [f"{tasks['queue']}_{priority}" for priority in TASK_PRIORITIES]
+    if tasks["dead_letter_queue"] in own:
+        raise ConfigError("tasks.dead_letter_queue: must differ from the task queues")
+    taken = {*own, tasks["dead_letter_queue"] or f"{tasks['queue']}_dlq"}
+    for index, source in enumerate(tasks["sources"]):
+        if source["queue"] in taken:
+            raise ConfigError(f"tasks.sources.{index}.queue: is already a task queue")
+        taken.add(source["queue"])
+
+
+def _freeze_tasks(tasks: dict[str, Any], processing_s: float) -> TasksConfig:
+    _check_task_queues(tasks)
+    handlers = {**BUILTIN_HANDLERS, **tasks["handlers"]}
+    return TasksConfig(
+        queue=tasks["queue"],
+        dead_letter_queue=tasks["dead_letter_queue"] or f"{tasks['queue']}_dlq",
+        handlers={task_type: path for task_type, path in handlers.items() if path is not None},
+        max_attempts=tasks["max_attempts"],
+        visibility_timeout_s=tasks["visibility_timeout_s"],
+        backoff_base_s=tasks["backoff"]["base_s"],
+        backoff_max_s=tasks["backoff"]["max_s"],
+        concurrency=tasks["concurrency"],
+        timeouts=dict(tasks["timeouts"]),
+        default_timeout_s=processing_s,
+        max_wait_s=tasks["max_wait_s"],
+        sources=tuple(TaskSource(**source) for source in tasks["sources"]),
+        poll_interval_s=tasks["poll_interval_s"],
+        heartbeat_s=tasks["heartbeat_s"],
+        drain_s=tasks["drain_s"],
+        listen=HttpConfig(*tasks["listen"]) if tasks["listen"] is not None else None,
+        figures_retention_days=tasks["figures_retention_days"],
     )
 
 

@@ -1,0 +1,166 @@
+"""Task dead letters for an operator: list them, requeue them, purge them; by type if asked.
+
+Requeue puts each task back on its own priority queue as a fresh message (so attempts
+start again at 1), the envelope kept as it was minus error/attempts/failed_at/queue and
+with `requeued` counted up; it moves at most `batch_size` per transaction, each
+transaction atomic. A dead letter that was no task (type "(invalid)") cannot be
+requeued: it stays until purged. `farm-agent queue dlq` wires these to the command line.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from farm_agent.config import TASK_PRIORITIES, TasksConfig
+from farm_agent.probes.postgres import pgmq_table
+from farm_agent.tasks.envelope import NOT_A_TASK
+
+BATCH_SIZE = 100
+# Matches a dead letter of type $1 (NULL: any); "(invalid)" matches those that were no task.
+_OF_TYPE = f"($1::text IS NULL OR coalesce(message ->> 'type', '{NOT_A_TASK}') = $1)"
+_REQUEUABLE = (
+    "jsonb_typeof(message -> 'type') = 'string' AND jsonb_typeof(message -> 'id') = 'string'"
+    " AND message ? 'payload' AND message ->> 'priority' = ANY($4::text[])"
+)
+LIST = f"""
+SELECT msg_id, enqueued_at, message::text AS message FROM {{table}}
+WHERE {_OF_TYPE} ORDER BY msg_id LIMIT $2
+"""
+# Locked, so two operators requeueing at once never move a dead letter twice.
+PICK = f"""
+SELECT msg_id, message ->> 'priority' AS priority,
+       (message - 'error' - 'attempts' - 'failed_at' - 'queue'
+        || jsonb_build_object('requeued', CASE
+            WHEN jsonb_typeof(message -> 'requeued') = 'number'
+            THEN (message ->> 'requeued')::numeric::int ELSE 0 END + 1))::text AS envelope
+FROM {{table}}
+WHERE {_OF_TYPE} AND msg_id > $2 AND {_REQUEUABLE}
+ORDER BY msg_id LIMIT $3
+FOR UPDATE SKIP LOCKED
+"""
+COUNT_STUCK = f"""
+SELECT count(*) FROM {{table}} WHERE {_OF_TYPE} AND NOT ({_REQUEUABLE.replace("$4", "$2")})
+"""
+PURGE = f"""
+WITH doomed AS (
+    SELECT msg_id FROM {{table}} WHERE {_OF_TYPE} ORDER BY msg_id LIMIT $2 FOR UPDATE SKIP LOCKED
+)
+SELECT count(*) FROM pgmq.delete($3::text, ARRAY(SELECT msg_id FROM doomed))
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """One task dead letter, as an operator reads it."""
+
+    msg_id: int
+    enqueued_at: datetime
+    type: str
+    error: str | None
+    attempts: int | None
+    failed_at: str | None
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Requeued:
+    """What a requeue did: how many went back to each priority, how many could not."""
+
+    by_priority: dict[str, int]
+    not_requeuable: int
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_priority.values())
+
+
+async def list_dead_letters(
+    connection: asyncpg.Connection,
+    tasks: TasksConfig,
+    task_type: str | None = None,
+    limit: int = 10,
+) -> list[DeadLetter]:
+    """The oldest dead letters (of one type), left where they are."""
+    table = pgmq_table("q", tasks.dead_letter_queue)
+    rows = await connection.fetch(LIST.format(table=table), task_type, limit)
+    letters = []
+    for row in rows:
+        body = json.loads(row["message"])
+        body = body if isinstance(body, dict) else {"message": body}
+        letter_type = body.get("type")
+        letters.append(
+            DeadLetter(
+                msg_id=row["msg_id"],
+                enqueued_at=row["enqueued_at"],
+                type=letter_type if isinstance(letter_type, str) else NOT_A_TASK,
+                error=body.get("error"),
+                attempts=body.get("attempts"),
+                failed_at=body.get("failed_at"),
+                body=body,
+            )
+        )
+    return letters
+
+
+async def requeue_dead_letters(
+    connection: asyncpg.Connection,
+    tasks: TasksConfig,
+    task_type: str | None = None,
+    limit: int | None = None,
+    batch_size: int = BATCH_SIZE,
+) -> Requeued:
+    """Move dead letters (of one type; the oldest `limit`) back to their priority queues."""
+    table = pgmq_table("q", tasks.dead_letter_queue)
+    moved: dict[str, int] = dict.fromkeys(TASK_PRIORITIES, 0)
+    after = 0
+    while limit is None or sum(moved.values()) < limit:
+        size = batch_size if limit is None else min(batch_size, limit - sum(moved.values()))
+        async with connection.transaction():
+            rows = await connection.fetch(
+                PICK.format(table=table), task_type, after, size, list(TASK_PRIORITIES)
+            )
+            if not rows:
+                break
+            by_priority: dict[str, list[str]] = defaultdict(list)
+            for row in rows:
+                by_priority[row["priority"]].append(row["envelope"])
+            for priority, envelopes in by_priority.items():
+                await connection.execute(
+                    "SELECT pgmq.send_batch($1::text, $2::text[]::jsonb[])",
+                    tasks.queue_for(priority),
+                    envelopes,
+                )
+                moved[priority] += len(envelopes)
+            ids = [row["msg_id"] for row in rows]
+            await connection.execute(
+                "SELECT pgmq.delete($1::text, $2::bigint[])", tasks.dead_letter_queue, ids
+            )
+            after = max(ids)
+    stuck = await connection.fetchval(
+        COUNT_STUCK.format(table=table), task_type, list(TASK_PRIORITIES)
+    )
+    return Requeued(by_priority=moved, not_requeuable=int(stuck))
+
+
+async def purge_dead_letters(
+    connection: asyncpg.Connection,
+    tasks: TasksConfig,
+    task_type: str | None = None,
+    batch_size: int = 1000,
+) -> int:
+    """Delete the dead letters (of one type), `batch_size` per statement; returns how many."""
+    table = pgmq_table("q", tasks.dead_letter_queue)
+    purged = 0
+    while True:
+        deleted = await connection.fetchval(
+            PURGE.format(table=table), task_type, batch_size, tasks.dead_letter_queue
+        )
+        purged += int(deleted)
+        if deleted < batch_size:
+            return purged

@@ -1,0 +1,277 @@
+"""Every SQL statement of the tasks: the schema they add, and how a worker reads and settles.
+
+All task DDL is here (`SET_UP_TASKS`), so a migration file can take it over in one piece.
+Each way a task is settled is one statement: the PGMQ call and the figures it changes
+commit together, so a crash never counts a task that was not settled, nor settles one
+twice (a dead letter is sent only for a message this statement deleted).
+Only PGMQ functions that Supabase's PGMQ has too are used: read, set_vt with whole
+seconds, archive, delete, send_batch, metrics, create.
+"""
+
+from __future__ import annotations
+
+import asyncpg
+
+from farm_agent.config import TasksConfig
+from farm_agent.probes.postgres import pgmq_table
+from farm_agent.sql import SETUP_LOCK_ID, PgmqMissingError
+from farm_agent.tasks.histogram import bucket_sql
+
+SET_UP_TASKS = """
+CREATE SCHEMA IF NOT EXISTS farm_resilience;
+-- One row per minute and task type, never one per task: counts and latency histograms
+-- ({"bucket": tasks}, see farm_agent/tasks/histogram.py).
+CREATE TABLE IF NOT EXISTS farm_resilience.task_minutes (
+    minute timestamptz NOT NULL,
+    type text NOT NULL,
+    succeeded bigint NOT NULL DEFAULT 0,
+    failed bigint NOT NULL DEFAULT 0,
+    retried bigint NOT NULL DEFAULT 0,
+    dead_lettered bigint NOT NULL DEFAULT 0,
+    wait_histogram jsonb NOT NULL DEFAULT '{}',
+    total_histogram jsonb NOT NULL DEFAULT '{}',
+    PRIMARY KEY (minute, type)
+);
+CREATE TABLE IF NOT EXISTS farm_resilience.task_workers (
+    id text PRIMARY KEY,
+    last_seen timestamptz NOT NULL DEFAULT now(),
+    running integer NOT NULL,
+    concurrency integer NOT NULL,
+    heartbeat_s float8 NOT NULL,
+    stopped boolean NOT NULL DEFAULT false
+);
+-- Where the built-in store_readings handler keeps relayed readings, once per key.
+CREATE TABLE IF NOT EXISTS farm_resilience.readings (
+    key text PRIMARY KEY,
+    agent_id text NOT NULL,
+    topic text NOT NULL,
+    payload jsonb,
+    received_at timestamptz NOT NULL,
+    stored_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS readings_topic_received_at_idx
+    ON farm_resilience.readings (topic, received_at);
+-- Adds histogram b (a batch: few buckets) into a, bucket by bucket.
+CREATE OR REPLACE FUNCTION farm_resilience.histogram_sum(a jsonb, b jsonb) RETURNS jsonb
+LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE
+    total jsonb := a;
+    added record;
+BEGIN
+    FOR added IN SELECT key, value::bigint AS tasks FROM jsonb_each_text(b) LOOP
+        total := total || jsonb_build_object(
+            added.key, coalesce((total ->> added.key)::bigint, 0) + added.tasks);
+    END LOOP;
+    RETURN total;
+END
+$$;
+"""
+
+
+# Of the first `$2` visible messages of a queue, how many have waited `$1` seconds or more.
+OVERDUE_IN = """(
+    SELECT count(*) FILTER (WHERE enqueued_at <= now() - make_interval(secs => $1))
+    FROM (SELECT enqueued_at FROM {table} WHERE vt <= now() ORDER BY msg_id LIMIT $2) AS head
+)"""
+
+_MINUTE = "date_trunc('minute', now())"
+_UPSERT = """
+    INSERT INTO farm_resilience.task_minutes AS m (minute, type, {columns})
+    SELECT {minute}, type, {values} FROM {source} GROUP BY type ORDER BY type
+    ON CONFLICT (minute, type) DO UPDATE SET {updates}
+"""
+
+# Archive, and count the tasks archived with their latencies: wait (enqueue to start)
+# and total (enqueue to this commit, the moment the archive says it was done).
+COMPLETE = f"""
+WITH archived AS (
+    SELECT pgmq.archive($1::text, $2::bigint[]) AS msg_id
+), done AS (
+    SELECT d.type,
+           {bucket_sql("date_part('epoch', d.started_at - d.enqueued_at)")} AS wait_bucket,
+           {bucket_sql("date_part('epoch', now() - d.enqueued_at)")} AS total_bucket
+    FROM unnest($2::bigint[], $3::text[], $4::timestamptz[], $5::timestamptz[])
+         AS d(msg_id, type, enqueued_at, started_at)
+    JOIN archived USING (msg_id)
+), buckets AS (
+    SELECT type, 'wait' AS kind, wait_bucket AS bucket, count(*) AS tasks
+    FROM done GROUP BY type, wait_bucket
+    UNION ALL
+    SELECT type, 'total', total_bucket, count(*) FROM done GROUP BY type, total_bucket
+), counted AS (
+    INSERT INTO farm_resilience.task_minutes AS m
+        (minute, type, succeeded, wait_histogram, total_histogram)
+    SELECT {_MINUTE}, type,
+           sum(tasks) FILTER (WHERE kind = 'wait'),
+           coalesce(jsonb_object_agg(bucket, tasks) FILTER (WHERE kind = 'wait'), '{{}}'),
+           coalesce(jsonb_object_agg(bucket, tasks) FILTER (WHERE kind = 'total'), '{{}}')
+    FROM buckets GROUP BY type ORDER BY type
+    ON CONFLICT (minute, type) DO UPDATE SET
+        succeeded = m.succeeded + excluded.succeeded,
+        wait_histogram = farm_resilience.histogram_sum(m.wait_histogram, excluded.wait_histogram),
+        total_histogram = farm_resilience.histogram_sum(m.total_histogram, excluded.total_histogram)
+)
+SELECT count(*) FROM archived
+"""
+
+# Visible again after each one's backoff (whole seconds: what set_vt takes everywhere).
+RETRY = f"""
+WITH retried AS (
+    SELECT r.type
+    FROM unnest($2::bigint[], $3::int[], $4::text[]) AS r(msg_id, delay_s, type)
+    CROSS JOIN LATERAL pgmq.set_vt($1::text, r.msg_id, r.delay_s) AS moved
+), counted AS (
+    {
+    _UPSERT.format(
+        columns="retried",
+        minute=_MINUTE,
+        values="count(*)",
+        source="retried",
+        updates="retried = m.retried + excluded.retried",
+    )
+}
+)
+SELECT count(*) FROM retried
+"""
+
+# Delete from the task's queue and send to the dead letters in one statement: only what
+# this statement deleted is sent, so a retried flush cannot send a dead letter twice.
+DEAD_LETTER = f"""
+WITH gone AS (
+    SELECT pgmq.delete($1::text, $2::bigint[]) AS msg_id
+), letters AS (
+    SELECT d.ord, d.body, d.type, d.handler_failed
+    FROM unnest($2::bigint[], $3::text[], $4::text[], $5::bool[])
+         WITH ORDINALITY AS d(msg_id, body, type, handler_failed, ord)
+    JOIN gone USING (msg_id)
+), sent AS (
+    SELECT pgmq.send_batch($6::text, batch.bodies) AS msg_id
+    FROM (SELECT array_agg(body::jsonb ORDER BY ord) AS bodies FROM letters) AS batch
+    WHERE batch.bodies IS NOT NULL
+), counted AS (
+    {
+    _UPSERT.format(
+        columns="dead_lettered, failed",
+        minute=_MINUTE,
+        source="letters",
+        values="count(*), count(*) FILTER (WHERE handler_failed)",
+        updates="dead_lettered = m.dead_lettered + excluded.dead_lettered, "
+        "failed = m.failed + excluded.failed",
+    )
+}
+)
+SELECT count(*) FROM sent
+"""
+
+# Keep (or give back, with 0) the leases of messages still being worked on.
+SET_LEASE = """
+SELECT moved.msg_id
+FROM unnest($2::bigint[]) AS l(msg_id)
+CROSS JOIN LATERAL pgmq.set_vt($1::text, l.msg_id, $3::int) AS moved
+"""
+
+HEARTBEAT = """
+INSERT INTO farm_resilience.task_workers AS w
+    (id, last_seen, running, concurrency, heartbeat_s, stopped)
+VALUES ($1, now(), $2, $3, $4, $5)
+ON CONFLICT (id) DO UPDATE SET last_seen = now(), running = excluded.running,
+    concurrency = excluded.concurrency, heartbeat_s = excluded.heartbeat_s,
+    stopped = excluded.stopped
+"""
+
+PRUNE_MINUTES = """
+DELETE FROM farm_resilience.task_minutes
+WHERE minute < now() - make_interval(secs => $1::float8 * 86400)
+"""
+PRUNE_WORKERS = """
+DELETE FROM farm_resilience.task_workers WHERE last_seen < now() - interval '1 day'
+"""
+
+MINUTES_SINCE = """
+SELECT type, succeeded, failed, retried, dead_lettered,
+       wait_histogram::text AS wait_histogram, total_histogram::text AS total_histogram
+FROM farm_resilience.task_minutes
+WHERE minute > now() - make_interval(secs => $1)
+"""
+WORKERS_SINCE = """
+SELECT id, extract(epoch FROM now() - last_seen)::float8 AS last_seen_s,
+       running, concurrency, heartbeat_s, stopped
+FROM farm_resilience.task_workers
+WHERE last_seen > now() - make_interval(secs => $1)
+ORDER BY id
+"""
+DEPTH = "SELECT queue_length FROM pgmq.metrics($1::text)"
+
+STORE_READING = """
+INSERT INTO farm_resilience.readings (key, agent_id, topic, payload, received_at)
+SELECT r ->> 'key', r ->> 'agent_id', r ->> 'topic', r -> 'payload',
+       (r ->> 'received_at')::timestamptz
+FROM (SELECT $1::jsonb AS r) AS reading
+ON CONFLICT (key) DO NOTHING
+"""
+
+
+def read_statement(queues: tuple[str, ...]) -> str:
+    """Read up to `$2` messages from `queues` in that order, in one round trip.
+
+    Parameters: $1 the lease in seconds, $2 how many in all, then for each queue its
+    name and the most to take from it (NULL: no limit of its own). Each read asks only
+    for what the reads before it left, so the first queues get the slots first; a queue
+    with nothing visible, or read when nothing is left to ask for, costs no pgmq.read.
+    started_at is the database's clock when the read handed the message out.
+    """
+    reads = []
+    for index, queue in enumerate(queues):
+        taken = "".join(f" - (SELECT count(*) FROM r{before})::int" for before in range(index))
+        name, cap = 3 + 2 * index, 4 + 2 * index
+        reads.append(
+            f"r{index} AS (SELECT r.* FROM (SELECT least(coalesce(${cap}::int, $2::int), "
+            f"$2::int{taken}) AS wanted) AS ask "
+            f"CROSS JOIN LATERAL pgmq.read(${name}::text, $1::int, ask.wanted) AS r "
+            f"WHERE ask.wanted > 0 AND EXISTS "
+            # now(), not clock_timestamp(): a stable time lets the vt index answer.
+            f"(SELECT FROM {pgmq_table('q', queue)} WHERE vt <= now()))"
+        )
+    rows = " UNION ALL ".join(
+        f"SELECT {index} AS queue, msg_id, read_ct, enqueued_at,"
+        " vt - make_interval(secs => $1) AS started_at, message::text AS message,"
+        f" (message -> 'payload')::text AS payload FROM r{index}"
+        for index in range(len(queues))
+    )
+    return f"WITH {', '.join(reads)} {rows}"
+
+
+def overdue_statement(queues: tuple[str, ...]) -> str:
+    """One row: per queue, how many of its first visible messages are overdue."""
+    columns = ",\n".join(
+        f'{OVERDUE_IN.format(table=pgmq_table("q", queue))} AS "{index}"'
+        for index, queue in enumerate(queues)
+    )
+    return f"SELECT {columns}"
+
+
+def task_queues(tasks: TasksConfig) -> tuple[str, ...]:
+    """Every queue a worker uses: by priority, the dead letters, then the sources."""
+    return (
+        *tasks.priority_queues,
+        tasks.dead_letter_queue,
+        *(source.queue for source in tasks.sources),
+    )
+
+
+async def set_up_tasks(connection: asyncpg.Connection, tasks: TasksConfig) -> None:
+    """Create the task tables and queues if missing; safe to run by several workers at once."""
+    async with connection.transaction():
+        # The relay's lock too: both create the farm_resilience schema.
+        await connection.execute("SELECT pg_advisory_xact_lock($1)", SETUP_LOCK_ID)
+        has_pgmq = await connection.fetchval(
+            "SELECT to_regprocedure('pgmq.send_batch(text, jsonb[])') IS NOT NULL"
+        )
+        if not has_pgmq:
+            raise PgmqMissingError(
+                "PGMQ is not installed in this database: run CREATE EXTENSION pgmq "
+                "(on Supabase: enable Queues)"
+            )
+        await connection.execute(SET_UP_TASKS)
+        for queue in task_queues(tasks):
+            await connection.execute("SELECT pgmq.create($1::text)", queue)

@@ -1,0 +1,123 @@
+"""Priorities: high before normal before low, no starvation of low tasks, depths by priority."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import asyncpg
+import pytest
+
+from farm_agent.tasks import read_task_depths, read_task_figures, submit_many, task_request
+from tests.agent.task_support import (
+    agent_config_of,
+    create_runs_table,
+    queue_rows,
+    running_worker,
+    runs_of,
+    task_type,
+    tasks_section,
+    wait_until,
+)
+from tools.services import Postgres
+
+ConfigMaker = Callable[..., dict[str, Any]]
+
+
+@pytest.fixture(autouse=True)
+async def runs_table(postgres: Postgres) -> None:
+    await create_runs_table(postgres.dsn)
+
+
+async def test_high_tasks_run_before_normal_ones_and_normal_before_low(
+    make_config: ConfigMaker, postgres: Postgres, test_id: str
+) -> None:
+    kinds = {priority: task_type(test_id, priority) for priority in ("high", "normal", "low")}
+    config = agent_config_of(
+        make_config(
+            tasks=tasks_section(
+                test_id, dict.fromkeys(kinds.values(), "succeed"), concurrency=1, max_wait_s=600
+            )
+        )
+    )
+    # Submitted lowest priority first: the order they run in is the worker's doing.
+    requests = [
+        task_request(kinds[priority], n, priority)
+        for priority in ("low", "normal", "high")
+        for n in range(3)
+    ]
+    await submit_many(postgres.dsn, requests, queue=config.tasks.queue)
+
+    async with running_worker(config):
+        runs = await wait_until(
+            lambda: _at_least(runs_of(postgres.dsn, *kinds.values()), 9), "nine tasks run"
+        )
+
+    assert [run["type"] for run in runs] == [
+        *[kinds["high"]] * 3,
+        *[kinds["normal"]] * 3,
+        *[kinds["low"]] * 3,
+    ]
+
+
+async def test_low_task_starts_within_max_wait_while_high_tasks_keep_the_worker_busy(
+    make_config: ConfigMaker, postgres: Postgres, test_id: str
+) -> None:
+    high, low = task_type(test_id, "high"), task_type(test_id, "low")
+    max_wait_s = 4
+    config = agent_config_of(
+        make_config(
+            tasks=tasks_section(
+                test_id, {high: "slow", low: "succeed"}, concurrency=2, max_wait_s=max_wait_s
+            )
+        )
+    )
+    queue = config.tasks.queue
+    # About 10 s of high tasks for two slots: strict priority would keep the low one
+    # waiting until all of them are done.
+    flood = [task_request(high, {"seconds": 0.05}, "high") for _ in range(400)]
+    await submit_many(postgres.dsn, flood, queue=queue)
+
+    async with running_worker(config):
+        await wait_until(lambda: runs_of(postgres.dsn, high), "the high tasks started")
+        await submit_many(postgres.dsn, [task_request(low, None, "low")], queue=queue)
+        [low_run] = await wait_until(lambda: runs_of(postgres.dsn, low), "the low task ran")
+        high_waiting = len(await queue_rows(postgres.dsn, f"{queue}_high"))
+
+    [archived] = await wait_until(
+        lambda: queue_rows(postgres.dsn, f"{queue}_low", "a"), "the low task archived"
+    )
+    waited_s = (low_run["at"] - archived["enqueued_at"]).total_seconds()
+    assert waited_s < max_wait_s
+    assert high_waiting > 0, "the low task should run while high tasks still wait"
+
+
+async def test_depth_of_each_priority_is_readable_and_unknowns_are_null(
+    make_config: ConfigMaker, postgres: Postgres, test_id: str
+) -> None:
+    kind = task_type(test_id, "count")
+    config = agent_config_of(make_config(tasks=tasks_section(test_id, {kind: "succeed"})))
+    requests = [
+        *(task_request(kind, n, "high") for n in range(2)),
+        *(task_request(kind, n, "normal") for n in range(3)),
+        task_request(kind, 0, "low"),
+    ]
+    await submit_many(postgres.dsn, requests, queue=config.tasks.queue)
+
+    connection = await asyncpg.connect(postgres.dsn)
+    try:
+        depths = await read_task_depths(connection, config.tasks)
+        figures = await read_task_figures(connection, config.tasks)
+    finally:
+        await connection.close()
+
+    assert depths == {"high": 2, "normal": 3, "low": 1}
+    assert figures.depth == depths
+    # No worker has run with this config: its dead-letter queue does not exist yet.
+    assert figures.dlq_depth is None
+    assert kind not in figures.by_type
+
+
+async def _at_least(found: Any, count: int) -> list[Any]:
+    rows: list[Any] = await found
+    return rows if len(rows) >= count else []
