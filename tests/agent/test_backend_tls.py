@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 from farm_agent.config import BackendTlsConfig, ConfigError, parse_config
 from farm_agent.database import choose_tls, tls_warning
 from farm_agent.probes.postgres import probe_route
+from farm_agent.tasks import submit
 from tests.agent.health_support import create_queues, farm_agent
 from tests.agent.support import (
     TEST_SECRET,
@@ -20,6 +22,13 @@ from tests.agent.support import (
     wait_for_messages,
     with_secret,
     write_config,
+)
+from tests.agent.task_support import (
+    queue_rows,
+    running_worker,
+    task_type,
+    tasks_section,
+    wait_until,
 )
 from tools.services import Certificates, Mosquitto, Postgres, Services, make_certificates
 
@@ -194,3 +203,30 @@ async def test_check_lists_an_unverified_server_as_a_problem_naming_backend_tls_
     warnings = [line for line in agent.log().splitlines() if "backend TLS" in line]
     assert len(warnings) == 1, "said once, at start"
     assert "backend.tls.ca_file" in warnings[0]
+
+
+async def test_the_task_worker_verifies_the_server_as_the_relay_does(
+    make_config: ConfigMaker,
+    tls_postgres: tuple[Postgres, Certificates],
+    other_ca: Path,
+    test_id: str,
+) -> None:
+    server, certificates = tls_postgres
+    kind = task_type(test_id, "noop")
+    trusted = tls_config(make_config, server, "verify-full", certificates.ca_file)
+    trusted["tasks"] = tasks_section(test_id, {kind: "noop"})
+    untrusted = {**trusted, "backend": {**trusted["backend"], "tls": {"mode": "verify-full"}}}
+    untrusted["backend"]["tls"]["ca_file"] = str(other_ca)
+    queue = trusted["tasks"]["queue"]
+
+    refused_id = await submit(server.dsn, kind, {"n": 1}, queue=queue)
+    async with running_worker(parse_config(untrusted)):
+        await asyncio.sleep(3)
+    waiting = await queue_rows(server.dsn, f"{queue}_normal")
+    async with running_worker(parse_config(trusted)):
+        archived = await wait_until(
+            lambda: queue_rows(server.dsn, f"{queue}_normal", "a"), "the task archived"
+        )
+
+    assert [row["message"]["id"] for row in waiting] == [refused_id]
+    assert [row["message"]["id"] for row in archived] == [refused_id]

@@ -18,6 +18,7 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from farm_agent.config import BackendConfig, redact_dsn
+from farm_agent.database import choose_tls, ssl_argument
 from farm_agent.probes.postgres import routes
 from farm_agent.route import DIRECT, POOLER, describe_failure, is_connection_failure
 
@@ -91,8 +92,11 @@ class TaskDatabase:
 
     def _connect_options(self, route: str) -> dict[str, Any]:
         """How every connection of a route is opened: the pool's and the pooler probe's."""
+        dsn = self._dsns[route]
         return {
-            "dsn": self._dsns[route],
+            "dsn": dsn,
+            # The relay's TLS rules: a remote host never falls back to plaintext.
+            "ssl": ssl_argument(choose_tls(dsn, self._backend.tls)),
             "timeout": self._backend.connect_timeout_s,
             "command_timeout": self._backend.statement_timeout_s,
             # Transaction-mode poolers hand each transaction to another server connection.

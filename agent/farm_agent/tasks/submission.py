@@ -14,7 +14,8 @@ from typing import Any
 
 import asyncpg
 
-from farm_agent.config import QUEUE_NAME_PATTERN, TASK_PRIORITIES
+from farm_agent.config import QUEUE_NAME_PATTERN, TASK_PRIORITIES, BackendTlsConfig
+from farm_agent.database import choose_tls, ssl_argument
 from farm_agent.tasks.envelope import new_envelope, payload_text
 from farm_agent.tasks.task import DEFAULT_PRIORITY, TaskInputError, check_priority, check_type
 
@@ -109,7 +110,9 @@ async def submit_many(
     _check_queue(queue)
     envelopes = [new_envelope(r.type, r.payload_json, r.priority) for r in requests]
     if isinstance(conn_or_dsn, str):
-        connection = await asyncpg.connect(conn_or_dsn, statement_cache_size=0)
+        # No config here: the default TLS rules (a remote host is never plaintext).
+        tls = ssl_argument(choose_tls(conn_or_dsn, BackendTlsConfig(ca_file=None, mode=None)))
+        connection = await asyncpg.connect(conn_or_dsn, ssl=tls, statement_cache_size=0)
         try:
             await _send(connection, queue, requests, envelopes)
         finally:
