@@ -13,24 +13,16 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.farm_resilience.const import DOMAIN
 
-from .mqtt_support import (
+from .support import (
     ACCEPTED,
     AGENT_ID,
     ONLINE,
     STATUS_TOPIC,
     StandInAgent,
+    discovered_flows,
     shown,
     wait_until,
 )
-
-
-def discovered_flows(hass: HomeAssistant) -> list[dict[str, object]]:
-    """Return the integration's flows started by MQTT discovery."""
-    return [
-        flow
-        for flow in hass.config_entries.flow.async_progress_by_handler(DOMAIN)
-        if flow["context"]["source"] == SOURCE_MQTT
-    ]
 
 
 def service_info(topic: str, payload: str) -> MqttServiceInfo:

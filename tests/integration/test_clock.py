@@ -20,8 +20,8 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry, async_
 from custom_components.farm_resilience import timing, tracker
 from custom_components.farm_resilience.const import EVENT_COMMAND
 
-from .conftest import advance
 from .sim import Behaviour, Farm
+from .support import advance
 
 
 class SteppedWallClock:

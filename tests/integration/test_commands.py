@@ -9,8 +9,8 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry, async_
 
 from custom_components.farm_resilience.const import EVENT_COMMAND
 
-from .conftest import advance
 from .sim import Behaviour, Farm
+from .support import advance
 
 
 def fixed_delay(seconds: float) -> Behaviour:

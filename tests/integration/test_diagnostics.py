@@ -8,8 +8,8 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 from syrupy.assertion import SnapshotAssertion
 
-from .conftest import advance, download_diagnostics
 from .sim import Behaviour, Farm
+from .support import advance, download_diagnostics
 
 
 async def test_diagnostics_show_figures_offenders_pending_commands_and_health(

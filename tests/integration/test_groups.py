@@ -13,8 +13,8 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry, async_
 
 from custom_components.farm_resilience.const import DEFAULT_OPTIONS, DOMAIN, EVENT_COMMAND
 
-from .conftest import advance
 from .sim import Behaviour, Farm, Layout
+from .support import advance
 
 RATE = "sensor.farm_resilience_command_success_rate"
 

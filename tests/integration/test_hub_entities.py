@@ -11,8 +11,8 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry, async_
 
 from custom_components.farm_resilience.const import DOMAIN, EVENT_DEGRADED, EVENT_RECOVERED
 
-from .conftest import advance
 from .sim import Behaviour, Farm
+from .support import advance
 
 DEGRADED = "binary_sensor.farm_resilience_degraded"
 

@@ -12,9 +12,8 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.farm_resilience.const import DOMAIN
 
-from .conftest import advance
 from .sim import Farm
-from .test_outages import UNAVAILABLE_DEVICES, pump_house_issue, take_down_pump_house
+from .support import UNAVAILABLE_DEVICES, advance, pump_house_issue, take_down_pump_house
 
 GATE_LINK = "binary_sensor.gate_link"
 

@@ -16,9 +16,8 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry, async_
 
 from custom_components.farm_resilience.const import DOMAIN, EVENT_DEGRADED, EVENT_RECOVERED
 
-from .conftest import advance
-from .options_support import save_options
 from .sim import SIM_DOMAIN, Farm
+from .support import advance, save_options
 
 DEGRADED = "binary_sensor.farm_resilience_degraded"
 UNAVAILABLE_DEVICES = "sensor.farm_resilience_unavailable_devices"

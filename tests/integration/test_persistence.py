@@ -26,8 +26,8 @@ from custom_components.farm_resilience.statistics import (
 )
 from custom_components.farm_resilience.storage import STORAGE_MINOR_VERSION
 
-from .conftest import advance
 from .sim import Behaviour, Farm
+from .support import advance
 
 RATE = "sensor.farm_resilience_command_success_rate"
 P50 = "sensor.farm_resilience_command_latency_p50"

@@ -12,8 +12,8 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry, async_
 
 from custom_components.farm_resilience.const import DEFAULT_OPTIONS, EVENT_COMMAND
 
-from .conftest import advance
 from .sim import Behaviour, Farm
+from .support import advance
 
 RATE = "sensor.farm_resilience_command_success_rate"
 FAILED = "sensor.farm_resilience_commands_failed"

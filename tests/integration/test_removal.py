@@ -16,9 +16,8 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry, async_
 
 from custom_components.farm_resilience.const import DEFAULT_OPTIONS, DOMAIN, EVENT_COMMAND
 
-from .conftest import advance
-from .mqtt_support import errors_logged
 from .sim import Behaviour, Farm, async_add_to_farm
+from .support import advance, errors_logged
 
 PUMP = "switch.pump_1"
 RATE = "sensor.farm_resilience_command_success_rate"

@@ -28,7 +28,6 @@ from custom_components.farm_resilience.const import (
     STORAGE_SAVE_DELAY,
 )
 
-from .conftest import advance
 from .sim import (
     Behaviour,
     Farm,
@@ -40,7 +39,7 @@ from .sim import (
     unreliable_delay,
     within_histogram_bound,
 )
-from .work import WorkCounter
+from .support import WorkCounter, advance
 
 RELAYS = 1000
 TIMEOUT_S = 5.0

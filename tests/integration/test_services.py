@@ -18,8 +18,8 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.farm_resilience.const import DOMAIN
 
-from .conftest import advance
 from .sim import SIM_DOMAIN, Behaviour, Farm
+from .support import advance
 
 RATE = "sensor.farm_resilience_command_success_rate"
 

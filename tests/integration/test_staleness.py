@@ -9,8 +9,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry, async_
 
 from custom_components.farm_resilience.const import EVENT_DEGRADED, EVENT_RECOVERED
 
-from .conftest import advance
-from .options_support import save_options
+from .support import advance, save_options
 
 SOIL = "sensor.soil_moisture"
 RAIN = "sensor.rain_gauge"

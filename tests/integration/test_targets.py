@@ -21,8 +21,8 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry, async_
 
 from custom_components.farm_resilience.const import EVENT_COMMAND
 
-from .conftest import advance
 from .sim import SIM_DOMAIN, Farm
+from .support import advance
 
 
 def device_id(hass: HomeAssistant, name: str) -> str:
