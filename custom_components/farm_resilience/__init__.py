@@ -10,7 +10,7 @@ from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers.dispatcher import async_dispatcher_send
 from homeassistant.helpers.typing import ConfigType
 
-from .agent_link import AgentLink
+from .agent_link import AgentLink, async_join_discovery_device
 from .const import DOMAIN, SIGNAL_AGENT_UPDATE
 from .entries import (
     AgentConfigEntry,
@@ -57,6 +57,7 @@ async def _async_start_agent_link(hass: HomeAssistant, entry: AgentConfigEntry) 
     """Subscribe to the agent's topics through Home Assistant's MQTT integration."""
     if not await mqtt.async_wait_for_mqtt_client(hass):
         raise ConfigEntryNotReady(translation_domain=DOMAIN, translation_key="mqtt_not_ready")
+    async_join_discovery_device(hass, entry)
     # No reload on update: discovery updates an agent entry's discovery keys.
     link = AgentLink(hass, entry)
     await link.async_start()

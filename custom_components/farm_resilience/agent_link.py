@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 
 from homeassistant.components import mqtt
 from homeassistant.core import CALLBACK_TYPE, HassJob, HomeAssistant, callback
+from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.dispatcher import async_dispatcher_send
 from homeassistant.helpers.event import async_call_later
@@ -48,13 +50,38 @@ def health_topic(prefix: str, agent_id: str) -> str:
 
 
 def agent_device_info(agent_id: str) -> DeviceInfo:
-    """Return the agent's device, named after its agent_id."""
+    """Return the agent's one device, named after its agent_id.
+
+    The agent's own MQTT discovery (agent/farm_agent/discovery.py) announces the
+    same device as `farm_agent_<agent_id>`; carrying that identifier too, Home
+    Assistant's device registry keeps one device with both config entries.
+    """
     return DeviceInfo(
-        identifiers={(DOMAIN, f"agent_{agent_id}")},
+        identifiers={(DOMAIN, f"agent_{agent_id}"), (mqtt.DOMAIN, f"farm_agent_{agent_id}")},
         name=agent_id,
         manufacturer=HUB_NAME,
         model=AGENT_MODEL,
     )
+
+
+@callback
+def async_join_discovery_device(hass: HomeAssistant, entry: AgentConfigEntry) -> None:
+    """Move the agent's entities from an older device of its own onto the discovery's device.
+
+    Before the agent was one device, the integration and the agent's own MQTT
+    discovery made a device each. The entities move (keeping their ids) before
+    they are set up, and the emptied device goes; set-up then finds one device.
+    """
+    agent_id: str = entry.data[CONF_AGENT_ID]
+    devices = dr.async_get(hass)
+    ours = devices.async_get_device(identifiers={(DOMAIN, f"agent_{agent_id}")})
+    theirs = devices.async_get_device(identifiers={(mqtt.DOMAIN, f"farm_agent_{agent_id}")})
+    if ours is None or theirs is None or ours.id == theirs.id:
+        return
+    entities = er.async_get(hass)
+    for entity in er.async_entries_for_device(entities, ours.id, include_disabled_entities=True):
+        entities.async_update_entity(entity.entity_id, device_id=theirs.id)
+    devices.async_update_device(ours.id, remove_config_entry_id=entry.entry_id)
 
 
 class AgentLink(DataUpdateCoordinator[AgentState]):

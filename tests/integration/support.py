@@ -64,6 +64,20 @@ UNAVAILABLE_DEVICES = "sensor.farm_resilience_unavailable_devices"
 STALE = "sensor.farm_resilience_stale_sensors"
 DEGRADED = "binary_sensor.farm_resilience_degraded"
 
+# The entities of agent farm-east (docs/home-assistant.md).
+AGENT_ENTITY_IDS = [
+    "binary_sensor.farm_east_backend_problem",
+    "binary_sensor.farm_east_connectivity",
+    "sensor.farm_east_dead_letter_queue_depth",
+    "sensor.farm_east_direct_latency",
+    "sensor.farm_east_pooler_latency",
+    "sensor.farm_east_queue_depth",
+    "sensor.farm_east_relay_latency_p95",
+    "sensor.farm_east_relayed_readings",
+    "sensor.farm_east_route",
+    "sensor.farm_east_spool_depth",
+]
+
 # The contract vectors, shared with the agent's tests.
 VECTORS = load_vectors()
 AGENT_ID: str = VECTORS["agent_id"]

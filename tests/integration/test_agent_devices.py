@@ -17,12 +17,14 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import entity_registry as er
 from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.typing import MqttMockHAClient
 
 from custom_components.farm_resilience.agent_link import AgentLink
 from custom_components.farm_resilience.const import DOMAIN
 
 from .support import (
     ACCEPTED,
+    AGENT_ENTITY_IDS,
     AGENT_ID,
     FIGURES,
     HEALTHY,
@@ -51,18 +53,7 @@ async def test_agent_entities_have_the_documented_entity_ids_on_the_agent_device
     hass: HomeAssistant, agent: AgentLink, agent_entry: MockConfigEntry
 ) -> None:
     entries = er.async_entries_for_config_entry(er.async_get(hass), agent_entry.entry_id)
-    assert sorted(entry.entity_id for entry in entries) == [
-        "binary_sensor.farm_east_backend_problem",
-        "binary_sensor.farm_east_connectivity",
-        "sensor.farm_east_dead_letter_queue_depth",
-        "sensor.farm_east_direct_latency",
-        "sensor.farm_east_pooler_latency",
-        "sensor.farm_east_queue_depth",
-        "sensor.farm_east_relay_latency_p95",
-        "sensor.farm_east_relayed_readings",
-        "sensor.farm_east_route",
-        "sensor.farm_east_spool_depth",
-    ]
+    assert sorted(entry.entity_id for entry in entries) == AGENT_ENTITY_IDS
     device = dr.async_get(hass).async_get_device(identifiers={(DOMAIN, f"agent_{AGENT_ID}")})
     assert device is not None
     assert (device.name, device.model, device.manufacturer) == (
@@ -241,3 +232,38 @@ async def test_agent_entry_retries_while_mqtt_is_not_set_up(
     assert agent_entry.reason == (
         "The MQTT integration is not set up or not available yet; the agent waits for it"
     )
+
+
+async def test_an_agent_s_two_devices_from_before_become_one_keeping_the_entity_ids(
+    hass: HomeAssistant, mqtt_mock: MqttMockHAClient, agent_entry: MockConfigEntry
+) -> None:
+    # Before, the agent's own MQTT discovery and the integration made a device each.
+    devices = dr.async_get(hass)
+    (mqtt_entry,) = hass.config_entries.async_entries("mqtt")
+    ours = devices.async_get_or_create(
+        config_entry_id=agent_entry.entry_id,
+        identifiers={(DOMAIN, f"agent_{AGENT_ID}")},
+        name=AGENT_ID,
+    )
+    er.async_get(hass).async_get_or_create(
+        "sensor",
+        DOMAIN,
+        f"agent_{AGENT_ID}_queue_depth",
+        config_entry=agent_entry,
+        device_id=ours.id,
+        suggested_object_id="farm_east_queue_depth",
+    )
+    devices.async_get_or_create(
+        config_entry_id=mqtt_entry.entry_id,
+        identifiers={("mqtt", f"farm_agent_{AGENT_ID}")},
+        name=f"Farm agent {AGENT_ID}",
+    )
+
+    assert await hass.config_entries.async_setup(agent_entry.entry_id)
+    await hass.async_block_till_done()
+
+    (device,) = devices.devices.values()
+    assert device.config_entries == {mqtt_entry.entry_id, agent_entry.entry_id}
+    assert device.name == AGENT_ID
+    entries = er.async_entries_for_device(er.async_get(hass), device.id)
+    assert sorted(entry.entity_id for entry in entries) == AGENT_ENTITY_IDS
