@@ -6,17 +6,21 @@ import logging
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
-from unittest.mock import Mock
+from unittest.mock import Mock, patch
 
 # Imported before any test freezes time: its dataclasses cannot be built under freezegun.
 import homeassistant.components.mqtt.config_flow  # noqa: F401
 import pytest
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.components import mqtt
+from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
 from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.syrupy import HomeAssistantSnapshotExtension
 from pytest_homeassistant_custom_component.typing import MqttMockHAClient, MqttMockPahoClient
+from syrupy.assertion import SnapshotAssertion
 
+from custom_components.farm_resilience import PLATFORMS
 from custom_components.farm_resilience.agent_link import AgentLink
 from custom_components.farm_resilience.const import DEFAULT_OPTIONS, DOMAIN, HUB_NAME
 from tests.agent.support import TEST_SECRET
@@ -61,6 +65,25 @@ def no_integration_warnings(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
         if record.name.startswith(INTEGRATION_LOGGER) and record.levelno >= logging.WARNING
     ]
     assert not loud, [record.getMessage() for record in loud]
+
+
+@pytest.fixture
+def snapshot(snapshot: SnapshotAssertion) -> SnapshotAssertion:
+    """Syrupy's snapshot, serialising states and registry entries as Home Assistant's tests do."""
+    return snapshot.use_extension(HomeAssistantSnapshotExtension)
+
+
+@pytest.fixture
+def platforms() -> list[Platform]:
+    """The integration's platforms set up; snapshot tests of one platform override it."""
+    return list(PLATFORMS)
+
+
+@pytest.fixture(autouse=True)
+def only_platforms(platforms: list[Platform]) -> Iterator[None]:
+    """Set up (and unload) only `platforms`, until Home Assistant has stopped."""
+    with patch("custom_components.farm_resilience.PLATFORMS", platforms):
+        yield
 
 
 # -- The farm and the hub -------------------------------------------------------------

@@ -53,7 +53,7 @@ from tests.agent.support import TEST_SECRET
 from tests.contract import load_vectors
 from tools.services import Mosquitto
 
-from .sim import SIM_DOMAIN, Farm
+from .sim import SIM_DOMAIN, Behaviour, Farm
 
 INTEGRATION_LOGGER = "custom_components.farm_resilience"
 
@@ -163,6 +163,20 @@ def reasons(hass: HomeAssistant) -> list[str]:
     degraded = hass.states.get(DEGRADED)
     assert degraded is not None
     return list(degraded.attributes["reasons"])
+
+
+async def a_morning_on_the_farm(
+    hass: HomeAssistant, farm: Farm, freezer: FrozenDateTimeFactory
+) -> None:
+    """Pump 1 switches on in 1.25 s, pump 2 drops its command, the greenhouse is gone a minute."""
+    farm.default = Behaviour(delay=lambda rng: 1.25)
+    farm.behaviour["switch.pump_2"] = Behaviour(drop_probability=1.0)
+    for pump in ("switch.pump_1", "switch.pump_2"):
+        await hass.services.async_call("switch", "turn_on", {"entity_id": pump}, blocking=True)
+    farm.entities["cover.vent"].set_available(False)
+    farm.entities["light.grow_light"].set_available(False)
+    await advance(hass, freezer, 1.25)
+    await advance(hass, freezer, 60.0)
 
 
 def pump_house_issue(hass: HomeAssistant) -> ir.IssueEntry | None:
