@@ -14,15 +14,20 @@ import pytest
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.components import mqtt
 from homeassistant.const import Platform
-from homeassistant.core import HomeAssistant
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from homeassistant.core import Event, HomeAssistant
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
 from pytest_homeassistant_custom_component.syrupy import HomeAssistantSnapshotExtension
 from pytest_homeassistant_custom_component.typing import MqttMockHAClient, MqttMockPahoClient
 from syrupy.assertion import SnapshotAssertion
 
 from custom_components.farm_resilience import PLATFORMS
 from custom_components.farm_resilience.agent_link import AgentLink
-from custom_components.farm_resilience.const import DEFAULT_OPTIONS, DOMAIN, HUB_NAME
+from custom_components.farm_resilience.const import (
+    DEFAULT_OPTIONS,
+    DOMAIN,
+    EVENT_COMMAND,
+    HUB_NAME,
+)
 from tests.agent.support import TEST_SECRET
 from tools.services import Mosquitto
 
@@ -32,9 +37,14 @@ from .support import (
     DIAGNOSTICS_DOWNLOADED,
     HEALTH_TOPIC,
     INTEGRATION_LOGGER,
+    ONLINE,
     STATUS_TOPIC,
+    WITH_PROBLEMS,
     StandInAgent,
+    a_morning_on_the_farm,
     clear_retained,
+    publish_health,
+    publish_status,
     wait_for_birth,
     wait_until,
 )
@@ -125,11 +135,26 @@ async def farm(hass: HomeAssistant, freezer: FrozenDateTimeFactory, layout: Layo
 
 
 @pytest.fixture
+def command_events(hass: HomeAssistant) -> list[Event[Any]]:
+    """Every `farm_resilience_command` event (one per outcome) fired during the test."""
+    return async_capture_events(hass, EVENT_COMMAND)
+
+
+@pytest.fixture
 async def hub(hass: HomeAssistant, farm: Farm, hub_entry: MockConfigEntry) -> MockConfigEntry:
     """The hub set up on top of the simulated farm."""
     assert await hass.config_entries.async_setup(hub_entry.entry_id)
     await hass.async_block_till_done()
     return hub_entry
+
+
+@pytest.fixture
+async def hub_after_a_morning(
+    hass: HomeAssistant, farm: Farm, hub: MockConfigEntry, freezer: FrozenDateTimeFactory
+) -> MockConfigEntry:
+    """The hub after a command succeeded, one timed out and a device was down a minute."""
+    await a_morning_on_the_farm(hass, farm, freezer)
+    return hub
 
 
 # -- Agents ---------------------------------------------------------------------------
@@ -202,6 +227,16 @@ async def hub_and_agent(
     await hass.async_block_till_done()
     assert isinstance(agent_entry.runtime_data, AgentLink)
     return agent_entry.runtime_data
+
+
+@pytest.fixture
+async def agent_with_problems(
+    hass: HomeAssistant, agent: AgentLink, agent_entry: MockConfigEntry
+) -> MockConfigEntry:
+    """Agent farm-east online, on its direct route, reporting problems (a contract vector)."""
+    publish_status(hass, ONLINE, replayed=True)
+    publish_health(hass, WITH_PROBLEMS["health"], replayed=True)
+    return agent_entry
 
 
 # -- The real broker (last will, reconnects, discovery) -------------------------------

@@ -122,6 +122,17 @@ async def advance(hass: HomeAssistant, freezer: FrozenDateTimeFactory, seconds: 
     await hass.async_block_till_done()
 
 
+async def call(hass: HomeAssistant, action: str, **data: Any) -> None:
+    """Call an action the way a dashboard or automation would (blocking)."""
+    domain, service = action.split(".")
+    await hass.services.async_call(domain, service, data, blocking=True)
+
+
+def fixed_delay(seconds: float) -> Behaviour:
+    """A device that applies every command after `seconds`."""
+    return Behaviour(delay=lambda rng: seconds)
+
+
 async def save_options(hass: HomeAssistant, entry: MockConfigEntry, **changes: Any) -> None:
     """Open the hub's options, change `changes` (nothing: save as they are), and submit."""
     current = {**DEFAULT_OPTIONS, **entry.options}
@@ -134,14 +145,30 @@ async def save_options(hass: HomeAssistant, entry: MockConfigEntry, **changes: A
     await hass.async_block_till_done()
 
 
-async def add_helper(
-    hass: HomeAssistant, domain: str, options: dict[str, Any], title: str | None = None
-) -> None:
-    """Set up one of Home Assistant's own helpers (a group, a switch_as_x) as the UI does."""
-    entry = MockConfigEntry(domain=domain, options=options, title=title or options["name"])
+async def add_helper(hass: HomeAssistant, domain: str, title: str, options: dict[str, Any]) -> None:
+    """Set up one of Home Assistant's own helpers as the UI creates it."""
+    entry = MockConfigEntry(domain=domain, options=options, title=title)
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
+
+
+async def add_group(hass: HomeAssistant, group_type: str, name: str, members: list[str]) -> None:
+    """Set up a group helper (`group_type`: light, switch...) of `members`."""
+    options = {
+        "group_type": group_type,
+        "name": name,
+        "entities": members,
+        "hide_members": False,
+        "all": False,
+    }
+    await add_helper(hass, "group", name, options)
+
+
+async def add_switch_as_x(hass: HomeAssistant, switch: str, target_domain: str) -> None:
+    """Set up a switch_as_x helper showing `switch` as an entity of `target_domain`."""
+    options = {"entity_id": switch, "invert": False, "target_domain": target_domain}
+    await add_helper(hass, "switch_as_x", f"{switch} as {target_domain}", options)
 
 
 def outcomes(events: list[Event[Any]]) -> list[tuple[str, str]]:
