@@ -8,16 +8,14 @@ and handed to the agent's entities with `async_set_updated_data`.
 from __future__ import annotations
 
 import time
-from datetime import datetime
 from typing import TYPE_CHECKING
 
 from homeassistant.components import mqtt
-from homeassistant.core import CALLBACK_TYPE, HassJob, HomeAssistant, callback
+from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.dispatcher import async_dispatcher_send
-from homeassistant.helpers.event import async_call_later
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
 
 from .agent_availability import AgentAvailability, AgentState
@@ -34,6 +32,7 @@ from .const import (
     STATUS_OFFLINE,
     STATUS_ONLINE,
 )
+from .timing import MonotonicCall
 
 if TYPE_CHECKING:
     from .entries import AgentConfigEntry
@@ -104,8 +103,7 @@ class AgentLink(DataUpdateCoordinator[AgentState]):
         self.rejected = 0
         self.last_rejection: str | None = None
         self._rejecting = False
-        self._silence_check: CALLBACK_TYPE | None = None
-        self._silence_check_at: float | None = None
+        self._silence_check = MonotonicCall(hass, self._async_on_silence, cancel_on_shutdown=True)
         self._unsubs: list[CALLBACK_TYPE] = []
 
     async def async_start(self) -> None:
@@ -126,7 +124,7 @@ class AgentLink(DataUpdateCoordinator[AgentState]):
     @callback
     def async_stop(self) -> None:
         """Unsubscribe; the hub forgets this agent."""
-        self._cancel_silence_check()
+        self._silence_check.cancel()
         while self._unsubs:
             self._unsubs.pop()()
         async_dispatcher_send(self.hass, SIGNAL_AGENT_UPDATE)
@@ -175,39 +173,22 @@ class AgentLink(DataUpdateCoordinator[AgentState]):
         state = self.availability.state()
         if state.online != self.data.online:
             LOGGER.info("Agent %s is %s", self.agent_id, "online" if state.online else "offline")
-        self._schedule_silence_check()
+        self._follow_silence()
         self.async_set_updated_data(state)
         async_dispatcher_send(self.hass, SIGNAL_AGENT_UPDATE)
 
     @callback
-    def _schedule_silence_check(self) -> None:
+    def _follow_silence(self) -> None:
         """Wake up when the agent would be silent; move or drop the wake-up when that changes."""
-        silent_at = self.availability.silent_at
-        if silent_at == self._silence_check_at:
-            return
-        self._cancel_silence_check()
-        if silent_at is not None:
-            self._silence_check_at = silent_at
-            self._silence_check = async_call_later(
-                self.hass,
-                max(0.0, silent_at - time.monotonic()),
-                HassJob(self._async_on_silence, "farm_resilience silence", cancel_on_shutdown=True),
-            )
+        if (silent_at := self.availability.silent_at) is None:
+            self._silence_check.cancel()
+        else:
+            self._silence_check.schedule(silent_at)
 
     @callback
-    def _cancel_silence_check(self) -> None:
-        """Stop waiting for health."""
-        if self._silence_check is not None:
-            self._silence_check()
-        self._silence_check = None
-        self._silence_check_at = None
-
-    @callback
-    def _async_on_silence(self, _now: datetime) -> None:
+    def _async_on_silence(self, now: float) -> None:
         """No health for too long from an agent that says it is online: it hangs."""
-        self._silence_check = None
-        self._silence_check_at = None
-        if self.availability.silence_check(time.monotonic()):
+        if self.availability.silence_check(now):
             LOGGER.info(
                 "Agent %s is online but sent no health for %.0f s",
                 self.agent_id,
@@ -215,7 +196,7 @@ class AgentLink(DataUpdateCoordinator[AgentState]):
             )
             self._async_changed()
         else:
-            self._schedule_silence_check()  # woken a moment early: wait the rest
+            self._follow_silence()  # woken a moment early: wait the rest
 
     @callback
     def _accept(self) -> None:
