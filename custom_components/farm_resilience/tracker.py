@@ -1,5 +1,11 @@
 """Command tracking: every controllable call_service becomes one outcome per device it reaches.
 
+The tracker follows the entities, opens a pending command for each device a call
+reaches (targets.py), judges it by the states that follow and ends it by its
+deadline (pending.py). Successes are watched for a bounce (bounces.py), outcomes
+go to whoever waits for them (waiters.py), availability flips to the outage
+monitor (flips.py), and a reload hands all of it to the next tracker (handover.py).
+
 Durations (latency, deadlines, the bounce window) run on the monotonic clock;
 wall time only labels outcomes, so a clock stepped by NTP changes no figure.
 """
