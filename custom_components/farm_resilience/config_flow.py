@@ -40,7 +40,7 @@ from .const import (
     HUB_NAME,
     HUB_UNIQUE_ID,
 )
-from .entries import is_agent_entry, is_hub_entry
+from .entries import FarmResilienceConfigEntry, is_agent_entry, is_hub_entry
 
 SENSOR_DOMAINS = ("sensor", "binary_sensor")
 # A topic level: no wildcards, no empty level, no leading or trailing slash.
@@ -157,7 +157,9 @@ class FarmResilienceConfigFlow(ConfigFlow, domain=DOMAIN):
 
     @staticmethod
     @callback
-    def async_get_options_flow(config_entry: Any) -> FarmResilienceOptionsFlow:
+    def async_get_options_flow(
+        config_entry: FarmResilienceConfigEntry,
+    ) -> FarmResilienceOptionsFlow:
         """Return the options flow."""
         return FarmResilienceOptionsFlow()
 
