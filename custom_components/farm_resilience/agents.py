@@ -15,7 +15,7 @@ from .timing import EarliestCall
 
 
 class AgentMonitor:
-    """Finds the agent entries set up at the moment and turns their state into reasons.
+    """Finds the agent entries loaded at the moment and turns their state into reasons.
 
     The hub and the agents share nothing but this look-up: an agent entry works
     without a hub, and the hub sees agents come and go through the signal they send.

@@ -85,9 +85,7 @@ async def test_retained_status_on_the_broker_is_discovered_and_confirm_creates_t
 
 
 async def test_an_agent_already_configured_is_not_offered_again(
-    hass: HomeAssistant,
-    mqtt_entry: MockConfigEntry,
-    agent_entry: MockConfigEntry,
+    hass: HomeAssistant, agent_entry: MockConfigEntry
 ) -> None:
     result = await hass.config_entries.flow.async_init(
         DOMAIN, context={"source": SOURCE_MQTT}, data=service_info(STATUS_TOPIC, ONLINE)
