@@ -48,15 +48,20 @@ def health_topic(prefix: str, agent_id: str) -> str:
     return f"{prefix}/agent/{agent_id}/health"
 
 
-def agent_device_info(agent_id: str) -> DeviceInfo:
-    """Return the agent's one device, named after its agent_id.
+def device_identifiers(agent_id: str) -> tuple[tuple[str, str], tuple[str, str]]:
+    """Return the agent device's identifiers: the integration's, and its MQTT discovery's.
 
     The agent's own MQTT discovery (agent/farm_agent/discovery.py) announces the
     same device as `farm_agent_<agent_id>`; carrying that identifier too, Home
     Assistant's device registry keeps one device with both config entries.
     """
+    return (DOMAIN, f"agent_{agent_id}"), (mqtt.DOMAIN, f"farm_agent_{agent_id}")
+
+
+def agent_device_info(agent_id: str) -> DeviceInfo:
+    """Return the agent's one device, named after its agent_id."""
     return DeviceInfo(
-        identifiers={(DOMAIN, f"agent_{agent_id}"), (mqtt.DOMAIN, f"farm_agent_{agent_id}")},
+        identifiers=set(device_identifiers(agent_id)),
         name=agent_id,
         manufacturer=HUB_NAME,
         model=AGENT_MODEL,
@@ -71,10 +76,10 @@ def async_join_discovery_device(hass: HomeAssistant, entry: AgentConfigEntry) ->
     discovery made a device each. The entities move (keeping their ids) before
     they are set up, and the emptied device goes; set-up then finds one device.
     """
-    agent_id: str = entry.data[CONF_AGENT_ID]
+    our_identifier, discovery_identifier = device_identifiers(entry.data[CONF_AGENT_ID])
     devices = dr.async_get(hass)
-    ours = devices.async_get_device(identifiers={(DOMAIN, f"agent_{agent_id}")})
-    theirs = devices.async_get_device(identifiers={(mqtt.DOMAIN, f"farm_agent_{agent_id}")})
+    ours = devices.async_get_device(identifiers={our_identifier})
+    theirs = devices.async_get_device(identifiers={discovery_identifier})
     if ours is None or theirs is None or ours.id == theirs.id:
         return
     entities = er.async_get(hass)
