@@ -36,6 +36,7 @@ from .support import (
     AGENT_ID,
     DIAGNOSTICS_DOWNLOADED,
     HEALTH_TOPIC,
+    HEALTHY,
     INTEGRATION_LOGGER,
     ONLINE,
     STATUS_TOPIC,
@@ -45,6 +46,7 @@ from .support import (
     clear_retained,
     publish_health,
     publish_status,
+    shown,
     wait_for_birth,
     wait_until,
 )
@@ -310,3 +312,19 @@ async def real_agent(
     assert await hass.config_entries.async_setup(agent_entry.entry_id)
     assert isinstance(agent_entry.runtime_data, AgentLink)
     return agent_entry.runtime_data
+
+
+@pytest.fixture
+async def real_agent_online(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    stand_in: StandInAgent,
+    real_agent: AgentLink,
+) -> AgentLink:
+    """The stand-in agent online and healthy over the real broker, as HA shows it."""
+    stand_in.status(ONLINE)
+    stand_in.health(HEALTHY["health"])  # ts 2026-11-26T04:00:00.123Z
+    await wait_until(
+        hass, freezer, lambda: shown(hass, HEALTHY["expect"]) == HEALTHY["expect"], "healthy"
+    )
+    return real_agent

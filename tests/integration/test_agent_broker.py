@@ -52,13 +52,9 @@ async def test_killed_agent_last_will_makes_figures_unavailable_and_restart_rest
     hass: HomeAssistant,
     broker: Mosquitto,
     stand_in: StandInAgent,
-    real_agent: AgentLink,
+    real_agent_online: AgentLink,
     freezer: FrozenDateTimeFactory,
 ) -> None:
-    stand_in.status(ONLINE)
-    stand_in.health(HEALTHY["health"])
-    await wait_for_values(hass, freezer, HEALTHY)
-
     stand_in.die()
     await wait_until(
         hass, freezer, lambda: state(hass, "connectivity").state == "off", "the last will"
@@ -84,16 +80,13 @@ async def test_replayed_online_counts_only_with_health_newer_than_the_offline(
     hass: HomeAssistant,
     broker: Mosquitto,
     stand_in: StandInAgent,
-    real_agent: AgentLink,
+    real_agent_online: AgentLink,
     freezer: FrozenDateTimeFactory,
     caplog: pytest.LogCaptureFixture,
     replayed_ts: str,
     available: bool,
 ) -> None:
-    agent = real_agent.availability
-    stand_in.status(ONLINE)
-    stand_in.health(HEALTHY["health"])  # ts 2026-11-26T04:00:00.123Z
-    await wait_for_values(hass, freezer, HEALTHY)
+    agent = real_agent_online.availability
     stand_in.status(OFFLINE)
     await wait_until(hass, freezer, lambda: not agent.online, "offline")
     stand_in.leave()
@@ -123,13 +116,10 @@ async def test_broker_restart_while_ha_runs_reconnects_without_errors_and_values
     hass: HomeAssistant,
     broker: Mosquitto,
     stand_in: StandInAgent,
-    real_agent: AgentLink,
+    real_agent_online: AgentLink,
     freezer: FrozenDateTimeFactory,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    stand_in.status(ONLINE)
-    stand_in.health(HEALTHY["health"])
-    await wait_for_values(hass, freezer, HEALTHY)
     stand_in.leave()
 
     await hass.async_add_executor_job(broker.stop)

@@ -225,10 +225,21 @@ def agent_discovery(
     clear_retained(broker.port, *(topic for topic, _ in messages))
 
 
-def announce(stand_in: StandInAgent, messages: list[tuple[str, dict[str, Any]]]) -> None:
-    """Publish the agent's discovery configs, retained, as the agent does when it connects."""
+async def announce(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    stand_in: StandInAgent,
+    messages: list[tuple[str, dict[str, Any]]],
+) -> None:
+    """Publish the agent's discovery configs, retained, as the agent does when it connects.
+
+    Then wait until HA's MQTT integration has made an entity of each.
+    """
     for topic, config in messages:
         stand_in.publish(topic, json.dumps(config))
+    await wait_until(
+        hass, freezer, lambda: len(mqtt_entity_ids(hass)) == len(messages), "MQTT entities"
+    )
 
 
 def mqtt_entity_ids(hass: HomeAssistant) -> list[str]:
@@ -263,25 +274,13 @@ async def test_an_agent_announcing_itself_over_mqtt_discovery_is_one_device(
     stand_in.status(ONLINE)
     stand_in.health(HEALTHY["health"])
     if first == "agent_discovery":
-        announce(stand_in, agent_discovery)
-        await wait_until(
-            hass,
-            freezer,
-            lambda: len(mqtt_entity_ids(hass)) == len(agent_discovery),
-            "MQTT entities",
-        )
+        await announce(hass, freezer, stand_in, agent_discovery)
     entry_id = await add_the_agent_by_confirming_its_discovery(hass, freezer)
     await wait_until(
         hass, freezer, lambda: shown(hass, HEALTHY["expect"]) == HEALTHY["expect"], "values"
     )
     if first == "integration":
-        announce(stand_in, agent_discovery)
-        await wait_until(
-            hass,
-            freezer,
-            lambda: len(mqtt_entity_ids(hass)) == len(agent_discovery),
-            "MQTT entities",
-        )
+        await announce(hass, freezer, stand_in, agent_discovery)
 
     (device,) = dr.async_get(hass).devices.values()
     assert device.name == AGENT_ID
