@@ -135,9 +135,11 @@ def node_id(agent_id: str) -> str:
 
 
 def device(config: AgentConfig) -> dict[str, Any]:
+    # Named after the agent_id, as the Farm Resilience integration names the same
+    # device (it carries this identifier too): one device, one name.
     return {
         "identifiers": [node_id(config.agent_id)],
-        "name": f"Farm agent {config.agent_id}",
+        "name": config.agent_id,
         "manufacturer": "Farm Resilience",
         "model": "farm-agent",
         "sw_version": __version__,
@@ -162,6 +164,7 @@ def discovery_messages(config: AgentConfig) -> list[tuple[str, dict[str, Any]]]:
                 **common,
                 "name": "Connectivity",
                 "unique_id": f"{node}_connectivity",
+                "object_id": f"{node}_Connectivity",
                 "state_topic": status,
                 "payload_on": STATUS_ONLINE,
                 "payload_off": STATUS_OFFLINE,
@@ -182,6 +185,9 @@ def _figure_config(config: AgentConfig, figure: Figure, node: str, status: str) 
     body: dict[str, Any] = {
         "name": figure.name,
         "unique_id": f"{node}_{figure.key}",
+        # The entity ids the device's old name "Farm agent <agent_id>" gave, whatever it
+        # is named now: the integration's own (<agent_id>_<...>) stay theirs.
+        "object_id": f"{node}_{figure.name}",
         "state_topic": health,
         "value_template": figure.value_template,
         "availability_topic": status,

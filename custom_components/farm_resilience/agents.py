@@ -10,11 +10,12 @@ from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from .agent_link import AgentLink
 from .bounds import Texts
 from .const import DOMAIN, SIGNAL_AGENT_UPDATE
+from .entries import is_agent_entry
 from .timing import EarliestCall
 
 
 class AgentMonitor:
-    """Finds the agent entries set up at the moment and turns their state into reasons.
+    """Finds the agent entries loaded at the moment and turns their state into reasons.
 
     The hub and the agents share nothing but this look-up: an agent entry works
     without a hub, and the hub sees agents come and go through the signal they send.
@@ -50,11 +51,11 @@ class AgentMonitor:
         self._check.cancel()
 
     def links(self) -> list[AgentLink]:
-        """Return the links of the agent entries set up now, by agent id."""
+        """Return the links of the agent entries loaded now, by agent id."""
         links = [
-            link
-            for entry in self.hass.config_entries.async_entries(DOMAIN)
-            if isinstance(link := getattr(entry, "runtime_data", None), AgentLink) and link.active
+            entry.runtime_data
+            for entry in self.hass.config_entries.async_loaded_entries(DOMAIN)
+            if is_agent_entry(entry)
         ]
         return sorted(links, key=lambda link: link.agent_id)
 
@@ -65,7 +66,8 @@ class AgentMonitor:
         """
         reasons: list[str] = []
         for link in self.links():
-            if (outage := link.outage()) is not None:
+            health = link.availability.health
+            if (outage := link.availability.outage()) is not None:
                 if self.armed_at is None:
                     continue
                 since, why = outage
@@ -76,8 +78,8 @@ class AgentMonitor:
                     )
                 else:
                     self._check.request(alarm_at)
-            elif link.health is not None and link.health.has_problem:
-                problems = link.health.problems or (f"status {link.health.status}",)
+            elif health is not None and health.has_problem:
+                problems = health.problems or (f"status {health.status}",)
                 reasons.extend(f"agent {link.agent_id}: {problem}" for problem in problems)
         return Texts.from_list(reasons)
 

@@ -14,9 +14,10 @@ from homeassistant.components.binary_sensor import (
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .agent_link import AgentLink
+from .agent_availability import AgentState
 from .entity import FarmAgentEntity, FarmResilienceEntity
-from .entries import FarmResilienceEntry
+from .entries import FarmResilienceConfigEntry, is_agent_entry
+from .hub import FarmResilienceHub
 
 PARALLEL_UPDATES = 0
 
@@ -29,18 +30,18 @@ DEGRADED = BinarySensorEntityDescription(
 
 @dataclass(frozen=True, kw_only=True)
 class FarmAgentBinarySensorEntityDescription(BinarySensorEntityDescription):
-    """An agent binary sensor: its state, attributes and availability read from the link."""
+    """An agent binary sensor: state, attributes and availability read from the agent's state."""
 
-    is_on_fn: Callable[[AgentLink], bool | None]
-    attributes_fn: Callable[[AgentLink], dict[str, Any]] = lambda link: {}
-    available_fn: Callable[[AgentLink], bool] = lambda link: link.available
+    is_on_fn: Callable[[AgentState], bool | None]
+    attributes_fn: Callable[[AgentState], dict[str, Any]] = lambda state: {}
+    available_fn: Callable[[AgentState], bool] = lambda state: state.available
 
 
-def _problem_attributes(link: AgentLink) -> dict[str, Any]:
+def _problem_attributes(state: AgentState) -> dict[str, Any]:
     """Return the agent's reported status and problems, plain data for attributes."""
-    if link.health is None:
+    if state.health is None:
         return {}
-    return {"status": link.health.status, "problems": list(link.health.problems)}
+    return {"status": state.health.status, "problems": list(state.health.problems)}
 
 
 # Keys are those of the contract vectors' `expect` (tests/contract/health_vectors.json).
@@ -49,15 +50,15 @@ AGENT_BINARY_SENSORS: tuple[FarmAgentBinarySensorEntityDescription, ...] = (
         key="connectivity",
         translation_key="connectivity",
         device_class=BinarySensorDeviceClass.CONNECTIVITY,
-        is_on_fn=lambda link: link.online,
+        is_on_fn=lambda state: state.online,
         # Off is a known state: only a lost broker connection leaves nothing to say.
-        available_fn=lambda link: link.mqtt_connected,
+        available_fn=lambda state: state.mqtt_connected,
     ),
     FarmAgentBinarySensorEntityDescription(
         key="backend_problem",
         translation_key="backend_problem",
         device_class=BinarySensorDeviceClass.PROBLEM,
-        is_on_fn=lambda link: None if link.health is None else link.health.has_problem,
+        is_on_fn=lambda state: None if state.health is None else state.health.has_problem,
         attributes_fn=_problem_attributes,
     ),
 )
@@ -65,31 +66,31 @@ AGENT_BINARY_SENSORS: tuple[FarmAgentBinarySensorEntityDescription, ...] = (
 
 async def async_setup_entry(
     hass: HomeAssistant,
-    entry: FarmResilienceEntry,
+    entry: FarmResilienceConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Add the hub's degraded binary sensor, or an agent's binary sensors."""
-    runtime = entry.runtime_data
-    if isinstance(runtime, AgentLink):
+    if is_agent_entry(entry):
+        link = entry.runtime_data
         async_add_entities(
-            FarmAgentBinarySensor(runtime, description) for description in AGENT_BINARY_SENSORS
+            FarmAgentBinarySensor(link, description) for description in AGENT_BINARY_SENSORS
         )
     else:
-        async_add_entities([FarmResilienceDegradedSensor(runtime, DEGRADED)])
+        async_add_entities([FarmResilienceDegradedSensor(entry.runtime_data, DEGRADED)])
 
 
-class FarmResilienceDegradedSensor(FarmResilienceEntity, BinarySensorEntity):
+class FarmResilienceDegradedSensor(FarmResilienceEntity[FarmResilienceHub], BinarySensorEntity):
     """On when commands, devices, sensors or agents miss their targets."""
 
     @property
     def is_on(self) -> bool:
         """Return whether any reason exists."""
-        return bool(self.hub.snapshot.reasons)
+        return bool(self.coordinator.data.reasons)
 
     @property
     def extra_state_attributes(self) -> dict[str, Any]:
         """Return the reasons in plain words."""
-        return {"reasons": list(self.hub.snapshot.reasons)}
+        return {"reasons": list(self.coordinator.data.reasons)}
 
 
 class FarmAgentBinarySensor(FarmAgentEntity, BinarySensorEntity):
@@ -97,23 +98,17 @@ class FarmAgentBinarySensor(FarmAgentEntity, BinarySensorEntity):
 
     entity_description: FarmAgentBinarySensorEntityDescription
 
-    def __init__(
-        self, link: AgentLink, description: FarmAgentBinarySensorEntityDescription
-    ) -> None:
-        """Render `description` from the agent's link."""
-        super().__init__(link, description)
-
     @property
     def available(self) -> bool:
         """Return whether this sensor can tell anything now."""
-        return self.entity_description.available_fn(self.link)
+        return self.entity_description.available_fn(self.coordinator.data)
 
     @property
     def is_on(self) -> bool | None:
-        """Return the sensor's state from the link."""
-        return self.entity_description.is_on_fn(self.link)
+        """Return the sensor's state from the agent's state."""
+        return self.entity_description.is_on_fn(self.coordinator.data)
 
     @property
     def extra_state_attributes(self) -> dict[str, Any]:
-        """Return the sensor's attributes from the link."""
-        return self.entity_description.attributes_fn(self.link)
+        """Return the sensor's attributes from the agent's state."""
+        return self.entity_description.attributes_fn(self.coordinator.data)

@@ -40,6 +40,7 @@ from .const import (
     HUB_NAME,
     HUB_UNIQUE_ID,
 )
+from .entries import FarmResilienceConfigEntry, is_agent_entry, is_hub_entry
 
 SENSOR_DOMAINS = ("sensor", "binary_sensor")
 # A topic level: no wildcards, no empty level, no leading or trailing slash.
@@ -156,7 +157,9 @@ class FarmResilienceConfigFlow(ConfigFlow, domain=DOMAIN):
 
     @staticmethod
     @callback
-    def async_get_options_flow(config_entry: Any) -> FarmResilienceOptionsFlow:
+    def async_get_options_flow(
+        config_entry: FarmResilienceConfigEntry,
+    ) -> FarmResilienceOptionsFlow:
         """Return the options flow."""
         return FarmResilienceOptionsFlow()
 
@@ -164,11 +167,11 @@ class FarmResilienceConfigFlow(ConfigFlow, domain=DOMAIN):
     @callback
     def async_supports_options_flow(cls, config_entry: ConfigEntry[Any]) -> bool:
         """Only the hub has options; an agent entry is its agent_id and topic prefix."""
-        return CONF_AGENT_ID not in config_entry.data
+        return is_hub_entry(config_entry)
 
     def _hub_entry(self) -> ConfigEntry[Any] | None:
         """Return the hub's entry, if it exists."""
-        return next((e for e in self._async_current_entries() if CONF_AGENT_ID not in e.data), None)
+        return next((e for e in self._async_current_entries() if is_hub_entry(e)), None)
 
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Create the hub; once it exists, add an edge agent by hand instead."""
@@ -238,7 +241,7 @@ class FarmResilienceConfigFlow(ConfigFlow, domain=DOMAIN):
     ) -> ConfigFlowResult:
         """Change where agents publish (the hub) or where this agent does; both reload."""
         entry = self._get_reconfigure_entry()
-        if CONF_AGENT_ID in entry.data:
+        if is_agent_entry(entry):
             return await self.async_step_reconfigure_agent(user_input)
         errors: dict[str, str] = {}
         if user_input is not None and not (errors := validate(self.hass, user_input)):

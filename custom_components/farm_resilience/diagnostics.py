@@ -10,7 +10,7 @@ from homeassistant.components.diagnostics import async_redact_data
 from homeassistant.core import HomeAssistant
 
 from .agent_link import AgentLink
-from .entries import FarmResilienceEntry
+from .entries import FarmResilienceConfigEntry, is_agent_entry
 from .hub import FarmResilienceHub
 
 # Nothing secret is expected; an agent's health could name an endpoint or a DSN by mistake.
@@ -18,18 +18,17 @@ TO_REDACT = {"password", "username", "token", "api_key", "dsn", "pooler_dsn", "d
 
 
 async def async_get_config_entry_diagnostics(
-    hass: HomeAssistant, entry: FarmResilienceEntry
+    hass: HomeAssistant, entry: FarmResilienceConfigEntry
 ) -> dict[str, Any]:
     """Return what a maintainer needs to judge the figures."""
-    runtime = entry.runtime_data
-    if isinstance(runtime, AgentLink):
-        return _agent_diagnostics(runtime, time.monotonic())
-    return _hub_diagnostics(runtime, dict(entry.options))
+    if is_agent_entry(entry):
+        return _agent_diagnostics(entry.runtime_data, time.monotonic())
+    return _hub_diagnostics(entry.runtime_data, dict(entry.options))
 
 
 def _hub_diagnostics(hub: FarmResilienceHub, options: dict[str, Any]) -> dict[str, Any]:
     """Return the hub's options, window, offenders, pending commands and health."""
-    snapshot = hub.snapshot
+    snapshot = hub.data
     monotonic = time.monotonic()  # command ages, deadlines and outages run on it
     return {
         "options": async_redact_data(options, TO_REDACT),
@@ -67,25 +66,26 @@ def _age(now: float, at: float | None) -> float | None:
 
 def _agent_diagnostics(link: AgentLink, now: float) -> dict[str, Any]:
     """Return the agent's topics, availability, status and last health (`now`: monotonic)."""
-    outage = link.outage()
+    availability = link.availability
+    outage = availability.outage()
     return {
         "agent_id": link.agent_id,
         "status_topic": link.status_topic,
         "health_topic": link.health_topic,
-        "mqtt_connected": link.mqtt_connected,
-        "status": link.status,
-        "online": link.online,
-        "available": link.available,
-        "silent": link.silent,
-        "silent_after_s": link.silent_after,
+        "mqtt_connected": availability.mqtt_connected,
+        "status": availability.status,
+        "online": availability.online,
+        "available": availability.available,
+        "silent": availability.silent,
+        "silent_after_s": availability.silent_after,
         "unavailable": None
         if outage is None
         else {"why": outage[1], "for_s": _age(now, outage[0])},
         "status_age_s": _age(now, link.status_received_at),
-        "health_age_s": _age(now, link.health_received_at),
+        "health_age_s": _age(now, availability.health_received_at),
         "last_health": None
-        if link.health is None
-        else async_redact_data(dict(link.health.payload), TO_REDACT),
+        if availability.health is None
+        else async_redact_data(dict(availability.health.payload), TO_REDACT),
         "rejected_payloads": link.rejected,
         "last_rejection": link.last_rejection,
     }

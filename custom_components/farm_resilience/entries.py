@@ -1,19 +1,35 @@
-"""The two kinds of config entries of the domain: the hub and one per edge agent."""
+"""The domain's two kinds of config entries, told apart in this one place.
+
+The hub's entry has no `agent_id` in its data; each edge agent's entry has one
+(DESIGN.md, "Integration contract"). Everything that must know which kind an
+entry is asks `is_agent_entry` (or its negation `is_hub_entry`), which also
+narrows the entry's type, and with it the type of its runtime data.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeIs
 
 from homeassistant.config_entries import ConfigEntry
 
-from .agent_link import AgentLink
 from .const import CONF_AGENT_ID
-from .hub import FarmResilienceHub
 
-# Platforms and diagnostics serve both kinds; they tell them apart by the runtime data.
-type FarmResilienceEntry = ConfigEntry[FarmResilienceHub | AgentLink]
+if TYPE_CHECKING:
+    from .agent_link import AgentLink
+    from .hub import FarmResilienceHub
+
+type HubConfigEntry = ConfigEntry[FarmResilienceHub]
+type AgentConfigEntry = ConfigEntry[AgentLink]
+# A union of the two rather than ConfigEntry[FarmResilienceHub | AgentLink]: once
+# `is_agent_entry` has answered, either branch knows its runtime data's type.
+type FarmResilienceConfigEntry = HubConfigEntry | AgentConfigEntry
 
 
-def is_agent_entry(entry: ConfigEntry[Any]) -> bool:
-    """Return whether an entry of this domain is an agent entry (`agent_id` in its data)."""
+def is_agent_entry(entry: ConfigEntry[Any]) -> TypeIs[AgentConfigEntry]:
+    """Return whether an entry of this domain follows an edge agent (`agent_id` in its data)."""
     return CONF_AGENT_ID in entry.data
+
+
+def is_hub_entry(entry: ConfigEntry[Any]) -> TypeIs[HubConfigEntry]:
+    """Return whether an entry of this domain is the hub (no `agent_id` in its data)."""
+    return not is_agent_entry(entry)

@@ -8,7 +8,6 @@ on the same future instead of seeing a false failure.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -20,14 +19,14 @@ from homeassistant.util.hass_dict import HassKey
 from .const import DOMAIN
 
 if TYPE_CHECKING:
-    from .commands import CommandOutcome, PendingCommand, Settling
+    from .bounces import BounceWatch
+    from .commands import PendingCommand
+    from .waiters import Waiters
 
 # A reload sets the new hub up at once; parked commands nobody adopts within this
 # (the hub was removed or disabled) are dropped and their waiters cancelled.
 ADOPT_WITHIN_S = 60.0
 HANDOVER: HassKey[Handover] = HassKey(f"{DOMAIN}_command_handover")
-
-type WaiterKey = tuple[str, str]
 
 
 @dataclass(slots=True)
@@ -35,19 +34,16 @@ class Handover:
     """What a stopped tracker leaves for the next one."""
 
     pending: list[PendingCommand]
-    waiters: dict[WaiterKey, asyncio.Future[CommandOutcome]]
-    timeouts: dict[str, float]
-    settling: dict[str, Settling]
+    waiters: Waiters
+    bounces: BounceWatch
     expiry: CALLBACK_TYPE | None = field(default=None)
 
     @callback
     def async_drop(self) -> None:
         """Forget everything; whoever waits is told the wait was cancelled."""
-        for waiter in self.waiters.values():
-            waiter.cancel()
-        self.waiters.clear()
+        self.waiters.cancel_all()
         self.pending.clear()
-        self.settling.clear()
+        self.bounces.clear()
 
 
 @callback

@@ -1,4 +1,8 @@
-"""The hub: ties the command tracker, statistics, monitors, storage and entities together."""
+"""The hub: ties the command tracker, statistics, monitors, storage and entities together.
+
+A push coordinator: commands, outages, stale sensors and agents change its
+snapshot (`HubSnapshot`), which it hands to the entities with `async_set_updated_data`.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +10,21 @@ import math
 import time
 import uuid
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from homeassistant.config_entries import ConfigEntry
 from homeassistant.const import EVENT_HOMEASSISTANT_STOP
 from homeassistant.core import CALLBACK_TYPE, CoreState, Event, HomeAssistant, callback
+from homeassistant.helpers.device_registry import DeviceEntryType, DeviceInfo
 from homeassistant.helpers.event import async_track_time_interval
 from homeassistant.helpers.start import async_at_started
+from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
 
 from .agents import AgentMonitor
 from .bounds import Texts
 from .const import (
+    DOMAIN,
     EVENT_COMMAND,
+    HUB_NAME,
     LOGGER,
     STORAGE_KEY,
     STORAGE_SAVE_DELAY,
@@ -40,6 +47,9 @@ from .storage import (
 )
 from .tracker import CommandOutcome, CommandTracker
 
+if TYPE_CHECKING:
+    from .entries import HubConfigEntry
+
 WORST_OFFENDERS = 10
 # This run of Home Assistant: monotonic times kept in storage are valid only in it.
 RUN = uuid.uuid4().hex
@@ -47,13 +57,22 @@ RUN = uuid.uuid4().hex
 type _Figures = tuple[WindowFigures, list[EntityFigures], list[EntityFigures]]
 
 
-class FarmResilienceHub:
+class FarmResilienceHub(DataUpdateCoordinator[HubSnapshot]):
     """Runtime data of the hub entry: measures commands, outages and staleness."""
 
-    def __init__(self, hass: HomeAssistant, entry: ConfigEntry[Any]) -> None:
+    config_entry: HubConfigEntry
+
+    def __init__(self, hass: HomeAssistant, entry: HubConfigEntry) -> None:
         """Build the parts from the entry's options; `async_setup` starts them."""
-        self.hass = hass
-        self.entry = entry
+        super().__init__(hass, LOGGER, config_entry=entry, name=HUB_NAME)
+        self.unique_id_prefix = entry.entry_id
+        self.device_info = DeviceInfo(
+            identifiers={(DOMAIN, entry.entry_id)},
+            name=HUB_NAME,
+            manufacturer=HUB_NAME,
+            model="Hub",
+            entry_type=DeviceEntryType.SERVICE,
+        )
         self.options = options = HubOptions.from_options(entry.options)
         self.statistics = WindowStatistics(
             options.window_hours,
@@ -77,12 +96,11 @@ class FarmResilienceHub:
         self._store = HubStore(
             hass, STORAGE_VERSION, STORAGE_KEY, minor_version=STORAGE_MINOR_VERSION
         )
-        self._listeners: list[CALLBACK_TYPE] = []
         self._unsubs: list[CALLBACK_TYPE] = []
         self._update_scheduled = False
         self._save_pending = False
         self._figures: _Figures = self._compute_figures(0.0)
-        self.snapshot = HubSnapshot(self._figures[0], [], [], {}, [], [])
+        self.data = HubSnapshot(self._figures[0], [], [], {}, [], [])
 
     async def async_setup(self) -> None:
         """Load the stored window, then start following commands and health.
@@ -132,7 +150,7 @@ class FarmResilienceHub:
         Repair issues stay open for the reload that usually follows; a disabled hub
         watches nothing, so it leaves none open.
         """
-        if self.entry.disabled_by is not None:
+        if self.config_entry.disabled_by is not None:
             async_clear_device_issues(self.hass)
         while self._unsubs:
             self._unsubs.pop()()
@@ -144,17 +162,17 @@ class FarmResilienceHub:
         await self._store.async_save(self._stored_data())
 
     @callback
-    def async_add_listener(self, update: CALLBACK_TYPE) -> CALLBACK_TYPE:
-        """Call `update` whenever the snapshot changes; the returned callback stops it."""
-        self._listeners.append(update)
-        return lambda: self._listeners.remove(update)
-
-    @callback
     def async_schedule_update(self) -> None:
-        """Refresh the snapshot soon; a burst of outcomes yields one refresh."""
+        """Refresh the snapshot soon; a burst of outcomes yields one refresh.
+
+        Hand-made rather than the coordinator's `async_request_refresh`: its
+        debouncer runs the first call of a burst at once and holds the rest for a
+        cooldown, while what is wanted is one refresh right after the burst (all
+        outcomes of one loop iteration), which one task scheduled once gives.
+        """
         if not self._update_scheduled:
             self._update_scheduled = True
-            self.entry.async_create_task(
+            self.config_entry.async_create_task(
                 self.hass, self._async_update_soon(), "farm_resilience update", eager_start=False
             )
 
@@ -248,21 +266,21 @@ class FarmResilienceHub:
 
     @callback
     def _async_update(self) -> None:
-        """Recompute figures and reasons, then tell the entities."""
+        """Recompute figures and reasons, then hand the snapshot to the entities."""
         self._update_scheduled = False
         now = time.monotonic()
         self._figures = self._compute_figures(time.time())
         self.degradation.async_refresh(now)
-        self.snapshot = HubSnapshot(
-            figures=self._figures[0],
-            worst_offenders=self._figures[1],
-            outages=sorted(self.outages.outages.values()),
-            flaps=self.outages.flaps(now),
-            stale_sensors=list(self.staleness.stale),
-            reasons=list(self.degradation.reasons),
+        self.async_set_updated_data(
+            HubSnapshot(
+                figures=self._figures[0],
+                worst_offenders=self._figures[1],
+                outages=sorted(self.outages.outages.values()),
+                flaps=self.outages.flaps(now),
+                stale_sensors=list(self.staleness.stale),
+                reasons=list(self.degradation.reasons),
+            )
         )
-        for update in list(self._listeners):
-            update()
 
     def _compute_figures(self, now: float) -> _Figures:
         """Return the window figures, worst offenders and entities below target as of `now`."""

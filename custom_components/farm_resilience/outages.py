@@ -16,52 +16,20 @@ from __future__ import annotations
 import heapq
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 
 from homeassistant.core import HomeAssistant, callback
-from homeassistant.helpers import device_registry as dr
-from homeassistant.helpers import entity_registry as er
 
 from .bounds import Texts
+from .devices import OUTAGE_DOWN, OUTAGE_FLAPPING, DeviceRecord, StoredDevice, device_of
 from .downtime import Downtime
 from .issues import async_clear_device_issue, async_raise_device_issue
 from .timing import EarliestCall
 from .virtual import is_virtual
 
-OUTAGE_DOWN = "down"
-OUTAGE_FLAPPING = "flapping"
 # Downtime is summed over this many times `outage_alert` to find flapping devices.
 FLAP_WINDOW_FACTOR = 5
 # A flapping device that is up again is looked at no more often than this.
 MIN_RECHECK_S = 1.0
-
-
-@dataclass(frozen=True, slots=True)
-class StoredDevice:
-    """What a reload keeps of a device: since when it is down, its outage and spells."""
-
-    down_since: float | None
-    outage: str | None
-    spells: list[list[float]]
-
-
-@dataclass(slots=True)
-class _Device:
-    """A device (or a device-less entity standing for itself) and its tracked entities."""
-
-    name: str
-    spells: Downtime
-    entities: set[str] = field(default_factory=set)
-    unavailable: set[str] = field(default_factory=set)
-    down_since: float | None = None
-    outage: str | None = None
-    # The only look at this device still due; older heap entries are skipped.
-    look_at: float | None = None
-
-    @property
-    def is_down(self) -> bool:
-        """Return whether every tracked entity of the device is unavailable."""
-        return bool(self.entities) and self.unavailable == self.entities
 
 
 class OutageMonitor:
@@ -77,7 +45,7 @@ class OutageMonitor:
         self._on_change = on_change
         # Entity -> device key; None for a group or wrapper, which counts for no device.
         self._device_of: dict[str, str | None] = {}
-        self._devices: dict[str, _Device] = {}
+        self._devices: dict[str, DeviceRecord] = {}
         self._looks: list[tuple[float, str]] = []
         self._restored: dict[str, StoredDevice] = {}
         # While the tracker reports the entities found on start: no flips yet.
@@ -194,7 +162,7 @@ class OutageMonitor:
             if device.down_since is not None or device.outage is not None or device.spells
         }
 
-    def _on_flip(self, key: str, device: _Device) -> None:
+    def _on_flip(self, key: str, device: DeviceRecord) -> None:
         """A device went down or came back: note the spell and look at it."""
         now = time.monotonic()
         if device.is_down:
@@ -206,7 +174,7 @@ class OutageMonitor:
         if self._look(key, device, now):
             self._on_change()
 
-    def _look(self, key: str, device: _Device, now: float) -> bool:
+    def _look(self, key: str, device: DeviceRecord, now: float) -> bool:
         """Raise, change or end the device's outage as of `now`; return whether it changed."""
         if self.armed_at is None:
             return False
@@ -227,7 +195,7 @@ class OutageMonitor:
                 self._check.request(at)
         return changed
 
-    def _verdict(self, device: _Device, now: float) -> str | None:
+    def _verdict(self, device: DeviceRecord, now: float) -> str | None:
         """Return the outage the device is in as of `now`, if any."""
         if device.down_since is not None and now - self._counted_since(device) >= self.outage_alert:
             return OUTAGE_DOWN
@@ -238,7 +206,7 @@ class OutageMonitor:
             return OUTAGE_FLAPPING  # a flapping device ends its outage only while up
         return None
 
-    def _next_look(self, device: _Device, now: float) -> float | None:
+    def _next_look(self, device: DeviceRecord, now: float) -> float | None:
         """Return the earliest time the device's verdict could change without a flip."""
         if device.outage == OUTAGE_DOWN:
             return None  # over when it comes back, which is a flip
@@ -252,18 +220,18 @@ class OutageMonitor:
         # Downtime grows no faster than time passes.
         return now + self.outage_alert - downtime if down else None
 
-    def _within(self, device: _Device, now: float) -> tuple[float, int]:
+    def _within(self, device: DeviceRecord, now: float) -> tuple[float, int]:
         """Return the device's downtime and spells within the flap window, since arming."""
         since = None if device.down_since is None else self._counted_since(device)
         return device.spells.within(now, since)
 
-    def _counted_since(self, device: _Device) -> float:
+    def _counted_since(self, device: DeviceRecord) -> float:
         """Return when the current spell started counting: never before arming."""
         assert device.down_since is not None
         assert self.armed_at is not None
         return max(device.down_since, self.armed_at)
 
-    def _reason(self, device: _Device, now: float) -> str:
+    def _reason(self, device: DeviceRecord, now: float) -> str:
         """Return the reason of a device in outage, in plain words."""
         if device.outage == OUTAGE_DOWN:
             return (
@@ -276,7 +244,7 @@ class OutageMonitor:
             f"within {self.flap_window:g} s"
         )
 
-    def _create_issue(self, key: str, device: _Device) -> None:
+    def _create_issue(self, key: str, device: DeviceRecord) -> None:
         """Raise (or update) the repair issue of a device in outage."""
         placeholders = {"device": device.name, "seconds": f"{self.outage_alert:g}"}
         if device.outage == OUTAGE_DOWN:
@@ -311,17 +279,9 @@ class OutageMonitor:
         """
         if is_virtual(self.hass, entity_id):
             return None
-        entry = er.async_get(self.hass).async_get(entity_id)
-        device_entry = None
-        if entry is not None and entry.device_id is not None:
-            device_entry = dr.async_get(self.hass).async_get(entry.device_id)
-        if device_entry is not None:
-            key = device_entry.id
-            name = device_entry.name_by_user or device_entry.name or entity_id
-        else:
-            key, name = entity_id, entity_id
+        key, name = device_of(self.hass, entity_id)
         if key not in self._devices:
-            self._devices[key] = device = _Device(name, Downtime(self.flap_window))
+            self._devices[key] = device = DeviceRecord(name, Downtime(self.flap_window))
             if (stored := self._restored.get(key)) is not None:
                 device.spells.load(stored.spells)
                 device.outage = stored.outage

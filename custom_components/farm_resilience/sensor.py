@@ -18,10 +18,9 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.typing import StateType
 
 from .agent_health import ROUTES, AgentHealth
-from .agent_link import AgentLink
 from .const import OUTCOME_TIMEOUT, OUTCOME_UNAVAILABLE
 from .entity import FarmAgentEntity, FarmResilienceEntity
-from .entries import FarmResilienceEntry
+from .entries import FarmResilienceConfigEntry, is_agent_entry
 from .hub import FarmResilienceHub
 from .models import HubSnapshot
 
@@ -49,6 +48,21 @@ def _offenders(snapshot: HubSnapshot) -> list[dict[str, Any]]:
     ]
 
 
+def _command_latency(
+    key: str, value_fn: Callable[[HubSnapshot], float | None]
+) -> FarmResilienceSensorEntityDescription:
+    """Return the description of a quantile of command latency in seconds."""
+    return FarmResilienceSensorEntityDescription(
+        key=key,
+        translation_key=key,
+        device_class=SensorDeviceClass.DURATION,
+        native_unit_of_measurement=UnitOfTime.SECONDS,
+        state_class=SensorStateClass.MEASUREMENT,
+        suggested_display_precision=2,
+        value_fn=value_fn,
+    )
+
+
 SENSORS: tuple[FarmResilienceSensorEntityDescription, ...] = (
     FarmResilienceSensorEntityDescription(
         key="command_success_rate",
@@ -59,24 +73,8 @@ SENSORS: tuple[FarmResilienceSensorEntityDescription, ...] = (
         value_fn=lambda snapshot: snapshot.figures.success_rate,
         attributes_fn=lambda snapshot: {"commands": snapshot.figures.commands},
     ),
-    FarmResilienceSensorEntityDescription(
-        key="command_latency_p50",
-        translation_key="command_latency_p50",
-        device_class=SensorDeviceClass.DURATION,
-        native_unit_of_measurement=UnitOfTime.SECONDS,
-        state_class=SensorStateClass.MEASUREMENT,
-        suggested_display_precision=2,
-        value_fn=lambda snapshot: snapshot.figures.latency_p50,
-    ),
-    FarmResilienceSensorEntityDescription(
-        key="command_latency_p95",
-        translation_key="command_latency_p95",
-        device_class=SensorDeviceClass.DURATION,
-        native_unit_of_measurement=UnitOfTime.SECONDS,
-        state_class=SensorStateClass.MEASUREMENT,
-        suggested_display_precision=2,
-        value_fn=lambda snapshot: snapshot.figures.latency_p95,
-    ),
+    _command_latency("command_latency_p50", lambda snapshot: snapshot.figures.latency_p50),
+    _command_latency("command_latency_p95", lambda snapshot: snapshot.figures.latency_p95),
     FarmResilienceSensorEntityDescription(
         key="commands_failed",
         translation_key="commands_failed",
@@ -165,37 +163,32 @@ AGENT_SENSORS: tuple[FarmAgentSensorEntityDescription, ...] = (
 
 async def async_setup_entry(
     hass: HomeAssistant,
-    entry: FarmResilienceEntry,
+    entry: FarmResilienceConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
     """Add the hub's sensors, or an agent's."""
-    runtime = entry.runtime_data
-    if isinstance(runtime, AgentLink):
-        async_add_entities(FarmAgentSensor(runtime, description) for description in AGENT_SENSORS)
+    if is_agent_entry(entry):
+        link = entry.runtime_data
+        async_add_entities(FarmAgentSensor(link, description) for description in AGENT_SENSORS)
     else:
-        async_add_entities(FarmResilienceSensor(runtime, description) for description in SENSORS)
+        hub = entry.runtime_data
+        async_add_entities(FarmResilienceSensor(hub, description) for description in SENSORS)
 
 
-class FarmResilienceSensor(FarmResilienceEntity, SensorEntity):
+class FarmResilienceSensor(FarmResilienceEntity[FarmResilienceHub], SensorEntity):
     """A hub sensor rendering one description."""
 
     entity_description: FarmResilienceSensorEntityDescription
 
-    def __init__(
-        self, hub: FarmResilienceHub, description: FarmResilienceSensorEntityDescription
-    ) -> None:
-        """Render `description` from the hub's snapshot."""
-        super().__init__(hub, description)
-
     @property
     def native_value(self) -> StateType:
         """Return the sensor's value from the snapshot."""
-        return self.entity_description.value_fn(self.hub.snapshot)
+        return self.entity_description.value_fn(self.coordinator.data)
 
     @property
     def extra_state_attributes(self) -> dict[str, Any]:
         """Return the sensor's attributes from the snapshot."""
-        return self.entity_description.attributes_fn(self.hub.snapshot)
+        return self.entity_description.attributes_fn(self.coordinator.data)
 
 
 class FarmAgentSensor(FarmAgentEntity, SensorEntity):
@@ -203,12 +196,8 @@ class FarmAgentSensor(FarmAgentEntity, SensorEntity):
 
     entity_description: FarmAgentSensorEntityDescription
 
-    def __init__(self, link: AgentLink, description: FarmAgentSensorEntityDescription) -> None:
-        """Render `description` from the agent's health."""
-        super().__init__(link, description)
-
     @property
     def native_value(self) -> StateType:
         """Return the figure from the last valid health payload."""
-        health = self.link.health
+        health = self.coordinator.data.health
         return None if health is None else self.entity_description.value_fn(health)

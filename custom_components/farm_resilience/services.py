@@ -28,6 +28,7 @@ from .const import (
     SERVICE_RESET_STATISTICS,
     SERVICE_SEND_COMMAND,
 )
+from .entries import is_hub_entry
 from .expectations import expect, explicit_data, explicit_toggle
 from .hub import FarmResilienceHub
 from .temperatures import temperature_scale
@@ -91,8 +92,8 @@ def async_setup_services(hass: HomeAssistant) -> None:
 def _loaded_hub(hass: HomeAssistant) -> FarmResilienceHub:
     """Return the loaded hub, or raise a translated error."""
     for entry in hass.config_entries.async_loaded_entries(DOMAIN):
-        if isinstance(hub := entry.runtime_data, FarmResilienceHub):
-            return hub
+        if is_hub_entry(entry):
+            return entry.runtime_data
     raise ServiceValidationError(translation_domain=DOMAIN, translation_key="hub_not_loaded")
 
 
@@ -194,7 +195,7 @@ def _async_forget(hass: HomeAssistant, hub: FarmResilienceHub, context: Context)
     """Drop a call's waiters, in the tracker it started with and in the live one."""
     hub.tracker.async_forget_waiters(context)
     for entry in hass.config_entries.async_loaded_entries(DOMAIN):
-        if isinstance(live := entry.runtime_data, FarmResilienceHub) and live is not hub:
+        if is_hub_entry(entry) and (live := entry.runtime_data) is not hub:
             live.tracker.async_forget_waiters(context)
 
 

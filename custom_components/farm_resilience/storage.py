@@ -21,7 +21,7 @@ from homeassistant.helpers.storage import Store
 
 from .agent_health import shown
 from .const import OUTCOMES, STORAGE_VERSION
-from .outages import OUTAGE_DOWN, OUTAGE_FLAPPING, StoredDevice
+from .devices import OUTAGE_DOWN, OUTAGE_FLAPPING, StoredDevice
 from .statistics import (
     HISTOGRAM_BINS,
     HISTOGRAM_MIN_S,

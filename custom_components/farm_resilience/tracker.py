@@ -1,5 +1,11 @@
 """Command tracking: every controllable call_service becomes one outcome per device it reaches.
 
+The tracker follows the entities, opens a pending command for each device a call
+reaches (targets.py), judges it by the states that follow and ends it by its
+deadline (pending.py). Successes are watched for a bounce (bounces.py), outcomes
+go to whoever waits for them (waiters.py), availability flips to the outage
+monitor (flips.py), and a reload hands all of it to the next tracker (handover.py).
+
 Durations (latency, deadlines, the bounce window) run on the monotonic clock;
 wall time only labels outcomes, so a clock stepped by NTP changes no figure.
 """
@@ -7,25 +13,17 @@ wall time only labels outcomes, so a clock stepped by NTP changes no figure.
 from __future__ import annotations
 
 import asyncio
-import heapq
-import itertools
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from homeassistant.const import (
-    ATTR_ENTITY_ID,
-    ENTITY_MATCH_ALL,
-    EVENT_CALL_SERVICE,
-    STATE_UNAVAILABLE,
-)
+from homeassistant.const import EVENT_CALL_SERVICE, STATE_UNAVAILABLE
 from homeassistant.core import (
     CALLBACK_TYPE,
     Context,
     Event,
     EventStateChangedData,
     HomeAssistant,
-    ServiceCall,
     State,
     callback,
 )
@@ -33,11 +31,10 @@ from homeassistant.helpers.event import (
     async_track_state_added_domain,
     async_track_state_change_event,
 )
-from homeassistant.helpers.service import async_extract_referenced_entity_ids
 
-from .commands import CommandOutcome, PendingCommand, Settling
+from .bounces import BounceWatch
+from .commands import CommandOutcome, PendingCommand
 from .const import (
-    BOUNCE_WINDOW_S,
     CONTROLLABLE_DOMAINS,
     OUTCOME_BOUNCED,
     OUTCOME_NOOP,
@@ -47,39 +44,18 @@ from .const import (
     OUTCOME_UNAVAILABLE,
 )
 from .expectations import expect, is_understood
+from .flips import Availability, AvailabilityFlips
 from .handover import Handover, async_park, async_take
+from .pending import PendingCommands
 from .registry_follow import RegistryFollower
+from .targets import followed_targets, is_controllable, transition_s
 from .temperatures import temperature_scale
 from .timing import EarliestCall
 from .virtual import is_virtual, leaves
+from .waiters import Waiters
 
 # CommandOutcome is exported from here too: the hub imports it with the tracker.
 __all__ = ["CommandOutcome", "CommandTracker"]
-
-# Status of an entity that is not up: True = unavailable, None = no state at all.
-type Availability = Callable[[str, bool | None, float], None]
-
-
-@callback
-def _is_controllable(event_data: Mapping[str, Any]) -> bool:
-    """Let through only calls to controllable domains: a frozenset lookup per call."""
-    return event_data["domain"] in CONTROLLABLE_DOMAINS
-
-
-def _target_data(service_data: Mapping[str, Any]) -> dict[str, Any]:
-    """Return the call's data with a comma-separated entity_id string split into a list."""
-    entity_ids = service_data.get(ATTR_ENTITY_ID)
-    if isinstance(entity_ids, str) and "," in entity_ids:
-        return {**service_data, ATTR_ENTITY_ID: [e.strip() for e in entity_ids.split(",")]}
-    return dict(service_data)
-
-
-def _transition_s(domain: str, service_data: Mapping[str, Any]) -> float:
-    """Return how long a light may take on purpose (its `transition`), 0 for anything else."""
-    transition = service_data.get("transition") if domain == "light" else None
-    if isinstance(transition, int | float) and not isinstance(transition, bool):
-        return max(0.0, float(transition))
-    return 0.0
 
 
 class CommandTracker:
@@ -100,19 +76,12 @@ class CommandTracker:
         self.timeout = timeout
         self._tracked = list(tracked_entities)
         self._on_outcome = on_outcome
-        self._on_availability = on_availability
+        self._flips = AvailabilityFlips(on_availability)
         self._on_renamed = on_renamed
         self.followed: set[str] = set()
-        self.pending: dict[str, PendingCommand] = {}
-        # Deadlines in a heap, so the sweep looks only at what is due. An entry whose
-        # command has ended stays until its deadline comes up: at most one per command.
-        self._deadlines: list[tuple[float, int, PendingCommand]] = []
-        self._order = itertools.count()
-        self._not_up: dict[str, bool | None] = {}
-        self._timeouts: dict[str, float] = {}
-        self._waiters: dict[tuple[str, str], asyncio.Future[CommandOutcome]] = {}
-        # At most one per entity; an expired one is dropped when its entity next changes.
-        self._settling: dict[str, Settling] = {}
+        self.pending = PendingCommands()
+        self._waiters = Waiters(hass)
+        self._bounces = BounceWatch()
         self._sweep = EarliestCall(hass, self._async_sweep)
         self._registry = RegistryFollower(hass, self)
         self._unsubs: list[CALLBACK_TYPE] = []
@@ -122,7 +91,7 @@ class CommandTracker:
         """Follow the tracked entities, listen to service calls, adopt a reload's commands."""
         self._unsubs.append(
             self.hass.bus.async_listen(
-                EVENT_CALL_SERVICE, self._async_on_call_service, event_filter=_is_controllable
+                EVENT_CALL_SERVICE, self._async_on_call_service, event_filter=is_controllable
             )
         )
         self._unsubs.append(self._registry.async_start())
@@ -151,31 +120,25 @@ class CommandTracker:
             return
         async_park(
             self.hass,
-            Handover(
-                pending=list(self.pending.values()),
-                waiters=dict(self._waiters),
-                timeouts=dict(self._timeouts),
-                settling=dict(self._settling),
-            ),
+            Handover(list(self.pending.values()), self._waiters, self._bounces),
         )
+        self._waiters = Waiters(self.hass)  # the handed over ones are the next tracker's
+        self._bounces = BounceWatch()
         self._async_clear()
 
     @callback
     def async_drop_pending(self) -> None:
         """Forget pending commands (Home Assistant is stopping: they cannot be judged)."""
-        for waiter in self._waiters.values():
-            waiter.cancel()
+        self._waiters.cancel_all()
         self._async_clear()
 
     @callback
     def _async_clear(self) -> None:
         """Forget every command, waiter and watch, without telling anyone."""
         self.pending.clear()
-        self._deadlines.clear()
         self._sweep.cancel()
         self._waiters.clear()
-        self._timeouts.clear()
-        self._settling.clear()
+        self._bounces.clear()
 
     @callback
     def _async_adopt(self, handover: Handover) -> None:
@@ -184,8 +147,7 @@ class CommandTracker:
         State changes during the reload were seen by nobody; the state now tells
         whether the command took effect meanwhile (latency counted up to now).
         """
-        self._waiters.update(handover.waiters)
-        self._timeouts.update(handover.timeouts)
+        self._waiters.take_over(handover.waiters)
         now = time.monotonic()
         for command in handover.pending:
             if command.entity_id not in self.followed:
@@ -193,28 +155,19 @@ class CommandTracker:
                 continue
             self._async_pend(command)
             self._async_judge(command, self.hass.states.get(command.entity_id), now)
-        for entity_id, watch in handover.settling.items():
-            if entity_id in self.followed:
-                self._settling[entity_id] = watch
+        self._bounces.take_over(handover.bounces, self.followed)
 
     @callback
     def async_wait_for(
         self, context: Context, entity_ids: Iterable[str], timeout: float
     ) -> dict[str, asyncio.Future[CommandOutcome]]:
         """Return futures for the outcomes of a call about to be made with `context`."""
-        self._timeouts[context.id] = timeout
-        futures: dict[str, asyncio.Future[CommandOutcome]] = {}
-        for entity_id in entity_ids:
-            futures[entity_id] = self.hass.loop.create_future()
-            self._waiters[(context.id, entity_id)] = futures[entity_id]
-        return futures
+        return self._waiters.expect(context, entity_ids, timeout)
 
     @callback
     def async_forget_waiters(self, context: Context) -> None:
         """Drop what `async_wait_for` set up for a call."""
-        self._timeouts.pop(context.id, None)
-        for key in [key for key in self._waiters if key[0] == context.id]:
-            self._waiters.pop(key).cancel()
+        self._waiters.forget(context)
 
     @callback
     def _async_follow(self, entity_ids: Iterable[str]) -> None:
@@ -227,11 +180,7 @@ class CommandTracker:
             async_track_state_change_event(self.hass, new, self._async_on_state_changed)
         )
         for entity_id in new:
-            state = self.hass.states.get(entity_id)
-            status = None if state is None else state.state == STATE_UNAVAILABLE
-            if status is not False:
-                self._not_up[entity_id] = status
-            self._on_availability(entity_id, status, state.last_updated_timestamp if state else 0)
+            self._flips.first_seen(entity_id, self.hass.states.get(entity_id))
 
     @callback
     def _async_on_entity_added(self, event: Event[EventStateChangedData]) -> None:
@@ -247,9 +196,9 @@ class CommandTracker:
             return
         service_data: Mapping[str, Any] = event.data.get("service_data") or {}
         now = time.monotonic()
-        timeout = self._timeouts.pop(event.context.id, self.timeout)
-        timeout += _transition_s(domain, service_data)
-        for entity_id in self._targets(domain, service_data):
+        timeout = self._waiters.timeout(event.context.id, self.timeout)
+        timeout += transition_s(domain, service_data)
+        for entity_id in followed_targets(self.hass, domain, service_data, self.followed):
             if is_virtual(self.hass, entity_id):
                 # Its members get the command in a nested call with this context: they
                 # are the devices, and counted there (followed even if not listed).
@@ -273,25 +222,13 @@ class CommandTracker:
             )
             self._async_open(command, state)
 
-    def _targets(self, domain: str, service_data: Mapping[str, Any]) -> set[str]:
-        """Resolve entity, device, area, floor and label targets to followed entities."""
-        data = _target_data(service_data)
-        prefix = f"{domain}."
-        if data.get(ATTR_ENTITY_ID) == ENTITY_MATCH_ALL:
-            return {e for e in self.followed if e.startswith(prefix)}
-        selected = async_extract_referenced_entity_ids(
-            self.hass, ServiceCall(self.hass, domain, "", data)
-        )
-        entity_ids = selected.referenced | selected.indirectly_referenced
-        return {e for e in entity_ids if e.startswith(prefix) and e in self.followed}
-
     @callback
     def _async_open(self, command: PendingCommand, state: State) -> None:
         """Replace any older command for the entity, then judge or wait."""
-        previous = self.pending.pop(command.entity_id, None)
+        previous = self.pending.pop(command.entity_id)
         if previous is not None:
             self._async_finish(previous, OUTCOME_SUPERSEDED)
-        self._settling.pop(command.entity_id, None)  # a new command is no bounce
+        self._bounces.drop(command.entity_id)  # a new command is no bounce
         if command.expectation.stops:
             return
         if state.state == STATE_UNAVAILABLE:
@@ -308,9 +245,7 @@ class CommandTracker:
     @callback
     def _async_pend(self, command: PendingCommand) -> None:
         """Wait for the command's result until its deadline."""
-        self.pending[command.entity_id] = command
-        heapq.heappush(self._deadlines, (command.deadline, next(self._order), command))
-        self._sweep.request(command.deadline)
+        self._sweep.request(self.pending.add(command))
 
     @callback
     def _async_on_state_changed(self, event: Event[EventStateChangedData]) -> None:
@@ -318,17 +253,12 @@ class CommandTracker:
         data = event.data
         entity_id = data["entity_id"]
         new_state = data["new_state"]
+        now = time.monotonic()
         if (command := self.pending.get(entity_id)) is not None:
-            self._async_judge(command, new_state, time.monotonic())
-        elif entity_id in self._settling:
-            self._async_watch_bounce(entity_id, new_state, time.monotonic())
-        status = None if new_state is None else new_state.state == STATE_UNAVAILABLE
-        if status is not self._not_up.get(entity_id, False):
-            if status is False:
-                del self._not_up[entity_id]
-            else:
-                self._not_up[entity_id] = status
-            self._on_availability(entity_id, status, event.time_fired_timestamp)
+            self._async_judge(command, new_state, now)
+        elif (bounced := self._bounces.bounced(entity_id, new_state, now)) is not None:
+            self._async_finish(bounced, OUTCOME_BOUNCED)
+        self._flips.changed(entity_id, new_state, event.time_fired_timestamp)
 
     @callback
     def _async_judge(self, command: PendingCommand, state: State | None, now: float) -> None:
@@ -337,39 +267,22 @@ class CommandTracker:
             # The sweep runs a moment late under load; a late result is still a timeout.
             self._async_sweep(now)
         elif state is None or state.state == STATE_UNAVAILABLE:
-            del self.pending[command.entity_id]
+            self.pending.end(command)
             self._async_finish(command, OUTCOME_UNAVAILABLE)
         elif not command.expectation.is_met(state):
             command.left = True
         elif not command.replacing or command.left:
-            del self.pending[command.entity_id]
+            self.pending.end(command)
             self._async_finish(command, OUTCOME_SUCCESS, now - command.started)
-            self._settling[command.entity_id] = Settling(command, now + BOUNCE_WINDOW_S)
-
-    @callback
-    def _async_watch_bounce(self, entity_id: str, state: State | None, now: float) -> None:
-        """Report a success that the entity undid by itself within the bounce window."""
-        watch = self._settling[entity_id]
-        if now > watch.until or state is None or state.state == STATE_UNAVAILABLE:
-            del self._settling[entity_id]  # settled, or an outage (counted as such)
-        elif not watch.command.expectation.is_met(state):
-            del self._settling[entity_id]
-            self._async_finish(watch.command, OUTCOME_BOUNCED)
+            self._bounces.watch(command, now)
 
     @callback
     def _async_sweep(self, now: float) -> None:
         """End every command past its deadline; ask to run again at the next deadline."""
-        deadlines = self._deadlines
-        while deadlines and deadlines[0][0] <= now:
-            command = heapq.heappop(deadlines)[2]
-            if self.pending.get(command.entity_id) is command:
-                del self.pending[command.entity_id]
-                self._async_finish(command, self._expired_outcome(command))
-        # Entries of commands that ended otherwise need no wake-up of their own.
-        while deadlines and self.pending.get(deadlines[0][2].entity_id) is not deadlines[0][2]:
-            heapq.heappop(deadlines)
-        if deadlines:
-            self._sweep.request(deadlines[0][0])
+        while (command := self.pending.expired(now)) is not None:
+            self._async_finish(command, self._expired_outcome(command))
+        if (deadline := self.pending.next_deadline()) is not None:
+            self._sweep.request(deadline)
 
     def _expired_outcome(self, command: PendingCommand) -> str:
         """Timeout, unless a replacing command's entity never left the result it asked for."""
@@ -394,17 +307,13 @@ class CommandTracker:
             time.time(),
         )
         self._on_outcome(result)
-        waiter = self._waiters.pop((command.context.id, command.entity_id), None)
-        if waiter is not None and not waiter.done():
-            waiter.set_result(result)
+        self._waiters.resolve(result)
 
     @callback
     def _async_forget(self, command: PendingCommand) -> None:
         """End a command without an outcome; whoever waits for it is told it was cancelled."""
-        if self.pending.get(command.entity_id) is command:
-            del self.pending[command.entity_id]
-        if (waiter := self._waiters.pop((command.context.id, command.entity_id), None)) is not None:
-            waiter.cancel()
+        self.pending.end(command)
+        self._waiters.cancel(command.context.id, command.entity_id)
 
     @callback
     def async_entity_renamed(self, old: str, new: str) -> None:
@@ -413,20 +322,15 @@ class CommandTracker:
             return
         self.followed.discard(old)  # its removal still reaches us, for the outage monitor
         self._tracked = [new if entity_id == old else entity_id for entity_id in self._tracked]
-        if (command := self.pending.pop(old, None)) is not None:
-            if (waiter := self._waiters.pop((command.context.id, old), None)) is not None:
-                self._waiters[(command.context.id, new)] = waiter
-            command.entity_id = new
-            self.pending[new] = command
-        if (watch := self._settling.pop(old, None)) is not None:
-            watch.command.entity_id = new
-            self._settling[new] = watch
+        if (command := self.pending.rename(old, new)) is not None:
+            self._waiters.rename(command.context.id, old, new)
+        self._bounces.rename(old, new)
         self._async_follow((new,))
         self._on_renamed(old, new)
 
     @callback
     def async_entity_disabled(self, entity_id: str) -> None:
         """End a disabled entity's pending command without an outcome: it failed nothing."""
-        self._settling.pop(entity_id, None)
+        self._bounces.drop(entity_id)
         if (command := self.pending.get(entity_id)) is not None:
             self._async_forget(command)

@@ -9,15 +9,12 @@ from typing import Any
 import pytest
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.const import Platform
-from homeassistant.core import HomeAssistant
+from homeassistant.core import Event, HomeAssistant
 from homeassistant.util.unit_system import US_CUSTOMARY_SYSTEM
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
-    async_capture_events,
     async_fire_time_changed_exact,
 )
-
-from custom_components.farm_resilience.const import EVENT_COMMAND
 
 from .sim import (
     Behaviour,
@@ -30,6 +27,7 @@ from .sim import (
     unreliable_delay,
     within_histogram_bound,
 )
+from .support import add_group, add_switch_as_x, call
 
 RELAYS = 20
 ROUNDS = 20
@@ -108,14 +106,6 @@ def mixed_layout() -> Layout:
     }
 
 
-async def add_helper(hass: HomeAssistant, domain: str, title: str, options: dict[str, Any]) -> None:
-    """Set up one of Home Assistant's own helpers (a group, a switch_as_x wrapper)."""
-    entry = MockConfigEntry(domain=domain, title=title, options=options)
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
-
-
 @pytest.fixture
 def fahrenheit_farm(hass: HomeAssistant) -> Layout:
     """The mixed fleet's layout, with Home Assistant set to °F before the devices appear."""
@@ -131,11 +121,8 @@ async def command_round(hass: HomeAssistant) -> None:
         domain = entity_id.split(".")[0]
         await hass.services.async_call(domain, service, {"entity_id": entity_id}, blocking=True)
     shown = hass.states.get(BROODER).attributes["temperature"]
-    await hass.services.async_call(
-        "climate",
-        "set_temperature",
-        {"entity_id": BROODER, "temperature": 65 if shown == 72 else 71},
-        blocking=True,
+    await call(
+        hass, "climate.set_temperature", entity_id=BROODER, temperature=65 if shown == 72 else 71
     )
 
 
@@ -146,34 +133,18 @@ def counted(records: list[Record]) -> list[Record]:
 
 async def test_group_wrapper_and_fahrenheit_thermostat_figures_match_ground_truth(
     hass: HomeAssistant,
+    command_events: list[Event[Any]],
     fahrenheit_farm: Layout,
     freezer: FrozenDateTimeFactory,
     hub_entry: MockConfigEntry,
 ) -> None:
     farm = Farm(hass)
     await async_setup_farm(hass, farm, fahrenheit_farm)
-    await add_helper(
-        hass,
-        "group",
-        "Bed lights",
-        {
-            "group_type": "light",
-            "name": "Bed lights",
-            "entities": ["light.bed_1", "light.bed_2"],
-            "hide_members": False,
-            "all": False,
-        },
-    )
-    await add_helper(
-        hass,
-        "switch_as_x",
-        "Yard lamp",
-        {"entity_id": "switch.yard_relay", "invert": False, "target_domain": "light"},
-    )
+    await add_group(hass, "light", "Bed lights", ["light.bed_1", "light.bed_2"])
+    await add_switch_as_x(hass, "switch.yard_relay", "light")
     assert await hass.config_entries.async_setup(hub_entry.entry_id)
     await hass.async_block_till_done()
     farm.default = Behaviour(drop_probability=0.05, delay=unreliable_delay)
-    events = async_capture_events(hass, EVENT_COMMAND)
 
     for _ in range(ROUNDS):
         start = time.time()
@@ -190,7 +161,7 @@ async def test_group_wrapper_and_fahrenheit_thermostat_figures_match_ground_trut
     leaves = {record.entity_id for record in records}
     assert leaves >= LEAVES  # every kind of device was really commanded
     assert 3 < failed < 40
-    assert {e.data["entity_id"] for e in events} <= leaves  # never the group or the wrapper
+    assert {e.data["entity_id"] for e in command_events} <= leaves  # never the group or the wrapper
     rate = hass.states.get("sensor.farm_resilience_command_success_rate")
     assert rate.attributes["commands"] == len(records)
     assert float(rate.state) == pytest.approx(100 * len(latencies) / len(records))

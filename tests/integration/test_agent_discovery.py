@@ -1,6 +1,14 @@
-"""Agents discovered over MQTT (real broker), added by hand, reconfigured; one entry per agent."""
+"""Agents discovered over MQTT (real broker), added by hand, reconfigured; one entry per agent.
+
+With the agent's own HA MQTT discovery on as well, an agent is still one device.
+"""
 
 from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 from freezegun.api import FrozenDateTimeFactory
@@ -8,29 +16,29 @@ from homeassistant.config_entries import SOURCE_MQTT, SOURCE_USER
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.service_info.mqtt import MqttServiceInfo
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.farm_resilience.const import DOMAIN
+from farm_agent.config import parse_config
+from farm_agent.discovery import discovery_messages
+from tests.agent.support import agent_config
+from tools.services import Mosquitto
 
-from .mqtt_support import (
+from .support import (
     ACCEPTED,
+    AGENT_ENTITY_IDS,
     AGENT_ID,
+    HEALTHY,
     ONLINE,
     STATUS_TOPIC,
     StandInAgent,
+    clear_retained,
+    discovered_flows,
     shown,
     wait_until,
 )
-
-
-def discovered_flows(hass: HomeAssistant) -> list[dict[str, object]]:
-    """Return the integration's flows started by MQTT discovery."""
-    return [
-        flow
-        for flow in hass.config_entries.flow.async_progress_by_handler(DOMAIN)
-        if flow["context"]["source"] == SOURCE_MQTT
-    ]
 
 
 def service_info(topic: str, payload: str) -> MqttServiceInfo:
@@ -77,9 +85,7 @@ async def test_retained_status_on_the_broker_is_discovered_and_confirm_creates_t
 
 
 async def test_an_agent_already_configured_is_not_offered_again(
-    hass: HomeAssistant,
-    mqtt_entry: MockConfigEntry,
-    agent_entry: MockConfigEntry,
+    hass: HomeAssistant, agent_entry: MockConfigEntry
 ) -> None:
     result = await hass.config_entries.flow.async_init(
         DOMAIN, context={"source": SOURCE_MQTT}, data=service_info(STATUS_TOPIC, ONLINE)
@@ -199,3 +205,90 @@ async def test_reconfiguring_an_agent_changes_its_prefix_and_an_agent_has_no_opt
     assert result["reason"] == "reconfigure_successful"
     assert agent_entry.data == {"agent_id": AGENT_ID, "topic_prefix": "farm/east"}
     assert agent_entry.options == {}
+
+
+@pytest.fixture
+def agent_discovery(
+    broker: Mosquitto, tmp_path: Path
+) -> Iterator[list[tuple[str, dict[str, Any]]]]:
+    """The HA MQTT discovery configs the agent farm-east publishes itself; cleared after."""
+    config = agent_config(
+        tmp_path,
+        agent_id=AGENT_ID,
+        mqtt_port=broker.port,
+        pooler_dsn=None,
+        direct_dsn="postgresql://farm@127.0.0.1:5432/postgres",
+        queue="sensor_readings",
+    )
+    messages = discovery_messages(parse_config(config))
+    yield messages
+    clear_retained(broker.port, *(topic for topic, _ in messages))
+
+
+async def announce(
+    hass: HomeAssistant,
+    freezer: FrozenDateTimeFactory,
+    stand_in: StandInAgent,
+    messages: list[tuple[str, dict[str, Any]]],
+) -> None:
+    """Publish the agent's discovery configs, retained, as the agent does when it connects.
+
+    Then wait until HA's MQTT integration has made an entity of each.
+    """
+    for topic, config in messages:
+        stand_in.publish(topic, json.dumps(config))
+    await wait_until(
+        hass, freezer, lambda: len(mqtt_entity_ids(hass)) == len(messages), "MQTT entities"
+    )
+
+
+def mqtt_entity_ids(hass: HomeAssistant) -> list[str]:
+    """Return the entity ids HA's MQTT integration gave the agent's own entities."""
+    return sorted(
+        entity.entity_id
+        for entity in er.async_get(hass).entities.values()
+        if entity.platform == "mqtt" and entity.unique_id.startswith(f"farm_agent_{AGENT_ID}_")
+    )
+
+
+async def add_the_agent_by_confirming_its_discovery(
+    hass: HomeAssistant, freezer: FrozenDateTimeFactory
+) -> str:
+    """Confirm the discovered agent as a user does; return its entry id."""
+    await wait_until(hass, freezer, lambda: bool(discovered_flows(hass)), "discovery")
+    flow_id = discovered_flows(hass)[0]["flow_id"]
+    result = await hass.config_entries.flow.async_configure(flow_id, {})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    return str(result["result"].entry_id)
+
+
+@pytest.mark.parametrize("first", ["agent_discovery", "integration"])
+async def test_an_agent_announcing_itself_over_mqtt_discovery_is_one_device(
+    hass: HomeAssistant,
+    mqtt_entry: MockConfigEntry,
+    stand_in: StandInAgent,
+    agent_discovery: list[tuple[str, dict[str, Any]]],
+    freezer: FrozenDateTimeFactory,
+    first: str,
+) -> None:
+    stand_in.status(ONLINE)
+    stand_in.health(HEALTHY["health"])
+    if first == "agent_discovery":
+        await announce(hass, freezer, stand_in, agent_discovery)
+    entry_id = await add_the_agent_by_confirming_its_discovery(hass, freezer)
+    await wait_until(
+        hass, freezer, lambda: shown(hass, HEALTHY["expect"]) == HEALTHY["expect"], "values"
+    )
+    if first == "integration":
+        await announce(hass, freezer, stand_in, agent_discovery)
+
+    (device,) = dr.async_get(hass).devices.values()
+    assert device.name == AGENT_ID
+    assert device.config_entries == {mqtt_entry.entry_id, entry_id}
+    entities = er.async_entries_for_device(er.async_get(hass), device.id)
+    ours = sorted(entity.entity_id for entity in entities if entity.platform == DOMAIN)
+    assert ours == AGENT_ENTITY_IDS
+    assert sorted(e.entity_id for e in entities if e.platform == "mqtt") == mqtt_entity_ids(hass)
+    # The agent's own entities keep the ids the device's former name gave them.
+    assert "sensor.farm_agent_farm_east_queue_depth" in mqtt_entity_ids(hass)
+    assert "sensor.farm_agent_farm_east_dead_letters" in mqtt_entity_ids(hass)

@@ -11,7 +11,7 @@ import pytest
 
 from custom_components.farm_resilience.agent_health import InvalidHealthError, parse_health
 
-from .mqtt_support import ACCEPTED, AGENT_ID, REJECTED
+from .support import ACCEPTED, AGENT_ID, REJECTED
 
 HEALTHY: dict[str, Any] = ACCEPTED[0]["health"]
 

@@ -7,18 +7,24 @@ from pathlib import Path
 
 import pytest
 from freezegun.api import FrozenDateTimeFactory
-from homeassistant.config_entries import SOURCE_MQTT, ConfigEntryState
+from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
-from custom_components.farm_resilience.const import DOMAIN
 from tests.agent.support import AgentProcess, Publisher, agent_config, with_secret, write_config
 from tools.services import Mosquitto, PgBouncer, Postgres
 
-from .conftest import download_diagnostics
-from .mqtt_support import advance_live, clear_retained, state, wait_until
+from .support import (
+    advance_live,
+    clear_retained,
+    discovered_flows,
+    download_diagnostics,
+    reasons,
+    state,
+    wait_until,
+)
 
 AGENT = "farm-real"
 PREFIX = "farm_resilience"
@@ -29,7 +35,7 @@ AGENT_TIMEOUT_S = 30.0
 
 
 @pytest.fixture
-def agent(
+def agent_process(
     socket_enabled: None, request: pytest.FixtureRequest, broker: Mosquitto, tmp_path: Path
 ) -> Iterator[AgentProcess]:
     """farm-agent `farm-real` (not started) on the session's Postgres, PgBouncer and broker."""
@@ -61,37 +67,25 @@ async def start(hass: HomeAssistant, agent: AgentProcess) -> None:
     await hass.async_add_executor_job(agent.wait_connected)
 
 
-def discovered(hass: HomeAssistant) -> list[str]:
-    """Return the flow ids of the integration's discovered (MQTT) flows."""
-    return [
-        flow["flow_id"]
-        for flow in hass.config_entries.flow.async_progress_by_handler(DOMAIN)
-        if flow["context"]["source"] == SOURCE_MQTT
-    ]
-
-
-def reasons(hass: HomeAssistant) -> list[str]:
-    """Return the hub's degraded reasons."""
-    degraded = hass.states.get("binary_sensor.farm_resilience_degraded")
-    assert degraded is not None
-    return list(degraded.attributes["reasons"])
-
-
 async def test_real_agent_is_discovered_killed_unavailable_and_degrades_the_hub_then_recovers(
     hass: HomeAssistant,
     mqtt_entry: MockConfigEntry,
     broker: Mosquitto,
     hub_entry: MockConfigEntry,
-    agent: AgentProcess,
+    agent_process: AgentProcess,
     freezer: FrozenDateTimeFactory,
     hass_client: ClientSessionGenerator,
 ) -> None:
     assert await hass.config_entries.async_setup(hub_entry.entry_id)
-    await start(hass, agent)
+    await start(hass, agent_process)
 
     # Discovered from its retained status; confirming creates the device.
-    await wait_until(hass, freezer, lambda: bool(discovered(hass)), "discovery", AGENT_TIMEOUT_S)
-    result = await hass.config_entries.flow.async_configure(discovered(hass)[0], {})
+    await wait_until(
+        hass, freezer, lambda: bool(discovered_flows(hass)), "discovery", AGENT_TIMEOUT_S
+    )
+    result = await hass.config_entries.flow.async_configure(
+        discovered_flows(hass)[0]["flow_id"], {}
+    )
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["data"] == {"agent_id": AGENT}
     entry = result["result"]
@@ -126,7 +120,7 @@ async def test_real_agent_is_discovered_killed_unavailable_and_degrades_the_hub_
     assert reasons(hass) == []
 
     # SIGKILL: the broker delivers the last will, the figures become unavailable...
-    await hass.async_add_executor_job(agent.kill)
+    await hass.async_add_executor_job(agent_process.kill)
     await wait_until(
         hass, freezer, lambda: state(hass, "connectivity", AGENT).state == "off", "the last will"
     )
@@ -139,7 +133,7 @@ async def test_real_agent_is_discovered_killed_unavailable_and_degrades_the_hub_
     assert reasons(hass) == [f"agent {AGENT}: offline for more than 60 s"]
 
     # Restarted: online again, fresh figures, the hub recovers.
-    await start(hass, agent)
+    await start(hass, agent_process)
     await wait_until(
         hass,
         freezer,

@@ -7,7 +7,7 @@ import json
 from custom_components.farm_resilience.agent_health import parse_health
 from custom_components.farm_resilience.bounds import MAX_CHARS, MAX_TEXTS, Texts, bounded
 
-from .mqtt_support import ACCEPTED
+from .support import ACCEPTED
 
 
 def test_a_short_list_is_shown_whole() -> None:

@@ -13,15 +13,14 @@ from typing import Any
 import pytest
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant import core
-from homeassistant.core import HomeAssistant
+from homeassistant.core import Event, HomeAssistant
 from homeassistant.helpers import entity
-from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
+from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.farm_resilience import timing, tracker
-from custom_components.farm_resilience.const import EVENT_COMMAND
 
-from .conftest import advance
 from .sim import Behaviour, Farm
+from .support import advance, call
 
 
 class SteppedWallClock:
@@ -54,6 +53,7 @@ def wall_clock(monkeypatch: pytest.MonkeyPatch) -> SteppedWallClock:
 @pytest.mark.parametrize("step_s", [-3600.0, 3600.0], ids=["back_1_h", "forward_1_h"])
 async def test_wall_clock_step_while_pending_leaves_the_latency_true(
     hass: HomeAssistant,
+    command_events: list[Event[Any]],
     farm: Farm,
     hub: MockConfigEntry,
     freezer: FrozenDateTimeFactory,
@@ -61,35 +61,30 @@ async def test_wall_clock_step_while_pending_leaves_the_latency_true(
     step_s: float,
 ) -> None:
     farm.default = Behaviour(delay=lambda rng: 1.0)
-    events = async_capture_events(hass, EVENT_COMMAND)
 
-    await hass.services.async_call(
-        "switch", "turn_on", {"entity_id": "switch.pump_1"}, blocking=True
-    )
+    await call(hass, "switch.turn_on", entity_id="switch.pump_1")
     await advance(hass, freezer, 0.5)
     wall_clock.offset = step_s
     await advance(hass, freezer, 0.5)
 
-    assert [(e.data["outcome"], e.data["latency_s"]) for e in events] == [("success", 1.0)]
+    assert [(e.data["outcome"], e.data["latency_s"]) for e in command_events] == [("success", 1.0)]
 
 
 async def test_wall_clock_stepped_back_still_times_out_a_dropped_command_on_time(
     hass: HomeAssistant,
+    command_events: list[Event[Any]],
     farm: Farm,
     hub: MockConfigEntry,
     freezer: FrozenDateTimeFactory,
     wall_clock: SteppedWallClock,
 ) -> None:
     farm.default = Behaviour(drop_probability=1.0)
-    events = async_capture_events(hass, EVENT_COMMAND)
 
-    await hass.services.async_call(
-        "switch", "turn_on", {"entity_id": "switch.pump_1"}, blocking=True
-    )
+    await call(hass, "switch.turn_on", entity_id="switch.pump_1")
     await advance(hass, freezer, 1.0)
     wall_clock.offset = -600.0
     await advance(hass, freezer, 3.9)
-    assert events == []
+    assert command_events == []
     await advance(hass, freezer, 0.1)
 
-    assert [e.data["outcome"] for e in events] == ["timeout"]
+    assert [e.data["outcome"] for e in command_events] == ["timeout"]

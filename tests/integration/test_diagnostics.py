@@ -8,8 +8,8 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 from syrupy.assertion import SnapshotAssertion
 
-from .conftest import advance, download_diagnostics
 from .sim import Behaviour, Farm
+from .support import advance, call, download_diagnostics
 
 
 async def test_diagnostics_show_figures_offenders_pending_commands_and_health(
@@ -22,17 +22,11 @@ async def test_diagnostics_show_figures_offenders_pending_commands_and_health(
 ) -> None:
     farm.default = Behaviour(delay=lambda rng: 1.25)
     farm.behaviour["switch.pump_2"] = Behaviour(drop_probability=1.0)
-    await hass.services.async_call(
-        "switch", "turn_on", {"entity_id": "switch.pump_1"}, blocking=True
-    )
-    await hass.services.async_call(
-        "switch", "turn_on", {"entity_id": "switch.pump_2"}, blocking=True
-    )
+    await call(hass, "switch.turn_on", entity_id="switch.pump_1")
+    await call(hass, "switch.turn_on", entity_id="switch.pump_2")
     await advance(hass, freezer, 1.25)
     await advance(hass, freezer, 4.0)
-    await hass.services.async_call(
-        "valve", "open_valve", {"entity_id": "valve.field_1"}, blocking=True
-    )
+    await call(hass, "valve.open_valve", entity_id="valve.field_1")
     farm.entities["cover.vent"].set_available(False)
     farm.entities["light.grow_light"].set_available(False)
     await advance(hass, freezer, 0.5)

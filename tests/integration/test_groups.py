@@ -7,16 +7,14 @@ from typing import Any
 import pytest
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.const import Platform
-from homeassistant.core import HomeAssistant
+from homeassistant.core import Event, HomeAssistant
 from homeassistant.exceptions import ServiceValidationError
-from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
+from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.farm_resilience.const import DEFAULT_OPTIONS, DOMAIN, EVENT_COMMAND
+from custom_components.farm_resilience.const import DEFAULT_OPTIONS, DOMAIN
 
-from .conftest import advance
 from .sim import Behaviour, Farm, Layout
-
-RATE = "sensor.farm_resilience_command_success_rate"
+from .support import RATE, add_group, add_switch_as_x, advance, call, outcomes
 
 
 @pytest.fixture
@@ -35,93 +33,52 @@ def layout() -> Layout:
     }
 
 
-async def add_entry(hass: HomeAssistant, domain: str, title: str, options: dict[str, Any]) -> None:
-    """Set up a config entry of one of Home Assistant's own helpers."""
-    entry = MockConfigEntry(domain=domain, title=title, options=options)
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
-
-
 @pytest.fixture
 async def helpers(hass: HomeAssistant, farm: Farm) -> None:
     """A light group, a switch group and the yard relay shown as a light (switch_as_x)."""
-    await add_entry(
-        hass,
-        "group",
-        "Bed lights",
-        {
-            "group_type": "light",
-            "name": "Bed lights",
-            "entities": ["light.bed_1", "light.bed_2"],
-            "hide_members": False,
-            "all": False,
-        },
-    )
-    await add_entry(
-        hass,
-        "group",
-        "Fence",
-        {
-            "group_type": "switch",
-            "name": "Fence",
-            "entities": ["switch.fence_north", "switch.fence_south"],
-            "hide_members": False,
-            "all": False,
-        },
-    )
-    await add_entry(
-        hass,
-        "switch_as_x",
-        "Yard lamp",
-        {"entity_id": "switch.yard_relay", "invert": False, "target_domain": "light"},
-    )
+    await add_group(hass, "light", "Bed lights", ["light.bed_1", "light.bed_2"])
+    await add_group(hass, "switch", "Fence", ["switch.fence_north", "switch.fence_south"])
+    await add_switch_as_x(hass, "switch.yard_relay", "light")
     assert hass.states.get("light.bed_lights") is not None
     assert hass.states.get("switch.fence") is not None
     assert hass.states.get("light.yard_relay") is not None
 
 
-def outcomes(events: list[Any]) -> list[tuple[str, str]]:
-    """Return (entity, outcome) of captured command events, sorted."""
-    return sorted((e.data["entity_id"], e.data["outcome"]) for e in events)
-
-
 async def test_light_group_counts_one_command_per_light_not_one_for_the_group(
     hass: HomeAssistant,
+    command_events: list[Event[Any]],
     helpers: None,
     farm: Farm,
     hub: MockConfigEntry,
     freezer: FrozenDateTimeFactory,
 ) -> None:
     farm.behaviour["light.bed_2"] = Behaviour(drop_probability=1.0)
-    events = async_capture_events(hass, EVENT_COMMAND)
 
-    await hass.services.async_call(
-        "light", "turn_on", {"entity_id": "light.bed_lights"}, blocking=True
-    )
+    await call(hass, "light.turn_on", entity_id="light.bed_lights")
     await advance(hass, freezer, 5.0)
 
-    assert outcomes(events) == [("light.bed_1", "success"), ("light.bed_2", "timeout")]
-    assert len({e.context.id for e in events}) == 1  # both carry the call's context
+    assert sorted(outcomes(command_events)) == [
+        ("light.bed_1", "success"),
+        ("light.bed_2", "timeout"),
+    ]
+    assert len({e.context.id for e in command_events}) == 1  # both carry the call's context
     assert hass.states.get(RATE).state == "50.0"
     assert hass.states.get(RATE).attributes["commands"] == 2
 
 
 async def test_switch_group_counts_its_two_switches(
     hass: HomeAssistant,
+    command_events: list[Event[Any]],
     helpers: None,
     farm: Farm,
     hub: MockConfigEntry,
     freezer: FrozenDateTimeFactory,
 ) -> None:
-    events = async_capture_events(hass, EVENT_COMMAND)
 
-    await hass.services.async_call(
-        "switch", "turn_on", {"entity_id": "switch.fence"}, blocking=True
-    )
+    await call(hass, "switch.turn_on", entity_id="switch.fence")
     await advance(hass, freezer, 1.0)
 
-    assert outcomes(events) == [
+    assert sorted(outcomes(command_events)) == [
         ("switch.fence_north", "success"),
         ("switch.fence_south", "success"),
     ]
@@ -130,20 +87,18 @@ async def test_switch_group_counts_its_two_switches(
 
 async def test_relay_shown_as_a_light_counts_once_on_the_relay(
     hass: HomeAssistant,
+    command_events: list[Event[Any]],
     helpers: None,
     farm: Farm,
     hub: MockConfigEntry,
     freezer: FrozenDateTimeFactory,
 ) -> None:
-    events = async_capture_events(hass, EVENT_COMMAND)
 
-    await hass.services.async_call(
-        "light", "turn_on", {"entity_id": "light.yard_relay"}, blocking=True
-    )
+    await call(hass, "light.turn_on", entity_id="light.yard_relay")
     await advance(hass, freezer, 1.0)
 
     assert hass.states.get("light.yard_relay").state == "on"
-    assert outcomes(events) == [("switch.yard_relay", "success")]
+    assert sorted(outcomes(command_events)) == [("switch.yard_relay", "success")]
     assert hass.states.get(RATE).attributes["commands"] == 1
 
 
@@ -154,6 +109,7 @@ async def test_relay_shown_as_a_light_counts_once_on_the_relay(
 )
 async def test_a_listed_group_is_measured_on_its_lights(
     hass: HomeAssistant,
+    command_events: list[Event[Any]],
     helpers: None,
     farm: Farm,
     hub_entry: MockConfigEntry,
@@ -161,14 +117,14 @@ async def test_a_listed_group_is_measured_on_its_lights(
 ) -> None:
     assert await hass.config_entries.async_setup(hub_entry.entry_id)
     await hass.async_block_till_done()
-    events = async_capture_events(hass, EVENT_COMMAND)
 
-    await hass.services.async_call(
-        "light", "turn_on", {"entity_id": "light.bed_lights"}, blocking=True
-    )
+    await call(hass, "light.turn_on", entity_id="light.bed_lights")
     await advance(hass, freezer, 1.0)
 
-    assert outcomes(events) == [("light.bed_1", "success"), ("light.bed_2", "success")]
+    assert sorted(outcomes(command_events)) == [
+        ("light.bed_1", "success"),
+        ("light.bed_2", "success"),
+    ]
 
 
 async def test_send_command_to_a_group_names_its_members_and_sends_nothing(

@@ -7,18 +7,15 @@ from typing import Any
 import pytest
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.const import Platform
-from homeassistant.core import HomeAssistant
+from homeassistant.core import Event, HomeAssistant
 from homeassistant.exceptions import ServiceNotSupported, ServiceValidationError
 from homeassistant.util.unit_system import US_CUSTOMARY_SYSTEM
-from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
+from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.farm_resilience.const import DOMAIN, EVENT_COMMAND
+from custom_components.farm_resilience.const import DOMAIN
 
-from .conftest import advance
 from .sim import Behaviour, Farm, Layout
-
-RATE = "sensor.farm_resilience_command_success_rate"
-FAILED = "sensor.farm_resilience_commands_failed"
+from .support import FAILED, advance, call, outcomes
 
 
 @pytest.fixture
@@ -34,16 +31,9 @@ def layout() -> Layout:
     }
 
 
-def outcomes(events: list[Any]) -> list[tuple[str, str]]:
-    """Return (entity, outcome) of captured command events."""
-    return [(e.data["entity_id"], e.data["outcome"]) for e in events]
-
-
 async def turn_on(hass: HomeAssistant, entity_id: str, **data: Any) -> None:
     """Call light.turn_on as a dashboard would."""
-    await hass.services.async_call(
-        "light", "turn_on", {"entity_id": entity_id, **data}, blocking=True
-    )
+    await call(hass, "light.turn_on", entity_id=entity_id, **data)
 
 
 @pytest.mark.parametrize(
@@ -56,6 +46,7 @@ async def turn_on(hass: HomeAssistant, entity_id: str, **data: Any) -> None:
 )
 async def test_light_doing_what_home_assistant_asked_is_a_success(
     hass: HomeAssistant,
+    command_events: list[Event[Any]],
     farm: Farm,
     hub: MockConfigEntry,
     freezer: FrozenDateTimeFactory,
@@ -64,20 +55,22 @@ async def test_light_doing_what_home_assistant_asked_is_a_success(
     brightness: int | None,
 ) -> None:
     farm.default = Behaviour(delay=lambda rng: 0.5)
-    events = async_capture_events(hass, EVENT_COMMAND)
 
     await turn_on(hass, entity_id, **data)
     await advance(hass, freezer, 0.5)
     await advance(hass, freezer, 5.0)
 
     assert hass.states.get(entity_id).attributes.get("brightness") == brightness
-    assert outcomes(events) == [(entity_id, "success")]
+    assert outcomes(command_events) == [(entity_id, "success")]
 
 
 async def test_brightness_step_is_counted_from_the_current_brightness(
-    hass: HomeAssistant, farm: Farm, hub: MockConfigEntry, freezer: FrozenDateTimeFactory
+    hass: HomeAssistant,
+    command_events: list[Event[Any]],
+    farm: Farm,
+    hub: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
 ) -> None:
-    events = async_capture_events(hass, EVENT_COMMAND)
     await turn_on(hass, "light.grow_light", brightness=100)
     await advance(hass, freezer, 0.5)
 
@@ -85,20 +78,23 @@ async def test_brightness_step_is_counted_from_the_current_brightness(
     await advance(hass, freezer, 0.5)
 
     assert hass.states.get("light.grow_light").attributes["brightness"] == 151
-    assert outcomes(events) == [("light.grow_light", "success")] * 2
+    assert outcomes(command_events) == [("light.grow_light", "success")] * 2
 
 
 async def test_brightness_step_down_on_a_light_that_is_off_is_no_failure(
-    hass: HomeAssistant, farm: Farm, hub: MockConfigEntry, freezer: FrozenDateTimeFactory
+    hass: HomeAssistant,
+    command_events: list[Event[Any]],
+    farm: Farm,
+    hub: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
 ) -> None:
-    events = async_capture_events(hass, EVENT_COMMAND)
 
     # Home Assistant steps from 0, reaches 0 and turns the light off: it already is.
     await turn_on(hass, "light.grow_light", brightness_step_pct=-10)
     await advance(hass, freezer, 5.0)
 
     assert hass.states.get("light.grow_light").state == "off"
-    assert outcomes(events) == [("light.grow_light", "noop")]
+    assert outcomes(command_events) == [("light.grow_light", "noop")]
     assert hass.states.get(FAILED).state == "0"
 
 
@@ -120,6 +116,7 @@ async def test_brightness_step_down_on_a_light_that_is_off_is_no_failure(
 )
 async def test_call_home_assistant_refuses_is_no_command(
     hass: HomeAssistant,
+    command_events: list[Event[Any]],
     farm: Farm,
     hub: MockConfigEntry,
     freezer: FrozenDateTimeFactory,
@@ -127,7 +124,6 @@ async def test_call_home_assistant_refuses_is_no_command(
     data: dict[str, Any],
     error: type[Exception],
 ) -> None:
-    events = async_capture_events(hass, EVENT_COMMAND)
     domain, service = action.split(".")
 
     with pytest.raises(error):
@@ -135,7 +131,7 @@ async def test_call_home_assistant_refuses_is_no_command(
     await advance(hass, freezer, 10.0)
 
     assert farm.records == []  # nothing reached the device
-    assert events == []
+    assert command_events == []
     assert hass.states.get(FAILED).state == "0"
 
 
@@ -168,6 +164,7 @@ def fahrenheit(hass: HomeAssistant) -> None:
 @pytest.mark.parametrize(("asked", "shown"), [(71, 72), (65, 64), (95, 95)])
 async def test_whole_degree_celsius_thermostat_driven_in_fahrenheit_succeeds(
     hass: HomeAssistant,
+    command_events: list[Event[Any]],
     fahrenheit: None,
     farm: Farm,
     hub: MockConfigEntry,
@@ -176,15 +173,9 @@ async def test_whole_degree_celsius_thermostat_driven_in_fahrenheit_succeeds(
     shown: float,
 ) -> None:
     farm.default = Behaviour(delay=lambda rng: 1.0)
-    events = async_capture_events(hass, EVENT_COMMAND)
 
-    await hass.services.async_call(
-        "climate",
-        "set_temperature",
-        {"entity_id": "climate.brooder", "temperature": asked},
-        blocking=True,
-    )
+    await call(hass, "climate.set_temperature", entity_id="climate.brooder", temperature=asked)
     await advance(hass, freezer, 1.0)
 
     assert hass.states.get("climate.brooder").attributes["temperature"] == shown
-    assert [(e.data["outcome"], e.data["latency_s"]) for e in events] == [("success", 1.0)]
+    assert [(e.data["outcome"], e.data["latency_s"]) for e in command_events] == [("success", 1.0)]

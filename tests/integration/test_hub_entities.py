@@ -11,10 +11,8 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry, async_
 
 from custom_components.farm_resilience.const import DOMAIN, EVENT_DEGRADED, EVENT_RECOVERED
 
-from .conftest import advance
 from .sim import Behaviour, Farm
-
-DEGRADED = "binary_sensor.farm_resilience_degraded"
+from .support import DEGRADED, advance, call
 
 
 async def test_hub_entities_have_the_documented_entity_ids_on_one_device(
@@ -41,7 +39,7 @@ async def test_hub_entities_have_the_documented_entity_ids_on_one_device(
 
 async def toggle(hass: HomeAssistant, freezer: FrozenDateTimeFactory, entity_id: str) -> None:
     """Toggle an entity and let the command end (success or timeout)."""
-    await hass.services.async_call("switch", "toggle", {"entity_id": entity_id}, blocking=True)
+    await call(hass, "switch.toggle", entity_id=entity_id)
     await advance(hass, freezer, 2.0)
     await advance(hass, freezer, 4.0)
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import issue_registry as ir
@@ -12,9 +10,15 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.farm_resilience.const import DOMAIN
 
-from .conftest import advance
 from .sim import Farm
-from .test_outages import UNAVAILABLE_DEVICES, pump_house_issue, take_down_pump_house
+from .support import (
+    UNAVAILABLE_DEVICES,
+    add_group,
+    add_switch_as_x,
+    advance,
+    pump_house_issue,
+    take_down_pump_house,
+)
 
 GATE_LINK = "binary_sensor.gate_link"
 
@@ -28,28 +32,10 @@ def issues_of_the_hub(hass: HomeAssistant) -> list[str]:
     )
 
 
-async def add_helper(hass: HomeAssistant, domain: str, options: dict[str, Any]) -> None:
-    """Set up a helper config entry as the UI creates one."""
-    entry = MockConfigEntry(domain=domain, options=options, title=options.get("name", domain))
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
-
-
 async def test_a_group_of_devices_all_down_is_no_extra_device_and_gets_no_issue(
     hass: HomeAssistant, farm: Farm, hub: MockConfigEntry, freezer: FrozenDateTimeFactory
 ) -> None:
-    await add_helper(
-        hass,
-        "group",
-        {
-            "group_type": "switch",
-            "name": "All pumps",
-            "entities": ["switch.pump_1", "switch.pump_2"],
-            "hide_members": False,
-            "all": False,
-        },
-    )
+    await add_group(hass, "switch", "All pumps", ["switch.pump_1", "switch.pump_2"])
     assert hass.states.get("switch.all_pumps") is not None
     assert "switch.all_pumps" in hub.runtime_data.tracker.followed
 
@@ -87,9 +73,7 @@ async def test_a_switch_shown_as_a_light_is_one_device_not_two(
         },
     )
     await hass.async_block_till_done()
-    await add_helper(
-        hass, "switch_as_x", {"entity_id": "switch.gate", "invert": False, "target_domain": "light"}
-    )
+    await add_switch_as_x(hass, "switch.gate", "light")
     assert {"switch.gate", "light.gate"} <= hub.runtime_data.tracker.followed
 
     hass.states.async_set(GATE_LINK, "off")  # the gate controller drops off the network

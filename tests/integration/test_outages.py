@@ -10,31 +10,19 @@ from freezegun.api import FrozenDateTimeFactory
 from homeassistant.config_entries import ConfigEntryDisabler
 from homeassistant.const import EVENT_HOMEASSISTANT_STARTED
 from homeassistant.core import CoreState, HomeAssistant
-from homeassistant.helpers import device_registry as dr
-from homeassistant.helpers import issue_registry as ir
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
 
-from custom_components.farm_resilience.const import DOMAIN, EVENT_DEGRADED, EVENT_RECOVERED
+from custom_components.farm_resilience.const import EVENT_DEGRADED, EVENT_RECOVERED
 
-from .conftest import advance
-from .options_support import save_options
-from .sim import SIM_DOMAIN, Farm
-
-DEGRADED = "binary_sensor.farm_resilience_degraded"
-UNAVAILABLE_DEVICES = "sensor.farm_resilience_unavailable_devices"
-
-
-def pump_house_issue(hass: HomeAssistant) -> ir.IssueEntry | None:
-    """Return the repair issue of the pump house, if raised."""
-    device = dr.async_get(hass).async_get_device(identifiers={(SIM_DOMAIN, "Pump house")})
-    assert device is not None
-    return ir.async_get(hass).async_get_issue(DOMAIN, f"device_down_{device.id}")
-
-
-def take_down_pump_house(farm: Farm, available: bool = False) -> None:
-    """Make both pumps of the pump house unavailable (or available again)."""
-    farm.entities["switch.pump_1"].set_available(available)
-    farm.entities["switch.pump_2"].set_available(available)
+from .sim import Farm
+from .support import (
+    DEGRADED,
+    UNAVAILABLE_DEVICES,
+    advance,
+    pump_house_issue,
+    save_options,
+    take_down_pump_house,
+)
 
 
 async def test_device_down_past_outage_alert_raises_repair_issue_and_degraded(

@@ -10,15 +10,14 @@ import pytest
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant import loader
 from homeassistant.config_entries import ConfigEntryState
-from homeassistant.core import HomeAssistant
+from homeassistant.core import Event, HomeAssistant
 from homeassistant.helpers import issue_registry as ir
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
-    async_capture_events,
     async_test_home_assistant,
 )
 
-from custom_components.farm_resilience.const import DOMAIN, EVENT_COMMAND, STORAGE_KEY
+from custom_components.farm_resilience.const import DOMAIN, STORAGE_KEY
 from custom_components.farm_resilience.statistics import (
     HISTOGRAM_BINS,
     HISTOGRAM_RATIO,
@@ -26,10 +25,9 @@ from custom_components.farm_resilience.statistics import (
 )
 from custom_components.farm_resilience.storage import STORAGE_MINOR_VERSION
 
-from .conftest import advance
 from .sim import Behaviour, Farm
+from .support import RATE, advance, call
 
-RATE = "sensor.farm_resilience_command_success_rate"
 P50 = "sensor.farm_resilience_command_latency_p50"
 
 
@@ -37,13 +35,9 @@ async def one_success_one_timeout(
     hass: HomeAssistant, farm: Farm, freezer: FrozenDateTimeFactory
 ) -> None:
     """Leave one success and one timeout in the window."""
-    await hass.services.async_call(
-        "switch", "turn_on", {"entity_id": "switch.pump_1"}, blocking=True
-    )
+    await call(hass, "switch.turn_on", entity_id="switch.pump_1")
     farm.behaviour["switch.pump_2"] = Behaviour(drop_probability=1.0)
-    await hass.services.async_call(
-        "switch", "turn_on", {"entity_id": "switch.pump_2"}, blocking=True
-    )
+    await call(hass, "switch.turn_on", entity_id="switch.pump_2")
     await advance(hass, freezer, 6.0)
     assert hass.states.get(RATE).state == "50.0"
 
@@ -62,21 +56,20 @@ async def test_statistics_survive_unload_and_reload(
 
 async def test_statistics_survive_stop_and_start_and_pending_commands_are_dropped(
     hass: HomeAssistant,
+    command_events: list[Event[Any]],
     farm: Farm,
     hub: MockConfigEntry,
     freezer: FrozenDateTimeFactory,
     hass_storage: dict[str, Any],
 ) -> None:
     await one_success_one_timeout(hass, farm, freezer)
-    events = async_capture_events(hass, EVENT_COMMAND)
-    await hass.services.async_call(
-        "switch", "turn_on", {"entity_id": "switch.pump_2"}, blocking=True
-    )
+    assert len(command_events) == 2
+    await call(hass, "switch.turn_on", entity_id="switch.pump_2")
     assert hub.runtime_data.tracker.pending
 
     await hass.async_stop()
 
-    assert events == []  # the pending command got no outcome: it was dropped
+    assert len(command_events) == 2  # the pending command got no outcome: it was dropped
     stored = hass_storage[STORAGE_KEY]["data"]
     assert sum(bucket["counts"]["success"] for bucket in stored["buckets"]) == 1
     assert sum(bucket["counts"]["timeout"] for bucket in stored["buckets"]) == 1
@@ -101,9 +94,7 @@ async def test_statistics_are_saved_within_a_minute_under_steady_traffic(
     hass_storage: dict[str, Any],
 ) -> None:
     for _ in range(4):  # a command every 20 s: a debounced save would never happen
-        await hass.services.async_call(
-            "switch", "toggle", {"entity_id": "switch.pump_1"}, blocking=True
-        )
+        await call(hass, "switch.toggle", entity_id="switch.pump_1")
         await advance(hass, freezer, 20.0)
 
     stored = hass_storage[STORAGE_KEY]["data"]

@@ -7,24 +7,21 @@ from typing import Any
 
 import pytest
 from freezegun.api import FrozenDateTimeFactory
-from homeassistant.core import HomeAssistant
+from homeassistant.core import Event, HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
-from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
+from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.farm_resilience.const import DOMAIN, EVENT_COMMAND
+from custom_components.farm_resilience.const import DOMAIN
 
-from .conftest import advance
 from .sim import Behaviour, Farm
+from .support import RATE, advance, call, save_options
 
-RATE = "sensor.farm_resilience_command_success_rate"
 
-
-async def save_options(hass: HomeAssistant, hub: MockConfigEntry) -> None:
-    """Save the options as the options flow does: the hub reloads."""
+async def reload_by_saving_options(hass: HomeAssistant, hub: MockConfigEntry) -> None:
+    """Save the options as a user does: the hub reloads, with a new tracker."""
     old = hub.runtime_data
-    hass.config_entries.async_update_entry(hub, options={**hub.options, "success_target": 98.0})
-    await hass.async_block_till_done()
-    assert hub.runtime_data is not old  # a new hub, with a new tracker
+    await save_options(hass, hub, success_target=98.0)
+    assert hub.runtime_data is not old
 
 
 def start_send_command(hass: HomeAssistant, data: dict[str, Any]) -> asyncio.Task[Any]:
@@ -46,30 +43,32 @@ async def until_done(
 
 
 async def test_command_in_flight_during_an_options_save_keeps_its_outcome(
-    hass: HomeAssistant, farm: Farm, hub: MockConfigEntry, freezer: FrozenDateTimeFactory
+    hass: HomeAssistant,
+    command_events: list[Event[Any]],
+    farm: Farm,
+    hub: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
 ) -> None:
     farm.default = Behaviour(delay=lambda rng: 3.0)
-    events = async_capture_events(hass, EVENT_COMMAND)
 
-    await hass.services.async_call(
-        "switch", "turn_on", {"entity_id": "switch.pump_1"}, blocking=True
-    )
+    await call(hass, "switch.turn_on", entity_id="switch.pump_1")
     await advance(hass, freezer, 1.0)
-    await save_options(hass, hub)
+    await reload_by_saving_options(hass, hub)
     await advance(hass, freezer, 2.0)
 
-    assert [(e.data["outcome"], e.data["latency_s"]) for e in events] == [("success", 3.0)]
+    assert [(e.data["outcome"], e.data["latency_s"]) for e in command_events] == [("success", 3.0)]
     assert hass.states.get(RATE).state == "100.0"
 
 
 async def test_command_that_lands_during_the_reload_is_judged_on_adoption(
-    hass: HomeAssistant, farm: Farm, hub: MockConfigEntry, freezer: FrozenDateTimeFactory
+    hass: HomeAssistant,
+    command_events: list[Event[Any]],
+    farm: Farm,
+    hub: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
 ) -> None:
     farm.default = Behaviour(delay=lambda rng: 1.0)
-    events = async_capture_events(hass, EVENT_COMMAND)
-    await hass.services.async_call(
-        "switch", "turn_on", {"entity_id": "switch.pump_1"}, blocking=True
-    )
+    await call(hass, "switch.turn_on", entity_id="switch.pump_1")
     await advance(hass, freezer, 0.5)
     assert await hass.config_entries.async_unload(hub.entry_id)
     await advance(hass, freezer, 0.5)  # the pump turns on while no hub listens
@@ -78,7 +77,7 @@ async def test_command_that_lands_during_the_reload_is_judged_on_adoption(
     assert await hass.config_entries.async_setup(hub.entry_id)
     await hass.async_block_till_done()
 
-    assert [(e.data["outcome"], e.data["latency_s"]) for e in events] == [("success", 1.0)]
+    assert [(e.data["outcome"], e.data["latency_s"]) for e in command_events] == [("success", 1.0)]
 
 
 async def test_send_command_across_an_options_save_succeeds_and_sends_once(
@@ -88,7 +87,7 @@ async def test_send_command_across_an_options_save_succeeds_and_sends_once(
     task = start_send_command(hass, {"entity_id": "valve.field_1", "action": "valve.open_valve"})
     await advance(hass, freezer, 1.0)
 
-    await save_options(hass, hub)
+    await reload_by_saving_options(hass, hub)
     response = await until_done(hass, freezer, task)
 
     assert response == {
@@ -107,7 +106,7 @@ async def test_send_command_retry_after_an_options_save_is_judged_by_the_new_hub
     await advance(hass, freezer, 2.0)  # the first attempt times out
     await advance(hass, freezer, 0.5)
 
-    await save_options(hass, hub)  # during the backoff
+    await reload_by_saving_options(hass, hub)  # during the backoff
     response = await until_done(hass, freezer, task)
 
     assert response["entities"]["valve.field_1"]["outcome"] == "success"
@@ -116,10 +115,13 @@ async def test_send_command_retry_after_an_options_save_is_judged_by_the_new_hub
 
 
 async def test_home_assistant_stopping_mid_wait_is_no_failure_and_sends_nothing_again(
-    hass: HomeAssistant, farm: Farm, hub: MockConfigEntry, freezer: FrozenDateTimeFactory
+    hass: HomeAssistant,
+    command_events: list[Event[Any]],
+    farm: Farm,
+    hub: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
 ) -> None:
     farm.default = Behaviour(drop_probability=1.0)
-    events = async_capture_events(hass, EVENT_COMMAND)
     task = start_send_command(hass, {"entity_id": "valve.field_1", "action": "valve.open_valve"})
     await advance(hass, freezer, 1.0)
 
@@ -131,4 +133,4 @@ async def test_home_assistant_stopping_mid_wait_is_no_failure_and_sends_nothing_
         "valve.field_1 (interrupted after 1 attempts)"
     )
     assert [record.action for record in farm.records] == ["open_valve"]
-    assert events == []
+    assert command_events == []

@@ -9,22 +9,17 @@ from typing import Any
 import pytest
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.const import Platform
-from homeassistant.core import HomeAssistant
+from homeassistant.core import Event, HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import entity_registry as er
-from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
+from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.farm_resilience.const import DEFAULT_OPTIONS, DOMAIN, EVENT_COMMAND
+from custom_components.farm_resilience.const import DEFAULT_OPTIONS, DOMAIN
 
-from .conftest import advance
-from .mqtt_support import errors_logged
 from .sim import Behaviour, Farm, async_add_to_farm
+from .support import DEGRADED, FAILED, RATE, UNAVAILABLE_DEVICES, advance, call, errors_logged
 
 PUMP = "switch.pump_1"
-RATE = "sensor.farm_resilience_command_success_rate"
-FAILED = "sensor.farm_resilience_commands_failed"
-UNAVAILABLE_DEVICES = "sensor.farm_resilience_unavailable_devices"
-DEGRADED = "binary_sensor.farm_resilience_degraded"
 
 type Removal = Callable[[HomeAssistant, Farm], Awaitable[None]]
 
@@ -73,6 +68,7 @@ def outcomes(events: list[Any]) -> list[tuple[str, str, float | None]]:
 @pytest.mark.parametrize("remove", REMOVALS, ids=lambda removal: removal.__name__)
 async def test_entity_removed_while_its_command_is_pending_ends_unavailable_and_works_when_back(
     hass: HomeAssistant,
+    command_events: list[Event[Any]],
     farm: Farm,
     hub: MockConfigEntry,
     freezer: FrozenDateTimeFactory,
@@ -80,26 +76,25 @@ async def test_entity_removed_while_its_command_is_pending_ends_unavailable_and_
     remove: Removal,
 ) -> None:
     farm.default = Behaviour(delay=lambda rng: 3.0)
-    events = async_capture_events(hass, EVENT_COMMAND)
-    await hass.services.async_call("switch", "turn_on", {"entity_id": PUMP}, blocking=True)
+    await call(hass, "switch.turn_on", entity_id=PUMP)
     await advance(hass, freezer, 1.0)
 
     await remove(hass, farm)
 
-    assert outcomes(events) == [(PUMP, "unavailable", None)]
+    assert outcomes(command_events) == [(PUMP, "unavailable", None)]
     assert hub.runtime_data.tracker.pending == {}
     await advance(hass, freezer, 10.0)  # the device's late answer and the deadline change nothing
-    assert len(events) == 1
+    assert len(command_events) == 1
     assert hass.states.get(RATE).state == "0.0"
     assert hass.states.get(FAILED).state == "1"
     assert hass.states.get(FAILED).attributes["unavailable"] == 1
     assert hass.states.get(FAILED).attributes["timeout"] == 0
 
     await add_again(hass, farm)
-    await hass.services.async_call("switch", "toggle", {"entity_id": PUMP}, blocking=True)
+    await call(hass, "switch.toggle", entity_id=PUMP)
     await advance(hass, freezer, 3.0)
 
-    assert outcomes(events)[1:] == [(PUMP, "success", 3.0)]
+    assert outcomes(command_events)[1:] == [(PUMP, "success", 3.0)]
     assert hass.states.get(RATE).state == "50.0"
     assert hass.states.get(RATE).attributes["commands"] == 2
     assert hass.states.get(FAILED).state == "1"
@@ -136,6 +131,7 @@ async def test_removed_entity_no_longer_counts_towards_its_device_and_counts_aga
 @pytest.mark.parametrize("remove", REMOVALS, ids=lambda removal: removal.__name__)
 async def test_send_command_to_an_entity_removed_while_pending_reports_unavailable_promptly(
     hass: HomeAssistant,
+    command_events: list[Event[Any]],
     farm: Farm,
     hub: MockConfigEntry,
     freezer: FrozenDateTimeFactory,
@@ -143,7 +139,6 @@ async def test_send_command_to_an_entity_removed_while_pending_reports_unavailab
     remove: Removal,
 ) -> None:
     farm.default = Behaviour(drop_probability=1.0)
-    events = async_capture_events(hass, EVENT_COMMAND)
     task = asyncio.create_task(
         hass.services.async_call(
             DOMAIN,
@@ -162,7 +157,7 @@ async def test_send_command_to_an_entity_removed_while_pending_reports_unavailab
     assert task.done()
     with pytest.raises(HomeAssistantError, match=r"switch.pump_1 \(unavailable after 3 attempts\)"):
         await task
-    assert outcomes(events) == [(PUMP, "unavailable", None)] * 3
+    assert outcomes(command_events) == [(PUMP, "unavailable", None)] * 3
     assert hass.states.get(FAILED).attributes["unavailable"] == 3
     assert errors_logged(caplog) == []
 
@@ -170,20 +165,20 @@ async def test_send_command_to_an_entity_removed_while_pending_reports_unavailab
 @pytest.mark.parametrize("remove", REMOVALS, ids=lambda removal: removal.__name__)
 async def test_command_to_a_tracked_entity_that_was_removed_counts_as_unavailable(
     hass: HomeAssistant,
+    command_events: list[Event[Any]],
     farm: Farm,
     hub: MockConfigEntry,
     freezer: FrozenDateTimeFactory,
     remove: Removal,
 ) -> None:
     farm.default = Behaviour(drop_probability=1.0)  # an entity object left behind stays silent
-    events = async_capture_events(hass, EVENT_COMMAND)
     await remove(hass, farm)
 
-    await hass.services.async_call("switch", "turn_on", {"entity_id": PUMP}, blocking=True)
-    await hass.services.async_call("switch", "toggle", {"entity_id": PUMP}, blocking=True)
+    await call(hass, "switch.turn_on", entity_id=PUMP)
+    await call(hass, "switch.toggle", entity_id=PUMP)
     await advance(hass, freezer, 10.0)
 
     # turn_on had an effect to show and could not; toggle has none without a state (not counted).
-    assert outcomes(events) == [(PUMP, "unavailable", None)]
+    assert outcomes(command_events) == [(PUMP, "unavailable", None)]
     assert hass.states.get(RATE).attributes["commands"] == 1
     assert hass.states.get(FAILED).attributes["unavailable"] == 1

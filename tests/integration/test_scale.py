@@ -14,10 +14,11 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 from freezegun.api import FrozenDateTimeFactory
-from homeassistant.core import HomeAssistant
+from homeassistant.core import Event, HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
 
@@ -28,7 +29,6 @@ from custom_components.farm_resilience.const import (
     STORAGE_SAVE_DELAY,
 )
 
-from .conftest import advance
 from .sim import (
     Behaviour,
     Farm,
@@ -40,7 +40,7 @@ from .sim import (
     unreliable_delay,
     within_histogram_bound,
 )
-from .work import WorkCounter
+from .support import DEGRADED, FAILED, RATE, STALE, UNAVAILABLE_DEVICES, WorkCounter, advance, call
 
 RELAYS = 1000
 TIMEOUT_S = 5.0
@@ -56,13 +56,8 @@ SILENT = Behaviour(drop_probability=1.0)
 # timing a callback across a jump of the frozen clock.
 BENIGN_WARNINGS = ("homeassistant.loader", "asyncio")
 
-RATE = "sensor.farm_resilience_command_success_rate"
 P50 = "sensor.farm_resilience_command_latency_p50"
 P95 = "sensor.farm_resilience_command_latency_p95"
-FAILED = "sensor.farm_resilience_commands_failed"
-UNAVAILABLE_DEVICES = "sensor.farm_resilience_unavailable_devices"
-DEGRADED = "binary_sensor.farm_resilience_degraded"
-STALE = "sensor.farm_resilience_stale_sensors"
 
 
 def relay(index: int) -> str:
@@ -172,17 +167,17 @@ def loud_records(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 async def test_a_thousand_tracked_entities_with_drops_and_outages_give_exactly_the_true_figures(
     hass: HomeAssistant,
+    command_events: list[Event[Any]],
     farm: Farm,
     hub: MockConfigEntry,
     freezer: FrozenDateTimeFactory,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     ledger = Ledger(hass, freezer, farm)
-    events = async_capture_events(hass, EVENT_COMMAND)
     flaky_done = 0
 
     def flaky_idle() -> bool:
-        return sum(1 for e in events if e.data["entity_id"] == FLAKY) == flaky_done
+        return sum(1 for e in command_events if e.data["entity_id"] == FLAKY) == flaky_done
 
     farm.default = Behaviour(drop_probability=0.05, delay=unreliable_delay)
     farm.behaviour[FLAKY] = Behaviour(drop_probability=0.25, delay=lambda rng: 0.2)
@@ -231,7 +226,9 @@ async def test_a_thousand_tracked_entities_with_drops_and_outages_give_exactly_t
     assert unavailable == len(DEAD) + len(DEAD) // 2 + len(BLIPS) + len(BLIPS) // 2
     assert per_entity[FLAKY][1] >= 5
 
-    assert sorted(e.data["outcome"] for e in events) == sorted(outcome for outcome, _ in truth)
+    assert sorted(e.data["outcome"] for e in command_events) == sorted(
+        outcome for outcome, _ in truth
+    )
     rate = hass.states.get(RATE)
     assert rate.attributes["commands"] == commands
     assert float(rate.state) == pytest.approx(100 * len(successes) / commands, abs=1e-9)
@@ -263,7 +260,7 @@ async def test_a_thousand_tracked_entities_with_drops_and_outages_give_exactly_t
 async def turn_on(hass: HomeAssistant, *entity_ids: str) -> None:
     """Switch relays on, one call each."""
     for entity_id in entity_ids:
-        await hass.services.async_call("switch", "turn_on", {"entity_id": entity_id}, blocking=True)
+        await call(hass, "switch.turn_on", entity_id=entity_id)
 
 
 async def background(
@@ -292,11 +289,11 @@ async def probe(
     hass: HomeAssistant, freezer: FrozenDateTimeFactory, farm: Farm, first: int
 ) -> WorkCounter:
     """Count the integration's work for one of each event, on relays `first`..`first + 3`."""
+    command_events = async_capture_events(hass, EVENT_COMMAND)
     answering, dropping, leaving, dying = (relay(first + offset) for offset in range(4))
     farm.behaviour[answering] = Behaviour(delay=lambda rng: 0.5)
     farm.behaviour[dropping] = SILENT
     farm.behaviour[leaving] = SILENT
-    events = async_capture_events(hass, EVENT_COMMAND)
     work = WorkCounter()
     # The window is saved at most once a minute (all of it, by design): let a save
     # that is due happen before counting, and keep the long step clear of the next.
@@ -330,7 +327,7 @@ async def probe(
     with work:  # a device switched by hand: a state change with no command
         farm.entities[answering].switch_by_hand(on=False)
         await advance(hass, freezer, STEP_S)
-    assert [(e.data["entity_id"], e.data["outcome"]) for e in events] == [
+    assert [(e.data["entity_id"], e.data["outcome"]) for e in command_events] == [
         (answering, "success"),
         (dropping, "timeout"),
         (leaving, "unavailable"),

@@ -5,17 +5,24 @@ from __future__ import annotations
 import copy
 import json
 
-import pytest
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.core import HomeAssistant
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
+from custom_components.farm_resilience.agent_link import AgentLink
 from tests.agent.support import TEST_SECRET
 
-from .conftest import advance, download_diagnostics
-from .mqtt_support import ACCEPTED, AGENT_ID, ONLINE, StandInAgent, wait_until
 from .sim import Behaviour, Farm
+from .support import (
+    AGENT_ID,
+    ONLINE,
+    WITH_PROBLEMS,
+    advance,
+    download_diagnostics,
+    publish_health,
+    publish_status,
+)
 
 # What an agent may say about its backend: where it is, never how to log in.
 POOLER = "postgresql://farm@db.example.internal:6543/postgres"
@@ -27,22 +34,19 @@ async def test_diagnostics_of_hub_agent_and_mqtt_entries_never_show_the_mqtt_pas
     hass: HomeAssistant,
     farm: Farm,
     hub: MockConfigEntry,
-    mqtt_entry: MockConfigEntry,
-    stand_in: StandInAgent,
+    agent: AgentLink,
     agent_entry: MockConfigEntry,
     freezer: FrozenDateTimeFactory,
     hass_client: ClientSessionGenerator,
-    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    (mqtt_entry,) = hass.config_entries.async_entries("mqtt")
     assert mqtt_entry.data["password"] == TEST_SECRET  # HA's MQTT client logs in with it
-    health = copy.deepcopy(ACCEPTED[1]["health"])
+    health = copy.deepcopy(WITH_PROBLEMS["health"])
     health["problems"] = PROBLEMS
     health["probes"][0]["detail"] = f"{POOLER} SELECT 1"
-    stand_in.status(ONLINE)
-    stand_in.health(health)
-    assert await hass.config_entries.async_setup(agent_entry.entry_id)
-    link = agent_entry.runtime_data
-    await wait_until(hass, freezer, lambda: link.available and link.health is not None, "health")
+    publish_status(hass, ONLINE, replayed=True)
+    publish_health(hass, health, replayed=True)
+    assert agent.data.available
     farm.default = Behaviour(drop_probability=1.0)
     await hass.services.async_call("switch", "turn_on", {"entity_id": "switch.pump_1"})
     await advance(hass, freezer, 0.5)  # one command pending, for the hub's diagnostics

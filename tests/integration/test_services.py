@@ -18,10 +18,8 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.farm_resilience.const import DOMAIN
 
-from .conftest import advance
 from .sim import SIM_DOMAIN, Behaviour, Farm
-
-RATE = "sensor.farm_resilience_command_success_rate"
+from .support import RATE, advance, call
 
 
 async def send_command(
@@ -194,9 +192,7 @@ async def test_send_command_refuses_to_toggle_a_valve_on_its_way(
     hass: HomeAssistant, farm: Farm, hub: MockConfigEntry, freezer: FrozenDateTimeFactory
 ) -> None:
     farm.default = Behaviour(delay=lambda rng: 10.0)
-    await hass.services.async_call(
-        "valve", "open_valve", {"entity_id": "valve.main_valve"}, blocking=True
-    )
+    await call(hass, "valve.open_valve", entity_id="valve.main_valve")
     assert hass.states.get("valve.main_valve").state == "opening"
 
     with pytest.raises(ServiceValidationError) as raised:
@@ -279,9 +275,7 @@ async def test_send_command_while_an_earlier_command_is_on_its_way_waits_for_wha
     hass: HomeAssistant, farm: Farm, hub: MockConfigEntry, freezer: FrozenDateTimeFactory
 ) -> None:
     farm.default = Behaviour(delay=lambda rng: 2.0)
-    await hass.services.async_call(
-        "switch", "turn_on", {"entity_id": "switch.pump_1"}, blocking=True
-    )
+    await call(hass, "switch.turn_on", entity_id="switch.pump_1")
     await advance(hass, freezer, 0.5)
 
     # The pump still shows off, but the turn_on is about to land: that is no noop.
