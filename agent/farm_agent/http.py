@@ -10,7 +10,7 @@ from collections.abc import Callable
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from farm_agent.metrics import RelayMetrics
+from farm_agent.relay.metrics import RelayMetrics
 
 ReadinessCheck = Callable[[], dict[str, bool]]
 # What a failing readiness check means, in the words of the health report.

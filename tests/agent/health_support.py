@@ -19,11 +19,11 @@ from aiohttp import web
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from prometheus_client.parser import text_string_to_metric_families
 
-from farm_agent.check import idle_relay
+from farm_agent.commands.check import idle_relay
 from farm_agent.config import AgentConfig
-from farm_agent.health import Health, RelayState, assess, first_reachable_route
-from farm_agent.mqtt import MqttLink
-from farm_agent.probes import Prober, ProbeResult, ProbeRound
+from farm_agent.health.judging import Health, RelayState, assess, first_reachable_route
+from farm_agent.health.probes import Prober, ProbeResult, ProbeRound
+from farm_agent.mqtt.link import MqttLink
 from tests.agent.support import REPO, SEEN_OUTPUT, AgentProcess, fetch, http_port
 
 ETAG = '"v1-farm"'

@@ -12,7 +12,7 @@ import pytest
 
 from farm_agent.config import BackendTlsConfig, ConfigError, parse_config
 from farm_agent.database import choose_tls, tls_warning
-from farm_agent.probes.postgres import probe_route
+from farm_agent.health.probes.postgres import probe_route
 from farm_agent.tasks import submit
 from tests.agent.health_support import create_queues, farm_agent
 from tests.agent.support import (

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from farm_agent.spool import Arrival, Spool, SpoolDiskFullError
+from farm_agent.relay.spool import Arrival, Spool, SpoolDiskFullError
 from tests.agent.support import (
     AgentProcess,
     StreamPublisher,

@@ -8,7 +8,7 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from farm_agent.envelope import (
+from farm_agent.relay.envelope import (
     MAX_JSON_DEPTH,
     SpooledReading,
     build_envelope,

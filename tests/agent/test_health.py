@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from farm_agent.config import AgentConfig, parse_config
-from farm_agent.health import Health, RelayState, assess, bound_problems
-from farm_agent.metrics import RelayFigures
-from farm_agent.probes import ProbeResult, ProbeRound, QueueFigures, TaskFigures
+from farm_agent.health.judging import Health, RelayState, assess, bound_problems
+from farm_agent.health.probes import ProbeResult, ProbeRound, QueueFigures, TaskFigures
+from farm_agent.relay.metrics import RelayFigures
 from tests.contract import assert_health_contract, load_vectors
 
 NOW = 1795665600.123  # 2026-11-26T04:00:00.123Z

@@ -13,9 +13,9 @@ import aiohttp
 import pytest
 
 from farm_agent.config import HttpProbeConfig, parse_config
-from farm_agent.probes import ProbeResult
-from farm_agent.probes.http import HttpProbe
-from farm_agent.probes.urls import scrub, where
+from farm_agent.health.probes import ProbeResult
+from farm_agent.health.probes.http import HttpProbe
+from farm_agent.masking import scrub, where
 from tests.agent.health_support import (
     HUGE_BODY_BYTES,
     Endpoint,

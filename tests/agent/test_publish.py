@@ -9,8 +9,8 @@ from collections.abc import Callable
 from typing import Any
 
 from farm_agent.config import parse_config
-from farm_agent.discovery import discovery_messages
-from farm_agent.publish import ANNOUNCE_EVERY_S
+from farm_agent.health.discovery import discovery_messages
+from farm_agent.health.publishing import ANNOUNCE_EVERY_S
 from farm_agent.topics import health_topic, status_topic
 from tests.agent.health_support import Watcher, create_queues
 from tests.agent.support import AgentProcess, publisher

@@ -6,8 +6,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 
 from farm_agent.config import AgentConfig
+from farm_agent.mqtt.confirmed import MqttNotifier
 from farm_agent.tasks.database import TaskDatabase
-from farm_agent.tasks.notify import MqttNotifier
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,8 +19,8 @@ from asyncpg.pool import PoolConnectionProxy
 
 from farm_agent.config import BackendConfig, redact_dsn
 from farm_agent.database import choose_tls, ssl_argument
-from farm_agent.probes.postgres import routes
-from farm_agent.route import DIRECT, POOLER, describe_failure, is_connection_failure
+from farm_agent.health.probes.postgres import routes
+from farm_agent.relay.route import DIRECT, POOLER, describe_failure, is_connection_failure
 
 _LOGGER = logging.getLogger(__name__)
 

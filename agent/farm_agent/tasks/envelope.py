@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from farm_agent.envelope import format_timestamp
+from farm_agent.relay.envelope import format_timestamp
 from farm_agent.tasks.task import (
     DEFAULT_PRIORITY,
     ENVELOPE_VERSION,

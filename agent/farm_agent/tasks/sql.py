@@ -13,8 +13,8 @@ from __future__ import annotations
 import asyncpg
 
 from farm_agent.config import TasksConfig
-from farm_agent.probes.postgres import pgmq_table
-from farm_agent.sql import SETUP_LOCK_ID, PgmqMissingError
+from farm_agent.health.probes.postgres import pgmq_table
+from farm_agent.relay.marks import SETUP_LOCK_ID, PgmqMissingError
 from farm_agent.tasks.histogram import bucket_sql
 
 SET_UP_TASKS = """

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 import aiohttp
 
 from farm_agent.config import HttpProbeConfig
-from farm_agent.probes.result import CacheFigures, ProbeResult
-from farm_agent.probes.urls import scrub
-from farm_agent.route import describe_failure
+from farm_agent.health.probes.result import CacheFigures, ProbeResult
+from farm_agent.masking import scrub
+from farm_agent.relay.route import describe_failure
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -32,9 +32,9 @@ from typing import Any
 import paho.mqtt.client as paho
 
 from farm_agent.faults import failpoint
-from farm_agent.metrics import RelayMetrics
-from farm_agent.mqtt import MqttLink, subscribe_all
-from farm_agent.spool import Arrival, AsyncSpool, SpoolDiskFullError
+from farm_agent.mqtt.link import MqttLink, subscribe_all
+from farm_agent.relay.metrics import RelayMetrics
+from farm_agent.relay.spool import Arrival, AsyncSpool, SpoolDiskFullError
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -22,23 +22,23 @@ from dataclasses import dataclass
 import asyncpg
 
 from farm_agent.config import AgentConfig
-from farm_agent.envelope import (
+from farm_agent.faults import failpoint
+from farm_agent.relay.envelope import (
     Envelope,
     SpooledBatch,
     SpooledReading,
     build_envelope,
     dead_letter,
 )
-from farm_agent.faults import failpoint
-from farm_agent.metrics import RelayMetrics
-from farm_agent.route import (
+from farm_agent.relay.marks import prune_marks, send_batch
+from farm_agent.relay.metrics import RelayMetrics
+from farm_agent.relay.route import (
     BackendRouter,
     NoRouteError,
     describe_failure,
     is_connection_failure,
 )
-from farm_agent.spool import AsyncSpool, SpoolDiskFullError
-from farm_agent.sql import prune_marks, send_batch
+from farm_agent.relay.spool import AsyncSpool, SpoolDiskFullError
 
 _LOGGER = logging.getLogger(__name__)
 

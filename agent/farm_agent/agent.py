@@ -10,17 +10,17 @@ from collections.abc import Awaitable
 import asyncpg
 
 from farm_agent.config import AgentConfig
-from farm_agent.forward import Forwarder
-from farm_agent.health import RelayState
+from farm_agent.health.judging import RelayState
+from farm_agent.health.probes import Prober
+from farm_agent.health.publishing import HealthPublisher, last_will
 from farm_agent.http import HttpEndpoint
-from farm_agent.ingest import Ingest
-from farm_agent.metrics import ProbeMetrics, RelayMetrics
-from farm_agent.mqtt import MqttLink
-from farm_agent.probes import Prober
-from farm_agent.publish import HealthPublisher, last_will
-from farm_agent.route import NONE, BackendRouter
-from farm_agent.spool import DEFAULT_REMEMBER, AsyncSpool
-from farm_agent.sql import highest_mark, set_up_schema
+from farm_agent.mqtt.link import MqttLink
+from farm_agent.relay.forward import Forwarder
+from farm_agent.relay.ingest import Ingest
+from farm_agent.relay.marks import highest_mark, set_up_schema
+from farm_agent.relay.metrics import ProbeMetrics, RelayMetrics
+from farm_agent.relay.route import NONE, BackendRouter
+from farm_agent.relay.spool import DEFAULT_REMEMBER, AsyncSpool
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -9,8 +9,8 @@ import asyncpg
 
 from farm_agent import database
 from farm_agent.config import BackendConfig
-from farm_agent.probes.result import ProbeResult
-from farm_agent.route import DIRECT, POOLER, describe_failure
+from farm_agent.health.probes.result import ProbeResult
+from farm_agent.relay.route import DIRECT, POOLER, describe_failure
 
 KIND = "postgres"
 # What a broken route or a refusing server raises; anything else is a bug and propagates.

@@ -11,10 +11,10 @@ import sys
 from collections.abc import Callable, Sequence
 
 from farm_agent import __version__
+from farm_agent.commands.tasks import add_task_commands, run_task_command
 from farm_agent.config import AgentConfig, ConfigError, load_config
 from farm_agent.logs import configure_logging
-from farm_agent.spool import SpoolError
-from farm_agent.tasks.commands import add_task_commands, run_task_command
+from farm_agent.relay.spool import SpoolError
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -150,14 +150,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def check(config: AgentConfig, as_json: bool) -> int:
-    from farm_agent.check import run_check  # noqa: PLC0415 - keeps `validate` light
+    from farm_agent.commands.check import run_check  # noqa: PLC0415 - keeps `validate` light
 
     _quiet_logging(config)
     return run_check(config, as_json)
 
 
 def queue(config: AgentConfig, args: argparse.Namespace) -> int:
-    from farm_agent.queue_admin import (  # noqa: PLC0415 - keeps `validate` light
+    from farm_agent.commands.queue import (  # noqa: PLC0415 - keeps `validate` light
         REQUEUE_BATCH,
         QueueRequest,
         run_queue_command,
@@ -184,7 +184,7 @@ def _quiet_logging(config: AgentConfig) -> None:
 
 
 def run(config: AgentConfig) -> int:
-    from farm_agent.app import StageFailedError  # noqa: PLC0415 - keeps `validate` light
+    from farm_agent.agent import StageFailedError  # noqa: PLC0415 - keeps `validate` light
 
     configure_logging(config)
     try:
@@ -196,7 +196,7 @@ def run(config: AgentConfig) -> int:
 
 
 async def _run_until_signalled(config: AgentConfig) -> None:
-    from farm_agent.app import Agent  # noqa: PLC0415 - keeps `validate` light
+    from farm_agent.agent import Agent  # noqa: PLC0415 - keeps `validate` light
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

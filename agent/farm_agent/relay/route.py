@@ -23,7 +23,7 @@ import asyncpg
 
 from farm_agent import database
 from farm_agent.config import BackendConfig, redact_dsn
-from farm_agent.metrics import RelayMetrics
+from farm_agent.relay.metrics import RelayMetrics
 
 _LOGGER = logging.getLogger(__name__)
 

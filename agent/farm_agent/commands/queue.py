@@ -19,14 +19,19 @@ import asyncpg
 from rich.markup import escape
 from rich.table import Table
 
-from farm_agent.check import wide_console
+from farm_agent.commands.check import wide_console
 from farm_agent.config import AgentConfig
-from farm_agent.health import mask
+from farm_agent.health.judging import mask
+from farm_agent.health.probes.postgres import (
+    DATABASE_ERRORS,
+    close_quietly,
+    connect_any,
+    pgmq_table,
+)
+from farm_agent.health.probes.queue import METRICS
+from farm_agent.health.probes.tasks import task_figures
 from farm_agent.logs import secrets_of
-from farm_agent.probes.postgres import DATABASE_ERRORS, close_quietly, connect_any, pgmq_table
-from farm_agent.probes.queue import METRICS
-from farm_agent.probes.tasks import task_figures
-from farm_agent.route import describe_failure
+from farm_agent.relay.route import describe_failure
 
 EXIT_OK = 0
 EXIT_FAILED = 1

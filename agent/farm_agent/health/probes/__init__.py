@@ -5,14 +5,14 @@ One module per kind: `postgres` (each route), `queue` (depths through pgmq.metri
 caching), `mqtt` (round trip through the broker). `runner` runs them all at once.
 """
 
-from farm_agent.probes.result import (
+from farm_agent.health.probes.result import (
     CacheFigures,
     ProbeResult,
     ProbeRound,
     QueueFigures,
     TaskFigures,
 )
-from farm_agent.probes.runner import Prober
+from farm_agent.health.probes.runner import Prober
 
 __all__ = [
     "CacheFigures",

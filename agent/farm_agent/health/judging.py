@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from farm_agent.config import AgentConfig, Thresholds
-from farm_agent.envelope import format_timestamp
-from farm_agent.metrics import RelayFigures
-from farm_agent.probes import ProbeResult, ProbeRound
-from farm_agent.probes.postgres import probe_name, routes
-from farm_agent.route import NONE
+from farm_agent.health.probes import ProbeResult, ProbeRound
+from farm_agent.health.probes.postgres import probe_name, routes
+from farm_agent.relay.envelope import format_timestamp
+from farm_agent.relay.metrics import RelayFigures
+from farm_agent.relay.route import NONE
 
 HEALTH_VERSION = 1
 OK = "ok"

@@ -12,13 +12,13 @@ import aiohttp
 import asyncpg
 
 from farm_agent.config import AgentConfig, BackendConfig
-from farm_agent.metrics import ProbeMetrics
-from farm_agent.mqtt import MqttLink
-from farm_agent.probes import postgres, queue, tasks
-from farm_agent.probes.http import HttpProbe
-from farm_agent.probes.mqtt import MqttRoundTrip
-from farm_agent.probes.result import ProbeResult, ProbeRound, failure
-from farm_agent.route import describe_failure
+from farm_agent.health.probes import postgres, queue, tasks
+from farm_agent.health.probes.http import HttpProbe
+from farm_agent.health.probes.mqtt import MqttRoundTrip
+from farm_agent.health.probes.result import ProbeResult, ProbeRound, failure
+from farm_agent.mqtt.link import MqttLink
+from farm_agent.relay.metrics import ProbeMetrics
+from farm_agent.relay.route import describe_failure
 from farm_agent.topics import probe_topic
 
 _LOGGER = logging.getLogger(__name__)

@@ -9,8 +9,8 @@ from typing import Any
 
 import paho.mqtt.client as paho
 
-from farm_agent.mqtt import MqttLink
-from farm_agent.probes.result import ProbeResult
+from farm_agent.health.probes.result import ProbeResult
+from farm_agent.mqtt.link import MqttLink
 
 KIND = "mqtt"
 NAME = "mqtt_round_trip"

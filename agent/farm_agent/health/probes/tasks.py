@@ -12,8 +12,8 @@ import time
 import asyncpg
 
 from farm_agent.config import BackendConfig
-from farm_agent.probes.postgres import pgmq_table
-from farm_agent.probes.result import ProbeResult, TaskFigures
+from farm_agent.health.probes.postgres import pgmq_table
+from farm_agent.health.probes.result import ProbeResult, TaskFigures
 
 KIND = "tasks"
 NAME = "tasks"

@@ -22,13 +22,21 @@ from rich.table import Table
 
 from farm_agent.config import AgentConfig
 from farm_agent.database import tls_warning
-from farm_agent.health import DOWN, OK, Health, RelayState, assess, first_reachable_route, mask
+from farm_agent.health.judging import (
+    DOWN,
+    OK,
+    Health,
+    RelayState,
+    assess,
+    first_reachable_route,
+    mask,
+)
+from farm_agent.health.probes import Prober
+from farm_agent.health.probes.postgres import routes
 from farm_agent.logs import secrets_of
-from farm_agent.metrics import RelayFigures
-from farm_agent.mqtt import MqttLink
-from farm_agent.probes import Prober
-from farm_agent.probes.postgres import routes
-from farm_agent.spool import read_depth
+from farm_agent.mqtt.link import MqttLink
+from farm_agent.relay.metrics import RelayFigures
+from farm_agent.relay.spool import read_depth
 
 _LOGGER = logging.getLogger(__name__)
 EXIT_OK = 0

@@ -7,7 +7,7 @@ import time
 import asyncpg
 
 from farm_agent.config import BackendConfig
-from farm_agent.probes.result import ProbeResult, QueueFigures
+from farm_agent.health.probes.result import ProbeResult, QueueFigures
 
 KIND = "queue"
 NAME = "queue"

@@ -73,9 +73,9 @@ def run_task_command(config: AgentConfig, args: argparse.Namespace) -> int:
 
 
 def submit(config: AgentConfig, args: argparse.Namespace) -> int:
-    from farm_agent.health import mask  # noqa: PLC0415
-    from farm_agent.probes.postgres import DATABASE_ERRORS  # noqa: PLC0415
-    from farm_agent.route import describe_failure  # noqa: PLC0415
+    from farm_agent.health.judging import mask  # noqa: PLC0415
+    from farm_agent.health.probes.postgres import DATABASE_ERRORS  # noqa: PLC0415
+    from farm_agent.relay.route import describe_failure  # noqa: PLC0415
 
     configure_logging(config)
     logging.getLogger().setLevel(max(logging.WARNING, logging.getLogger().level))
@@ -112,7 +112,7 @@ def _requests(args: argparse.Namespace) -> list[TaskRequest]:
 
 
 async def _submit(config: AgentConfig, requests: list[TaskRequest]) -> list[str]:
-    from farm_agent.probes.postgres import close_quietly, connect_any  # noqa: PLC0415
+    from farm_agent.health.probes.postgres import close_quietly, connect_any  # noqa: PLC0415
     from farm_agent.tasks.submission import submit_many  # noqa: PLC0415
 
     backend = config.backend
@@ -124,7 +124,7 @@ async def _submit(config: AgentConfig, requests: list[TaskRequest]) -> list[str]
 
 
 def work(config: AgentConfig) -> int:
-    from farm_agent.sql import PgmqMissingError  # noqa: PLC0415
+    from farm_agent.relay.marks import PgmqMissingError  # noqa: PLC0415
     from farm_agent.tasks.handlers import HandlerImportError, load_handlers  # noqa: PLC0415
 
     configure_logging(config)

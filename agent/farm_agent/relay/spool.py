@@ -35,8 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from farm_agent.envelope import SpooledBatch, SpooledReading
-from farm_agent.spool_file import (
+from farm_agent.relay.envelope import SpooledBatch, SpooledReading
+from farm_agent.relay.spool_file import (
     DiskReserve,
     SpoolDiskFullError,
     SpoolError,

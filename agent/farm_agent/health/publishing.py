@@ -20,13 +20,13 @@ from typing import Any
 import paho.mqtt.client as paho
 
 from farm_agent.config import AgentConfig
-from farm_agent.discovery import discovery_messages
-from farm_agent.health import Health, RelayState, assess
+from farm_agent.health.discovery import discovery_messages
+from farm_agent.health.judging import Health, RelayState, assess
+from farm_agent.health.probes import Prober, ProbeRound
 from farm_agent.logs import secrets_of
-from farm_agent.metrics import ProbeMetrics
-from farm_agent.mqtt import MqttLink
-from farm_agent.probes import Prober, ProbeRound
-from farm_agent.route import NONE
+from farm_agent.mqtt.link import MqttLink
+from farm_agent.relay.metrics import ProbeMetrics
+from farm_agent.relay.route import NONE
 from farm_agent.topics import (
     STATUS_OFFLINE,
     STATUS_ONLINE,

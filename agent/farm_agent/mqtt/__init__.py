@@ -1,0 +1,1 @@
+"""Moved here from farm_agent/; see the next commit."""
