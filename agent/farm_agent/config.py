@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import SplitResult, parse_qs, urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import voluptuous as vol
 import yaml
@@ -653,14 +653,3 @@ def _backend_tls(tls: dict[str, Any] | None, base_dir: Path) -> BackendTlsConfig
         ca_file = str(path)
     return BackendTlsConfig(ca_file=ca_file, mode=(tls or {}).get("mode"))
 
-
-def redact_dsn(dsn: str) -> str:
-    """A DSN fit for logs: scheme, user, host, port and database, never the password."""
-    try:
-        parts = urlsplit(dsn)
-        host = parts.hostname or "?"
-        port = f":{parts.port}" if parts.port else ""
-        user = f"{parts.username}@" if parts.username else ""
-    except ValueError:
-        return "postgresql://(unparsable)"
-    return SplitResult(parts.scheme, f"{user}{host}{port}", parts.path, "", "").geturl()

@@ -1,23 +1,51 @@
-"""Probe URLs fit to show: where they point, never the token they may carry.
+"""Secrets kept out of what the agent shows: logs, errors, health payloads, command output.
 
-A URL's user info, query and fragment may hold a secret. HTTP libraries quote the
-URL in their errors in their own spelling (`%2d` decoded to `-`, the scheme in lower
-case), so masking the configured string is not enough: every URL-like text is cut
-to scheme, host, port and path, then anything left of the URL's secret parts, in
-any spelling or case, is masked.
+Two ways, one mask (`***`):
+
+- `mask` replaces every configured secret (the MQTT password, the DSN passwords,
+  `secrets_of`) wherever it appears: the log filter, the health JSON and the commands'
+  error lines all call it.
+- URLs are cut to where they point. A probe URL's user info, query and fragment may
+  hold a token, and HTTP libraries quote the URL in their errors in their own spelling
+  (`%2d` decoded to `-`, the scheme in lower case), so masking the configured string
+  is not enough: `scrub` cuts every URL-like text to scheme, host, port and path, then
+  masks anything left of the URL's secret parts, in any spelling or case.
+  `redact_dsn` shows a DSN the same way, keeping the user name.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from urllib.parse import unquote, unquote_plus, urlsplit
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
+from urllib.parse import SplitResult, unquote, unquote_plus, urlsplit
+
+if TYPE_CHECKING:
+    from farm_agent.config import AgentConfig
 
 MASK = "***"
 # Anything that looks like a URL, up to a space or a quote (as in `URL('...')`).
 URL_LIKE = re.compile(r"[a-z][a-z0-9+.-]*://[^\s'\"<>]*", re.IGNORECASE)
 # A shorter piece ("1", "on") is no secret, and masking it would garble the text.
 MIN_SECRET_CHARS = 4
+
+
+def secrets_of(config: AgentConfig) -> list[str]:
+    """Every secret the config holds: the MQTT password and the DSN passwords."""
+    found = [config.mqtt.password] if config.mqtt.password else []
+    for dsn in (config.backend.pooler_dsn, config.backend.direct_dsn):
+        password = urlsplit(dsn).password if dsn else None
+        if password:
+            found.append(password)
+    # Longest first, so a secret containing another is masked whole.
+    return sorted(set(found), key=len, reverse=True)
+
+
+def mask(text: str, secrets: Sequence[str]) -> str:
+    """`text` with every secret replaced by ***."""
+    for secret in secrets:
+        text = text.replace(secret, MASK)
+    return text
 
 
 def where(url: str) -> str:
@@ -30,6 +58,18 @@ def where(url: str) -> str:
         return "(unparsable URL)"
     host = f"[{host}]" if ":" in host else host
     return f"{parts.scheme.lower()}://{host}{port}{parts.path}"
+
+
+def redact_dsn(dsn: str) -> str:
+    """A DSN fit for logs: scheme, user, host, port and database, never the password."""
+    try:
+        parts = urlsplit(dsn)
+        host = parts.hostname or "?"
+        port = f":{parts.port}" if parts.port else ""
+        user = f"{parts.username}@" if parts.username else ""
+    except ValueError:
+        return "postgresql://(unparsable)"
+    return SplitResult(parts.scheme, f"{user}{host}{port}", parts.path, "", "").geturl()
 
 
 def scrub(text: str, url: str) -> str:

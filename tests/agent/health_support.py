@@ -19,11 +19,11 @@ from aiohttp import web
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from prometheus_client.parser import text_string_to_metric_families
 
-from farm_agent.commands.check import idle_relay
 from farm_agent.config import AgentConfig
-from farm_agent.health.judging import Health, RelayState, assess, first_reachable_route
+from farm_agent.health.judging import Health, assess, first_reachable_route
+from farm_agent.mqtt import MqttLink
 from farm_agent.health.probes import Prober, ProbeResult, ProbeRound
-from farm_agent.mqtt.link import MqttLink
+from farm_agent.relay import idle_snapshot
 from tests.agent.support import REPO, SEEN_OUTPUT, AgentProcess, fetch, http_port
 
 ETAG = '"v1-farm"'
@@ -173,7 +173,7 @@ async def running_prober(config: AgentConfig) -> AsyncIterator[Prober]:
 
 def judge(config: AgentConfig, found: ProbeRound) -> Health:
     """The health the agent would publish for this round, with an idle relay."""
-    relay = RelayState(first_reachable_route(config, found), 0, idle_relay(config.spool.path))
+    relay = idle_snapshot(first_reachable_route(config, found), config.spool.path)
     return assess(config, found, relay, time.time())
 
 

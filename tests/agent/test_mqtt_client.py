@@ -13,7 +13,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from farm_agent.mqtt.link import BufferedClient
+from farm_agent.mqtt.buffered import BufferedClient
 from tests.agent.support import publisher
 from tools.services import Mosquitto
 

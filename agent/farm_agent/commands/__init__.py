@@ -1,1 +1,5 @@
-"""Moved here from farm_agent/; see the next commit."""
+"""The `farm-agent` commands: their arguments, their output and their exit codes.
+
+`cli` parses and dispatches; `check`, `queue` and `tasks` show what the jobs
+(`farm_agent.health`, `farm_agent.relay`, `farm_agent.tasks`) found or did.
+"""

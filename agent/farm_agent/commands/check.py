@@ -1,97 +1,23 @@
-"""`farm-agent check`: every probe once, judged like the running agent judges it, then shown.
-
-It does not start the relay and does not take the agent's MQTT session: it connects
-with a client id of its own and leaves no session behind. Besides what the agent
-reports, it lists a database route whose server is not verified (no
-`backend.tls.ca_file`), which the agent only logs once at start.
-"""
+"""`farm-agent check`: every probe once, judged like the running agent judges it, then shown."""
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import logging
-import sqlite3
 import sys
-import time
-from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from farm_agent.config import AgentConfig
-from farm_agent.database import tls_warning
-from farm_agent.health.judging import (
-    DOWN,
-    OK,
-    Health,
-    RelayState,
-    assess,
-    first_reachable_route,
-    mask,
-)
-from farm_agent.health.probes import Prober
-from farm_agent.health.probes.postgres import routes
-from farm_agent.logs import secrets_of
-from farm_agent.mqtt.link import MqttLink
-from farm_agent.relay.metrics import RelayFigures
-from farm_agent.relay.spool import read_depth
+from farm_agent.health.judging import Health
+from farm_agent.health.once import check_once
+from farm_agent.health.status import HealthStatus
+from farm_agent.masking import mask, secrets_of
 
-_LOGGER = logging.getLogger(__name__)
 EXIT_OK = 0
 EXIT_PROBLEM = 1
-STATUS_STYLE = {OK: "green", DOWN: "bold red"}
-
-
-async def check_once(config: AgentConfig) -> Health:
-    """Run every probe once and judge the result."""
-    loop = asyncio.get_running_loop()
-    mqtt = dataclasses.replace(
-        config.mqtt, client_id=f"{config.mqtt.client_id}-check", session_expiry_s=0
-    )
-    link = MqttLink(mqtt, loop)
-    prober = Prober(config, link)
-    link.start()
-    try:
-        found = await prober.run_round()
-    finally:
-        await prober.close()
-        await link.stop()
-    relay = RelayState(
-        route=first_reachable_route(config, found),
-        fallbacks_total=0,
-        figures=idle_relay(config.spool.path),
-    )
-    return assess(config, found, relay, time.time(), config_problems=tls_problems(config))
-
-
-def tls_problems(config: AgentConfig) -> list[str]:
-    """Routes whose server is not verified (the running agent says so once, at start)."""
-    backend = config.backend
-    warnings = (tls_warning(name, dsn, backend.tls) for name, dsn in routes(backend).items())
-    return [warning for warning in warnings if warning is not None]
-
-
-def idle_relay(spool_path: Path) -> RelayFigures:
-    """This process relays nothing; what waits in the agent's spool is real, though."""
-    return RelayFigures(
-        received_total=0,
-        relayed_total=0,
-        dead_lettered_total=0,
-        spool_depth=spool_depth(spool_path),
-        e2e_latency_p95_ms=None,
-        spool_full=False,
-    )
-
-
-def spool_depth(path: Path) -> int:
-    """Readings in the spool file, read-only (the agent may be running); 0 if there is none."""
-    try:
-        return read_depth(path)
-    except sqlite3.Error as err:
-        _LOGGER.warning("cannot read the spool %s (%s); its depth shows as 0", path, err)
-        return 0
+STATUS_STYLE = {HealthStatus.OK: "green", HealthStatus.DOWN: "bold red"}
 
 
 def run_check(config: AgentConfig, as_json: bool) -> int:
@@ -102,7 +28,7 @@ def run_check(config: AgentConfig, as_json: bool) -> int:
         sys.stdout.write(health.to_text(secrets) + "\n")
     else:
         render(health, secrets, wide_console())
-    return EXIT_OK if health.status == OK else EXIT_PROBLEM
+    return EXIT_OK if health.status == HealthStatus.OK else EXIT_PROBLEM
 
 
 def wide_console() -> Console:

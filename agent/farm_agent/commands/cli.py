@@ -13,8 +13,7 @@ from collections.abc import Callable, Sequence
 from farm_agent import __version__
 from farm_agent.commands.tasks import add_task_commands, run_task_command
 from farm_agent.config import AgentConfig, ConfigError, load_config
-from farm_agent.logs import configure_logging
-from farm_agent.relay.spool import SpoolError
+from farm_agent.logs import configure_logging, quiet_logging
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -152,18 +151,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 def check(config: AgentConfig, as_json: bool) -> int:
     from farm_agent.commands.check import run_check  # noqa: PLC0415 - keeps `validate` light
 
-    _quiet_logging(config)
+    quiet_logging(config)
     return run_check(config, as_json)
 
 
 def queue(config: AgentConfig, args: argparse.Namespace) -> int:
     from farm_agent.commands.queue import (  # noqa: PLC0415 - keeps `validate` light
-        REQUEUE_BATCH,
         QueueRequest,
         run_queue_command,
     )
+    from farm_agent.relay.queues import REQUEUE_BATCH  # noqa: PLC0415
 
-    _quiet_logging(config)
+    quiet_logging(config)
     action = args.action if args.action != "dlq" else f"dlq {args.dlq_action}"
     request = QueueRequest(
         action=action,
@@ -176,15 +175,9 @@ def queue(config: AgentConfig, args: argparse.Namespace) -> int:
     return run_queue_command(config, request)
 
 
-def _quiet_logging(config: AgentConfig) -> None:
-    """One-shot commands log warnings and errors only (masked); their output is the answer."""
-    configure_logging(config)
-    if logging.getLogger().level < logging.WARNING:
-        logging.getLogger().setLevel(logging.WARNING)
-
-
 def run(config: AgentConfig) -> int:
     from farm_agent.agent import StageFailedError  # noqa: PLC0415 - keeps `validate` light
+    from farm_agent.relay import SpoolError  # noqa: PLC0415
 
     configure_logging(config)
     try:

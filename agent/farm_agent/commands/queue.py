@@ -1,9 +1,6 @@
 """`farm-agent queue`: look into the queue and its dead letters, and put dead letters back.
 
-`dlq requeue` moves dead letters to the main queue in batches, each batch one
-transaction (so an interruption between batches loses and duplicates nothing), each
-envelope kept byte for byte except `requeued`, which counts how often that happened
-(an extension of the envelope). `peek` and `list` read without taking anything off a queue.
+The arguments and the output; what is done to the queues is `farm_agent.relay.queues`.
 """
 
 from __future__ import annotations
@@ -20,44 +17,23 @@ from rich.markup import escape
 from rich.table import Table
 
 from farm_agent.commands.check import wide_console
-from farm_agent.config import AgentConfig
-from farm_agent.health.judging import mask
-from farm_agent.health.probes.postgres import (
-    DATABASE_ERRORS,
-    close_quietly,
-    connect_any,
-    pgmq_table,
-)
-from farm_agent.health.probes.queue import METRICS
+from farm_agent.config import AgentConfig, BackendConfig
+from farm_agent.database import close_quietly, connect_any
+from farm_agent.failures import DATABASE_ERRORS, describe_failure
 from farm_agent.health.probes.tasks import task_figures
-from farm_agent.logs import secrets_of
-from farm_agent.relay.route import describe_failure
+from farm_agent.masking import mask, secrets_of
+from farm_agent.relay.queues import (
+    REQUEUE_BATCH,
+    dead_letter_count,
+    messages,
+    purge_dead_letters,
+    queue_stats,
+    requeue,
+)
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 SHOWN_PAYLOAD = 60
-REQUEUE_BATCH = 500
-
-MESSAGES = """
-SELECT msg_id, read_ct, enqueued_at, message::text AS message
-FROM {table} ORDER BY msg_id LIMIT $1
-"""
-# Locked, so two operators requeueing at once never move a dead letter twice.
-PICK_DEAD_LETTERS = """
-SELECT msg_id,
-       (message || jsonb_build_object('requeued', CASE
-            WHEN jsonb_typeof(message -> 'requeued') = 'number'
-            THEN (message ->> 'requeued')::numeric::int ELSE 0 END + 1))::text AS message
-FROM {table}
-WHERE ($1::bigint[] IS NULL OR msg_id = ANY($1::bigint[])) AND msg_id <= $3
-ORDER BY msg_id LIMIT $2
-FOR UPDATE SKIP LOCKED
-"""
-# What a requeue will move: dead letters present when it started (the agent may add more).
-COUNT_DEAD_LETTERS = """
-SELECT count(*), max(msg_id) FROM {table}
-WHERE $1::bigint[] IS NULL OR msg_id = ANY($1::bigint[])
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +69,7 @@ async def _run(config: AgentConfig, request: QueueRequest, ask: Callable[[str], 
     try:
         action = request.action
         if action == "stats":
-            return _show(request, await stats(connection, config), _render_stats)
+            return _show(request, await stats(connection, backend), _render_stats)
         if action in ("peek", "dlq list"):
             queue = backend.queue if action == "peek" else backend.dead_letter_queue
             found = await messages(connection, queue, request.limit or 10)
@@ -101,7 +77,7 @@ async def _run(config: AgentConfig, request: QueueRequest, ask: Callable[[str], 
         if action == "dlq requeue":
             moved = await requeue(
                 connection,
-                config,
+                backend,
                 request.limit,
                 request.ids or None,
                 batch_size=request.batch_size,
@@ -115,107 +91,18 @@ async def _run(config: AgentConfig, request: QueueRequest, ask: Callable[[str], 
         await close_quietly(connection)
 
 
-async def stats(connection: asyncpg.Connection, config: AgentConfig) -> dict[str, Any]:
+async def stats(connection: asyncpg.Connection, backend: BackendConfig) -> dict[str, Any]:
     """Both queues' figures and the last hour of tasks."""
-    backend = config.backend
-    queues = {}
-    for role, name in (("queue", backend.queue), ("dead_letter_queue", backend.dead_letter_queue)):
-        row = await connection.fetchrow(
-            "SELECT queue_length, oldest_msg_age_sec, newest_msg_age_sec, total_messages"
-            " FROM pgmq.metrics($1::text)",
-            name,
-        )
-        assert row is not None
-        queues[role] = {
-            "name": name,
-            "depth": row["queue_length"],
-            "oldest_age_s": row["oldest_msg_age_sec"],
-            "newest_age_s": row["newest_msg_age_sec"],
-            "sent_total": row["total_messages"],
-        }
+    found = await queue_stats(connection, backend)
     tasks = await task_figures(connection, backend)
-    queues["last_hour"] = {
+    found["last_hour"] = {
         "archived": tasks.archived,
         "dead_lettered": tasks.dead_lettered,
         "processing_p50_s": tasks.processing_p50_s,
         "processing_p95_s": tasks.processing_p95_s,
         "task_success_pct": tasks.task_success_pct,
     }
-    return queues
-
-
-async def messages(connection: asyncpg.Connection, queue: str, limit: int) -> list[dict[str, Any]]:
-    """The oldest messages of a queue, left where they are (no read, no visibility change)."""
-    rows = await connection.fetch(MESSAGES.format(table=pgmq_table("q", queue)), limit)
-    return [
-        {
-            "msg_id": row["msg_id"],
-            "read_ct": row["read_ct"],
-            "enqueued_at": row["enqueued_at"].isoformat(),
-            "message": json.loads(row["message"]),
-        }
-        for row in rows
-    ]
-
-
-async def requeue(
-    connection: asyncpg.Connection,
-    config: AgentConfig,
-    limit: int | None,
-    ids: tuple[int, ...] | None,
-    *,
-    batch_size: int = REQUEUE_BATCH,
-    progress: Callable[[int, int], None] | None = None,
-) -> list[int]:
-    """Move dead letters (all, the oldest `limit`, or those `ids`) to the main queue.
-
-    `batch_size` at a time, each batch its own transaction; `progress(moved, total)`
-    after each. Dead letters that arrive meanwhile are left for the next requeue.
-    """
-    table = pgmq_table("q", config.backend.dead_letter_queue)
-    wanted = list(ids) if ids else None
-    row = await connection.fetchrow(COUNT_DEAD_LETTERS.format(table=table), wanted)
-    assert row is not None
-    total, newest = int(row[0]), row[1]
-    if newest is None:
-        return []
-    total = total if limit is None else min(total, limit)
-    moved: list[int] = []
-    while len(moved) < total:
-        size = min(batch_size, total - len(moved))
-        batch = await _requeue_batch(connection, config, wanted, int(newest), size)
-        if not batch:
-            break  # the rest went meanwhile (another operator, or a consumer)
-        moved.extend(batch)
-        if progress is not None:
-            progress(len(moved), total)
-    return moved
-
-
-async def _requeue_batch(
-    connection: asyncpg.Connection,
-    config: AgentConfig,
-    ids: list[int] | None,
-    newest: int,
-    size: int,
-) -> list[int]:
-    """One transaction: up to `size` of the oldest dead letters into the queue, off the DLQ."""
-    backend = config.backend
-    pick = PICK_DEAD_LETTERS.format(table=pgmq_table("q", backend.dead_letter_queue))
-    async with connection.transaction():
-        rows = await connection.fetch(pick, ids, size, newest)
-        if not rows:
-            return []
-        moved = [int(row["msg_id"]) for row in rows]
-        await connection.fetch(
-            "SELECT pgmq.send_batch($1::text, $2::text[]::jsonb[])",
-            backend.queue,
-            [row["message"] for row in rows],
-        )
-        await connection.fetch(
-            "SELECT pgmq.delete($1::text, $2::bigint[])", backend.dead_letter_queue, moved
-        )
-    return moved
+    return found
 
 
 def _show_progress(moved: int, total: int) -> None:
@@ -229,10 +116,9 @@ async def _purge(
     ask: Callable[[str], str],
 ) -> int:
     queue = config.backend.dead_letter_queue
-    row = await connection.fetchrow(METRICS, queue)
-    assert row is not None
+    count = await dead_letter_count(connection, config.backend)
     if not request.yes:
-        question = f"Delete all {row['queue_length']} dead letters in {queue}? [y/N] "
+        question = f"Delete all {count} dead letters in {queue}? [y/N] "
         try:
             answer = ask(question)
         except EOFError:
@@ -240,8 +126,8 @@ async def _purge(
         if answer.strip().lower() not in ("y", "yes"):
             print("nothing deleted", file=sys.stderr)
             return EXIT_FAILED
-    purged = await connection.fetchval("SELECT pgmq.purge_queue($1::text)", queue)
-    return _show(request, {"purged": int(purged), "queue": queue}, _render_purged)
+    purged = await purge_dead_letters(connection, config.backend)
+    return _show(request, {"purged": purged, "queue": queue}, _render_purged)
 
 
 def _show(request: QueueRequest, result: Any, render: Callable[[Any], None]) -> int:

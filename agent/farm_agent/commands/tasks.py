@@ -1,6 +1,7 @@
-"""`farm-agent task submit` and `farm-agent work`: their arguments and what they run.
+"""`farm-agent task submit` and `farm-agent work`: their arguments, output and exit codes.
 
-The heavy modules are imported when a command runs, so `farm-agent validate` stays light.
+The work is in `farm_agent.tasks`; its modules are imported when a command runs, so
+`farm-agent validate` stays light.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from farm_agent.config import TASK_PRIORITIES, AgentConfig
-from farm_agent.logs import configure_logging, secrets_of
+from farm_agent.logs import configure_logging
+from farm_agent.masking import mask, secrets_of
 from farm_agent.tasks.task import TaskInputError
 
 if TYPE_CHECKING:
@@ -73,9 +75,8 @@ def run_task_command(config: AgentConfig, args: argparse.Namespace) -> int:
 
 
 def submit(config: AgentConfig, args: argparse.Namespace) -> int:
-    from farm_agent.health.judging import mask  # noqa: PLC0415
-    from farm_agent.health.probes.postgres import DATABASE_ERRORS  # noqa: PLC0415
-    from farm_agent.relay.route import describe_failure  # noqa: PLC0415
+    from farm_agent.failures import DATABASE_ERRORS, describe_failure  # noqa: PLC0415
+    from farm_agent.tasks.submission import submit_configured  # noqa: PLC0415
 
     configure_logging(config)
     logging.getLogger().setLevel(max(logging.WARNING, logging.getLogger().level))
@@ -85,7 +86,7 @@ def submit(config: AgentConfig, args: argparse.Namespace) -> int:
         print(f"farm-agent: task submit: {err}; nothing sent", file=sys.stderr)
         return EXIT_BAD_INPUT
     try:
-        ids = asyncio.run(_submit(config, requests))
+        ids = asyncio.run(submit_configured(config, requests))
     except DATABASE_ERRORS as err:
         reason = mask(describe_failure(err), secrets_of(config))
         print(f"farm-agent: task submit: {reason}; nothing sent", file=sys.stderr)
@@ -111,20 +112,8 @@ def _requests(args: argparse.Namespace) -> list[TaskRequest]:
     return read_task_lines(text.splitlines(), args.file)
 
 
-async def _submit(config: AgentConfig, requests: list[TaskRequest]) -> list[str]:
-    from farm_agent.health.probes.postgres import close_quietly, connect_any  # noqa: PLC0415
-    from farm_agent.tasks.submission import submit_many  # noqa: PLC0415
-
-    backend = config.backend
-    _, connection = await connect_any(backend, backend.connect_timeout_s)
-    try:
-        return await submit_many(connection, requests, queue=config.tasks.queue)
-    finally:
-        await close_quietly(connection)
-
-
 def work(config: AgentConfig) -> int:
-    from farm_agent.relay.marks import PgmqMissingError  # noqa: PLC0415
+    from farm_agent.pgmq import PgmqMissingError  # noqa: PLC0415
     from farm_agent.tasks.handlers import HandlerImportError, load_handlers  # noqa: PLC0415
 
     configure_logging(config)
@@ -142,24 +131,10 @@ def work(config: AgentConfig) -> int:
 
 
 async def _work_until_signalled(config: AgentConfig, handlers: dict[str, Handler]) -> None:
-    from farm_agent.tasks.endpoint import WorkerEndpoint  # noqa: PLC0415
-    from farm_agent.tasks.metrics import TaskMetrics  # noqa: PLC0415
-    from farm_agent.tasks.worker import Worker  # noqa: PLC0415
+    from farm_agent.tasks.service import serve  # noqa: PLC0415
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    metrics = TaskMetrics()
-    worker = Worker(config, handlers, metrics)
-    endpoint = None
-    listen = config.tasks.listen
-    if listen is not None:
-        endpoint = WorkerEndpoint(metrics, lambda: worker.database.ok)
-        await endpoint.start(listen.host, listen.port)
-        _LOGGER.info("http endpoint on http://%s:%s/", listen.host, endpoint.port)
-    try:
-        await worker.run(stop)
-    finally:
-        if endpoint is not None:
-            await endpoint.stop()
+    await serve(config, handlers, stop)

@@ -12,6 +12,8 @@ from typing import Any
 
 from farm_agent import __version__
 from farm_agent.config import AgentConfig
+from farm_agent.database import Route
+from farm_agent.health.status import HealthStatus
 from farm_agent.topics import (
     STATUS_OFFLINE,
     STATUS_ONLINE,
@@ -57,7 +59,7 @@ FIGURES: tuple[Figure, ...] = (
         key="backend_problem",
         name="Backend problem",
         component="binary_sensor",
-        value_template="{{ 'ON' if value_json.status != 'ok' else 'OFF' }}",
+        value_template=f"{{{{ 'ON' if value_json.status != '{HealthStatus.OK}' else 'OFF' }}}}",
         device_class="problem",
     ),
     Figure(
@@ -65,14 +67,14 @@ FIGURES: tuple[Figure, ...] = (
         name="Health",
         value_template="{{ value_json.status }}",
         device_class="enum",
-        options=("ok", "degraded", "down"),
+        options=tuple(HealthStatus),
     ),
     Figure(
         key="route",
         name="Database route",
         value_template="{{ value_json.backend.route }}",
         device_class="enum",
-        options=("pooler", "direct", "none"),
+        options=tuple(Route),
     ),
     _measure(
         "pooler_latency",

@@ -16,33 +16,23 @@ from dataclasses import dataclass
 from typing import Any
 
 from farm_agent.config import AgentConfig, Thresholds
-from farm_agent.health.probes import ProbeResult, ProbeRound
-from farm_agent.health.probes.postgres import probe_name, routes
-from farm_agent.relay.envelope import format_timestamp
-from farm_agent.relay.metrics import RelayFigures
-from farm_agent.relay.route import NONE
+from farm_agent.database import Route, routes
+from farm_agent.health.probes.postgres import probe_name
+from farm_agent.health.probes.result import ProbeKind, ProbeResult, ProbeRound
+from farm_agent.health.status import HealthStatus
+from farm_agent.masking import mask
+from farm_agent.relay import RelaySnapshot
+from farm_agent.timestamps import format_timestamp
 
 HEALTH_VERSION = 1
-OK = "ok"
-DEGRADED = "degraded"
-DOWN = "down"
 # At most this many problems of at most this many characters each, in every report.
 MAX_PROBLEMS = 20
 MAX_PROBLEM_CHARS = 200
 
 
 @dataclass(frozen=True, slots=True)
-class RelayState:
-    """What the relay knows of itself: its route, its fallbacks and its counters."""
-
-    route: str
-    fallbacks_total: int
-    figures: RelayFigures
-
-
-@dataclass(frozen=True, slots=True)
 class BackendHealth:
-    route: str
+    route: Route
     fallbacks_total: int
     pooler_latency_ms: float | None
     direct_latency_ms: float | None
@@ -65,10 +55,10 @@ class Health:
 
     agent_id: str
     ts: str
-    status: str
+    status: HealthStatus
     backend: BackendHealth
     queue: QueueHealth
-    relay: RelayFigures
+    relay: RelaySnapshot
     probes: tuple[ProbeResult, ...]
     problems: tuple[str, ...]
 
@@ -114,7 +104,7 @@ class Health:
 def assess(
     config: AgentConfig,
     found: ProbeRound,
-    relay: RelayState,
+    relay: RelaySnapshot,
     now: float,
     config_problems: Sequence[str] = (),
 ) -> Health:
@@ -123,7 +113,7 @@ def assess(
     `config_problems` come first: what is wrong with the settings themselves.
     """
     thresholds = config.probes.thresholds
-    latencies = {route: _latency(found, route) for route in ("pooler", "direct")}
+    latencies = {route: _latency(found, route) for route in (Route.POOLER, Route.DIRECT)}
     reachable = [route for route in routes(config.backend) if latencies[route] is not None]
     problems = [
         *config_problems,
@@ -131,12 +121,12 @@ def assess(
         *_queue_problems(found, thresholds, bool(reachable)),
         *_probe_problems(found),
     ]
-    if relay.figures.spool_full:
+    if relay.spool_full:
         problems.append("spool full: new readings wait on the broker unacknowledged")
-    if relay.figures.spool_disk_full:
+    if relay.spool_disk_full:
         problems.append("spool disk full: new readings wait on the broker unacknowledged")
     down = not reachable or not found.broker_connected
-    status = DOWN if down else DEGRADED if problems else OK
+    status = HealthStatus.DOWN if down else HealthStatus.DEGRADED if problems else HealthStatus.OK
     figures, tasks = found.queue, found.tasks
     return Health(
         agent_id=config.agent_id,
@@ -145,8 +135,8 @@ def assess(
         backend=BackendHealth(
             route=relay.route,
             fallbacks_total=relay.fallbacks_total,
-            pooler_latency_ms=latencies["pooler"],
-            direct_latency_ms=latencies["direct"],
+            pooler_latency_ms=latencies[Route.POOLER],
+            direct_latency_ms=latencies[Route.DIRECT],
         ),
         queue=QueueHealth(
             name=config.backend.queue,
@@ -157,7 +147,7 @@ def assess(
             processing_p95_s=tasks.processing_p95_s if tasks else None,
             task_success_pct=tasks.task_success_pct if tasks else None,
         ),
-        relay=relay.figures,
+        relay=relay,
         probes=found.results,
         problems=bound_problems(problems),
     )
@@ -175,22 +165,22 @@ def bound_problems(problems: Sequence[str]) -> tuple[str, ...]:
     return (*kept, f"and {len(cut) - len(kept)} more")
 
 
-def first_reachable_route(config: AgentConfig, found: ProbeRound) -> str:
+def first_reachable_route(config: AgentConfig, found: ProbeRound) -> Route:
     """The route the relay would take now: the first configured one that answered."""
     for route in routes(config.backend):
         if _latency(found, route) is not None:
             return route
-    return NONE
+    return Route.NONE
 
 
-def _latency(found: ProbeRound, route: str) -> float | None:
+def _latency(found: ProbeRound, route: Route) -> float | None:
     name = probe_name(route)
     result = next((probe for probe in found.databases if probe.name == name), None)
     return result.latency_ms if result is not None and result.ok else None
 
 
 def _database_problems(
-    config: AgentConfig, found: ProbeRound, reachable: list[str], thresholds: Thresholds
+    config: AgentConfig, found: ProbeRound, reachable: list[Route], thresholds: Thresholds
 ) -> list[str]:
     configured = list(routes(config.backend))
     if not reachable:
@@ -229,7 +219,7 @@ def _queue_problems(found: ProbeRound, thresholds: Thresholds, reachable: bool) 
             )
     if reachable:
         # With no route at all, one sentence says it; otherwise name what could not be read.
-        for kind, figures_of in (("queue", "queue"), ("tasks", "task")):
+        for kind, figures_of in ((ProbeKind.QUEUE, "queue"), (ProbeKind.TASKS, "task")):
             result = found.result(kind)
             if result is not None and not result.ok:
                 problems.append(f"{figures_of} figures unknown: {result.detail}")
@@ -239,9 +229,9 @@ def _queue_problems(found: ProbeRound, thresholds: Thresholds, reachable: bool) 
 def _probe_problems(found: ProbeRound) -> list[str]:
     problems = []
     for result in found.results:
-        if result.ok or result.kind in ("postgres", "queue", "tasks"):
+        if result.ok or result.kind in (ProbeKind.POSTGRES, ProbeKind.QUEUE, ProbeKind.TASKS):
             continue
-        if result.kind == "mqtt":
+        if result.kind == ProbeKind.MQTT:
             problems.append(f"MQTT round trip failed: {result.detail}")
         else:
             problems.append(f"{result.name}: {result.detail}")
@@ -257,10 +247,3 @@ def _figure(value: float) -> str:
 
 def _round(value: float | None, digits: int) -> float | None:
     return None if value is None else round(value, digits)
-
-
-def mask(text: str, secrets: list[str]) -> str:
-    """`text` with every secret replaced by ***."""
-    for secret in secrets:
-        text = text.replace(secret, "***")
-    return text

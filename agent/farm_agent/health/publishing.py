@@ -3,30 +3,32 @@
 `status` is retained `online` while connected; the broker publishes the retained
 `offline` will if the agent dies, and the agent publishes it itself when it stops.
 `health` is retained, sent after each probe round and whenever the status or the
-route changes in between. Discovery configs go out at every connect and again when
-Home Assistant announces itself (`<discovery_prefix>/status` = `online`), at most
-once per ANNOUNCE_EVERY_S: anyone may publish that announcement, a thousand times.
+route changes in between: the relay says when its route or its spool's state
+changes, so between rounds an idle agent does not wake at all. Discovery configs go
+out at every connect and again when Home Assistant announces itself
+(`<discovery_prefix>/status` = `online`), at most once per ANNOUNCE_EVERY_S: anyone
+may publish that announcement, a thousand times.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
-
-import paho.mqtt.client as paho
+from typing import Any, Protocol
 
 from farm_agent.config import AgentConfig
+from farm_agent.database import Route
 from farm_agent.health.discovery import discovery_messages
-from farm_agent.health.judging import Health, RelayState, assess
+from farm_agent.health.judging import Health, assess
+from farm_agent.health.metrics import ProbeMetrics
 from farm_agent.health.probes import Prober, ProbeRound
-from farm_agent.logs import secrets_of
-from farm_agent.mqtt.link import MqttLink
-from farm_agent.relay.metrics import ProbeMetrics
-from farm_agent.relay.route import NONE
+from farm_agent.masking import secrets_of
+from farm_agent.mqtt import Message, MqttLink, Published
+from farm_agent.relay import RelaySnapshot
 from farm_agent.topics import (
     STATUS_OFFLINE,
     STATUS_ONLINE,
@@ -37,9 +39,6 @@ from farm_agent.topics import (
 
 _LOGGER = logging.getLogger(__name__)
 
-# Between rounds, how often the relay's state is looked at for a status or route change.
-WATCH_S = 0.5
-FIRST_ROUTE_POLL_S = 0.05
 # Home Assistant's announcements within this many seconds of a round get one more round.
 ANNOUNCE_EVERY_S = 5.0
 
@@ -47,6 +46,14 @@ ANNOUNCE_EVERY_S = 5.0
 def last_will(config: AgentConfig) -> tuple[str, bytes]:
     """The will the broker publishes (retained) if the agent vanishes: `offline`."""
     return status_topic(config.mqtt.topic_prefix, config.agent_id), STATUS_OFFLINE.encode()
+
+
+class RelayView(Protocol):
+    """What the publisher reads of the relay: its figures, and word when they change."""
+
+    def snapshot(self) -> RelaySnapshot: ...
+
+    def add_listener(self, listener: Callable[[], None]) -> None: ...
 
 
 class HealthPublisher:
@@ -57,13 +64,13 @@ class HealthPublisher:
         config: AgentConfig,
         link: MqttLink,
         prober: Prober,
-        relay_state: Callable[[], RelayState],
+        relay: RelayView,
         metrics: ProbeMetrics | None = None,
     ) -> None:
         self._config = config
         self._link = link
         self._prober = prober
-        self._relay_state = relay_state
+        self._relay = relay
         self._metrics = metrics
         self._secrets = secrets_of(config)
         prefix = config.mqtt.topic_prefix
@@ -76,43 +83,55 @@ class HealthPublisher:
         self._last_answered: float | None = None
         self._announce_due: asyncio.TimerHandle | None = None
         # The last round of discovery configs; a new round waits until they are out.
-        self._discovery_out: list[paho.MQTTMessageInfo] = []
+        self._discovery_out: list[Published] = []
+        # Set when the relay's route or spool state changed since the last look.
+        self._relay_changed = asyncio.Event()
+        relay.add_listener(self._relay_changed.set)
         link.add_connect_listener(self._on_connect)
         discovery = config.mqtt.discovery_prefix
         if discovery is not None:
-            link.client.message_callback_add(birth_topic(discovery), self._on_birth)
+            # QoS 0: with manual acks, a QoS 1 birth message would wait for an ack.
+            link.subscribe(birth_topic(discovery), self._on_birth, qos=0)
 
     async def run(self) -> None:
-        """Probe each `probes.interval_s`; in between, watch for status or route changes."""
+        """Probe each `probes.interval_s`; in between, publish when the status or route changes."""
         loop = asyncio.get_running_loop()
         interval_s = self._config.probes.interval_s
         await self._await_first_route()
         while True:
             next_round = loop.time() + interval_s
             try:
-                self._last_round = await self._prober.run_round(self._relay_state().route)
+                self._last_round = await self._prober.run_round(self._relay.snapshot().route)
                 self._publish(self._assess())
-                await self._watch_until(next_round)
+                await self._publish_changes_until(next_round)
             except Exception:  # a bug here must not stop the reports for good
                 _LOGGER.exception("health round failed; next one in %g s", interval_s)
                 await asyncio.sleep(max(0.0, next_round - loop.time()))
 
-    async def _watch_until(self, next_round: float) -> None:
+    async def _publish_changes_until(self, next_round: float) -> None:
         """Between rounds: publish at once when the status or the relay's route changes."""
         loop = asyncio.get_running_loop()
-        while loop.time() < next_round:
-            await asyncio.sleep(min(WATCH_S, max(0.0, next_round - loop.time())))
+        while await self._relay_change(next_round - loop.time()):
             health = self._assess()
             if self.latest is None or _moved(self.latest, health):
                 self._publish(health)
 
     async def _await_first_route(self) -> None:
         """Give the relay its first connection before the first report, not a passing `none`."""
-        polls = round(self._config.backend.connect_timeout_s / FIRST_ROUTE_POLL_S)
-        for _ in range(polls):
-            if self._relay_state().route != NONE:
+        deadline = asyncio.get_running_loop().time() + self._config.backend.connect_timeout_s
+        while self._relay.snapshot().route == Route.NONE:
+            if not await self._relay_change(deadline - asyncio.get_running_loop().time()):
                 return
-            await asyncio.sleep(FIRST_ROUTE_POLL_S)
+
+    async def _relay_change(self, timeout_s: float) -> bool:
+        """Whether the relay said it changed within `timeout_s` (False: time is up)."""
+        if timeout_s <= 0:
+            return False
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._relay_changed.wait(), timeout_s)
+        changed = self._relay_changed.is_set()
+        self._relay_changed.clear()
+        return changed
 
     def offline(self) -> None:
         """Say `offline` before a clean disconnect (the will covers an unclean one)."""
@@ -129,7 +148,7 @@ class HealthPublisher:
 
     def _assess(self) -> Health:
         assert self._last_round is not None
-        return assess(self._config, self._last_round, self._relay_state(), time.time())
+        return assess(self._config, self._last_round, self._relay.snapshot(), time.time())
 
     def _publish(self, health: Health) -> None:
         if self.latest is not None and self.latest.status != health.status:
@@ -149,10 +168,6 @@ class HealthPublisher:
     # event loop: MQTT connection events --------------------------------------------
 
     def _on_connect(self, session_present: bool) -> None:
-        discovery = self._config.mqtt.discovery_prefix
-        if discovery is not None:
-            # QoS 0: with manual acks, a QoS 1 birth message would wait for an ack.
-            self._link.client.subscribe(birth_topic(discovery), qos=0)
         self._announce()
 
     def _announce(self) -> None:
@@ -172,11 +187,11 @@ class HealthPublisher:
         if not all(info.is_published() for info in self._discovery_out):
             return
         self._discovery_out = [
-            self._link.client.publish(topic, json.dumps(config), qos=1, retain=True)
+            self._link.publish(topic, json.dumps(config), qos=1, retain=True)
             for topic, config in discovery_messages(self._config)
         ]
 
-    def _on_birth(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
+    def _on_birth(self, client: Any, userdata: Any, message: Message) -> None:
         # paho's thread: Home Assistant (re)started and forgot the agent; tell it again.
         if bytes(message.payload) == STATUS_ONLINE.encode():
             self._loop.call_soon_threadsafe(self._home_assistant_online)

@@ -1,24 +1,26 @@
-"""The worker's own MQTT connection for notifications: QoS 1, each publish waits for its PUBACK.
+"""A connection of its own for messages that must arrive: QoS 1, each publish waits for its PUBACK.
 
-Connected on first use, with the agent's broker settings (auth, TLS) and a client id of
-its own, so it never takes over the relay's persistent session.
+Connected on first use, with the agent's broker settings (auth, TLS) and a client id
+of its own, so it never takes over the relay's persistent session. The task worker's
+`send_notification` handler publishes through it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ssl
 import threading
 
 import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.enums import MQTTErrorCode
 
 from farm_agent.config import MqttConfig
+from farm_agent.mqtt.client import new_client
 
 CONNECT_TIMEOUT_S = 5.0
+RECONNECT_MAX_S = 30
 
 
-class MqttNotifier:
+class ConfirmedPublisher:
     """Publishes one message at a time and returns only once the broker acknowledged it."""
 
     def __init__(self, config: MqttConfig, client_id: str) -> None:
@@ -59,22 +61,7 @@ class MqttNotifier:
             return self._client
 
     def _new_client(self) -> paho.Client:
-        config = self._config
-        client = paho.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=self._client_id,
-            protocol=MQTTProtocolVersion.MQTTv5,
-        )
-        client.reconnect_delay_set(1, 30)
-        if config.username is not None:
-            client.username_pw_set(config.username, config.password)
-        if config.tls is not None:
-            client.tls_set(
-                ca_certs=config.tls.ca_file,
-                certfile=config.tls.cert_file,
-                keyfile=config.tls.key_file,
-                cert_reqs=ssl.CERT_REQUIRED,
-            )
+        client = new_client(self._config, self._client_id, reconnect_max_s=RECONNECT_MAX_S)
         client.on_connect = self._on_connect
         client.on_disconnect = lambda *args: self._connected.clear()
         return client

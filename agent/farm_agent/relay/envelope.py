@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import base64
-import functools
 import json
 import re
-import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
+
+from farm_agent.timestamps import format_timestamp
 
 ENVELOPE_VERSION = 1
 # Deeper JSON is kept out of the queue: PostgreSQL parses jsonb recursively.
@@ -62,33 +63,10 @@ class Envelope:
     received_at: float
 
 
-def format_timestamp(epoch_s: float) -> str:
-    """ISO 8601 UTC with milliseconds and a Z, as the envelope contract shows."""
-    whole, fraction = divmod(epoch_s, 1.0)
-    # Rounded to the microsecond first, as datetime does: 0.123 is 0.12299999... in binary.
-    microseconds = round(fraction * 1_000_000)
-    if microseconds == 1_000_000:
-        whole, microseconds = whole + 1, 0
-    return f"{_second_text(int(whole))}.{microseconds // 1000:03d}Z"
-
-
-@functools.lru_cache(maxsize=16)
-def _second_text(epoch_s: int) -> str:
-    # Readings arrive thousands a second: most share their second with the one before.
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch_s))
-
-
 class _Payload(NamedTuple):
     text: str
-    value: Any
     is_json: bool
     error: str | None
-
-
-def parse_payload(payload: bytes, max_payload_bytes: int) -> tuple[Any, str | None]:
-    """The payload as a JSON value (or a string if it is not JSON), or the reason it is refused."""
-    parsed = _parse(payload, max_payload_bytes, len(payload))
-    return (None, parsed.error) if parsed.error is not None else (parsed.value, None)
 
 
 def _parse(payload: bytes, max_payload_bytes: int, size: int) -> _Payload:  # noqa: PLR0911
@@ -105,20 +83,20 @@ def _parse(payload: bytes, max_payload_bytes: int, size: int) -> _Payload:  # no
     try:
         value = json.loads(text, parse_constant=_reject_constant)
     except (ValueError, RecursionError):
-        return _Payload(text, text, is_json=False, error=None)
+        return _Payload(text, is_json=False, error=None)
     if _brackets_exceed(text) and _depth(value) > MAX_JSON_DEPTH:
         return _refused(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
-    if "\\u0000" in text and _contains_nul(value):
+    if "\\u0000" in text and _any_string(value, _holds_nul):
         return _refused("JSON contains a \\u0000 character, which PostgreSQL cannot store")
     refused = _refused_by_jsonb(text, value)
     if refused is not None:
         return _refused(refused)
-    return _Payload(text, value, is_json=True, error=None)
+    return _Payload(text, is_json=True, error=None)
 
 
 def _refused_by_jsonb(text: str, value: Any) -> str | None:
     """Why PostgreSQL's jsonb would refuse JSON that Python accepts, or None."""
-    if _SURROGATE_ESCAPE.search(text) and _contains_lone_surrogate(value):
+    if _SURROGATE_ESCAPE.search(text) and _any_string(value, _SURROGATE.search):
         return (
             "JSON contains a lone UTF-16 surrogate (\\ud800-\\udfff not in a pair), "
             "which PostgreSQL refuses"
@@ -163,11 +141,12 @@ def numeric_out_of_range(number: str) -> bool:
     return exponent - (len(fraction) - len(significant)) - 1 > JSONB_MAX_LEADING_EXPONENT
 
 
-def _contains_lone_surrogate(value: Any) -> bool:
+def _any_string(value: Any, test: Callable[[str], object]) -> bool:
+    """Whether `test` holds for a string anywhere in a JSON value, its keys included."""
     stack = [value]
     while stack:
         node = stack.pop()
-        if isinstance(node, str) and _SURROGATE.search(node):
+        if isinstance(node, str) and test(node):
             return True
         if isinstance(node, dict):
             stack.extend(node.keys())
@@ -177,8 +156,12 @@ def _contains_lone_surrogate(value: Any) -> bool:
     return False
 
 
+def _holds_nul(text: str) -> bool:
+    return "\x00" in text
+
+
 def _refused(error: str) -> _Payload:
-    return _Payload("", None, is_json=False, error=error)
+    return _Payload("", is_json=False, error=error)
 
 
 def _reject_constant(name: str) -> Any:
@@ -202,20 +185,6 @@ def _depth(value: Any) -> int:
             deepest = max(deepest, level)
             stack.extend((child, level + 1) for child in node)
     return deepest
-
-
-def _contains_nul(value: Any) -> bool:
-    stack = [value]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, str) and "\x00" in node:
-            return True
-        if isinstance(node, dict):
-            stack.extend(node.keys())
-            stack.extend(node.values())
-        elif isinstance(node, list):
-            stack.extend(node)
-    return False
 
 
 def build_envelope(reading: SpooledReading, agent_id: str, max_payload_bytes: int) -> Envelope:

@@ -22,6 +22,12 @@ from dataclasses import dataclass
 import asyncpg
 
 from farm_agent.config import AgentConfig
+from farm_agent.failures import (
+    DATABASE_ERRORS,
+    describe_failure,
+    is_connection_failure,
+    is_timeout,
+)
 from farm_agent.faults import failpoint
 from farm_agent.relay.envelope import (
     Envelope,
@@ -32,12 +38,7 @@ from farm_agent.relay.envelope import (
 )
 from farm_agent.relay.marks import prune_marks, send_batch
 from farm_agent.relay.metrics import RelayMetrics
-from farm_agent.relay.route import (
-    BackendRouter,
-    NoRouteError,
-    describe_failure,
-    is_connection_failure,
-)
+from farm_agent.relay.route import BackendRouter, NoRouteError
 from farm_agent.relay.spool import AsyncSpool, SpoolDiskFullError
 
 _LOGGER = logging.getLogger(__name__)
@@ -54,11 +55,6 @@ class BatchResult:
     relayed: int
     dead_lettered: int
     duplicates: int
-
-
-def is_timeout(error: BaseException) -> bool:
-    """The statement ran out of time (client side, or cancelled by the server)."""
-    return isinstance(error, TimeoutError | asyncpg.QueryCanceledError)
 
 
 class Forwarder:
@@ -140,7 +136,7 @@ class Forwarder:
 
     async def stop(self) -> None:
         self._stopping.set()
-        self._spool.changed.set()
+        self._spool.wake_readers()
 
     async def _next_batch(self) -> SpooledBatch | None:
         """Wait until a batch is due: full, or its oldest reading has waited long enough."""
@@ -158,9 +154,7 @@ class Forwarder:
                     return await self._spool.peek(self.batch_limit, max_bytes)
             else:
                 wait = None
-            self._spool.changed.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._spool.changed.wait(), wait)
+            await self._spool.readings_added(wait)
         return None
 
     def _shrink(self, sent: int) -> None:
@@ -250,10 +244,9 @@ class Forwarder:
             _LOGGER.info("relaying again (spool depth %d)", self._spool.depth)
             self._last_problem = None
         metrics = self._metrics
-        metrics.relayed.inc(result.relayed)
-        metrics.dead_lettered.inc(result.dead_lettered)
-        metrics.duplicates_suppressed.inc(result.duplicates)
-        metrics.spool_depth.set(self._spool.depth)
+        metrics.forwarded(
+            result.relayed, result.dead_lettered, result.duplicates, self._spool.depth
+        )
         observe = metrics.relay_latency.observe
         now = time.monotonic()
         start = 0
@@ -291,7 +284,7 @@ class Forwarder:
             pruned = await prune_marks(
                 connection, self._config.agent_id, self._spool.spool.key_spaces, retention_s
             )
-        except (asyncpg.PostgresError, OSError, TimeoutError) as err:
+        except DATABASE_ERRORS as err:
             _LOGGER.warning("pruning old marks failed, will retry: %s", describe_failure(err))
             return
         if pruned:

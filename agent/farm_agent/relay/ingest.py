@@ -23,18 +23,17 @@ spooled nor read back (the spool records the size it arrived with).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
-import paho.mqtt.client as paho
-
 from farm_agent.faults import failpoint
-from farm_agent.mqtt.link import MqttLink, subscribe_all
+from farm_agent.mqtt import Message, MqttLink, undecodable_topic
 from farm_agent.relay.metrics import RelayMetrics
 from farm_agent.relay.spool import Arrival, AsyncSpool, SpoolDiskFullError
+from farm_agent.topics import not_reading_prefixes
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -44,7 +43,13 @@ DISK_RETRY_S = 1.0
 class Ingest:
     """Moves messages from the MQTT link into the spool, acking each once it is on disk."""
 
-    def __init__(self, link: MqttLink, spool: AsyncSpool, metrics: RelayMetrics) -> None:
+    def __init__(
+        self,
+        link: MqttLink,
+        spool: AsyncSpool,
+        metrics: RelayMetrics,
+        on_blocked_change: Callable[[], None] | None = None,
+    ) -> None:
         self._link = link
         self._spool = spool
         self._metrics = metrics
@@ -60,27 +65,25 @@ class Ingest:
         self._accepting = True
         self._warned_no_session = False
         self.backpressure = False
-        self._disk_full = False
+        self.disk_full = False
+        # Told when `backpressure` or `disk_full` changes (the relay's listeners).
+        self._on_blocked_change = on_blocked_change
         config = link.config
         self._max_payload = config.max_payload_bytes
-        self._not_readings = (f"{config.topic_prefix}/agent/",) + (
-            (f"{config.discovery_prefix}/",) if config.discovery_prefix else ()
-        )
-        link.client.on_message = self._on_message
+        self._not_readings = not_reading_prefixes(config.topic_prefix, config.discovery_prefix)
+        link.subscribe_readings(config.topics, config.qos, self._on_message)
         link.add_connect_listener(self._on_connected)
 
     # paho thread -------------------------------------------------------------------
 
-    def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
+    def _on_message(self, client: Any, userdata: Any, message: Message) -> None:
         try:
             topic = message.topic
         except UnicodeDecodeError:
-            # Brokers refuse such topics; keep the reading rather than lose it.
-            topic = message._topic.decode("utf-8", "backslashreplace")
+            topic = undecodable_topic(message)
         if topic.startswith(self._not_readings):
             # The agents' own status, health and discovery: never readings, not relayed.
-            if message.qos > 0:
-                client.ack(message.mid, message.qos)
+            self._link.ack(message.mid, message.qos)
             return
         payload = message.payload
         if len(payload) > self._max_payload:
@@ -103,7 +106,7 @@ class Ingest:
             self._inbox.append((self._link.connection_id, arrival))
             self._backlog += 1
             if self._backlog >= self._max_backlog and not self.backpressure:
-                self._link.client.pause_reading()
+                self._link.pause_reading()
             if self._wake_scheduled:
                 return
             self._wake_scheduled = True
@@ -112,7 +115,6 @@ class Ingest:
     # event loop --------------------------------------------------------------------
 
     def _on_connected(self, session_present: bool) -> None:
-        subscribe_all(self._link.client, self._link.config.topics, self._link.config.qos)
         if not session_present:
             if not self._warned_no_session:
                 self._warned_no_session = True
@@ -161,73 +163,73 @@ class Ingest:
             await self._wait_for_disk_space()
             return True
         self._held = self._held[len(batch) :]
-        if self._disk_full:
+        if self.disk_full:
             self._disk_space_back()
         failpoint("after_spool_commit")
-        self._metrics.received.inc(stored)
-        self._metrics.redeliveries.inc(len(batch) - stored)
-        self._metrics.spool_depth.set(self._spool.depth)
+        self._metrics.spooled(stored, len(batch) - stored, self._spool.depth)
         self._ack(batch)
         with self._lock:
             self._backlog -= len(batch)
             if self._backlog < self._max_backlog:
-                self._link.client.resume_reading()
+                self._link.resume_reading()
         return True
 
     async def _wait_for_room(self) -> None:
         if not self.backpressure:
-            with self._lock:
-                self.backpressure = True
-                self._link.client.resume_reading()
-            self._metrics.backpressure.set(1)
+            self._block()
             _LOGGER.warning(
                 "spool full (%d readings): no longer acking MQTT, the broker holds the rest",
                 self._spool.max_messages,
             )
-        while self._spool.room == 0:
-            self._spool.freed.clear()
-            await self._spool.freed.wait()
-        self.backpressure = False
-        self._metrics.backpressure.set(0)
+        await self._spool.room_available()
+        self._unblock()
         _LOGGER.info("spool has room again: acking MQTT")
 
     async def _wait_for_disk_space(self) -> None:
         """The disk is full: stop acking (the broker holds the rest) and wait a little."""
-        if not self._disk_full:
-            self._disk_full = True
-            with self._lock:
-                self.backpressure = True
-                self._link.client.resume_reading()
-            self._metrics.backpressure.set(1)
-            self._metrics.spool_disk_full.set(1)
+        if not self.disk_full:
+            self.disk_full = True
+            self._block()
             _LOGGER.error(
                 "spool disk full (%s): no longer acking MQTT, the broker holds the rest; "
                 "retrying every %g s",
                 self._spool.spool.path.parent,
                 DISK_RETRY_S,
             )
-        self._spool.freed.clear()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._spool.freed.wait(), DISK_RETRY_S)
+        await self._spool.room_freed(DISK_RETRY_S)
 
     def _disk_space_back(self) -> None:
-        self._disk_full = False
-        self.backpressure = False
-        self._metrics.backpressure.set(0)
-        self._metrics.spool_disk_full.set(0)
+        self.disk_full = False
+        self._unblock()
         _LOGGER.info("spool disk has room again: acking MQTT")
+
+    def _block(self) -> None:
+        """No acks go out: the broker keeps to receive_maximum, so read the socket as usual."""
+        with self._lock:
+            self.backpressure = True
+            self._link.resume_reading()
+        self._blocked_changed()
+
+    def _unblock(self) -> None:
+        self.backpressure = False
+        self._blocked_changed()
+
+    def _blocked_changed(self) -> None:
+        self._metrics.spool_blocked(self.backpressure and not self.disk_full, self.disk_full)
+        if self._on_blocked_change is not None:
+            self._on_blocked_change()
 
     def _ack(self, batch: list[tuple[int, Arrival]]) -> None:
         current = self._link.connection_id
         # A message from an earlier connection is redelivered (DUP) by the broker and
         # recognised by the spool; acking the old packet id would be wrong. QoS 0
         # messages have nothing to ack, and QoS 2 is refused by the config.
-        self._link.client.ack_all(
+        self._link.ack_all(
             [arrival.mid for connection, arrival in batch if connection == current and arrival.qos]
         )
 
     async def close_intake(self) -> None:
         """Stop taking messages, commit and ack those already received, and return."""
         self._accepting = False
-        self._link.client.on_message = None
+        self._link.stop_readings()
         self._wake.set()

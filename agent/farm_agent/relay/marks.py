@@ -1,6 +1,4 @@
-"""SQL the agent runs: schema set-up, the exactly-once batch, the high-water marks.
-
-Queue names reach SQL only as parameters; PGMQ quotes them into table names itself.
+"""The relay's SQL: its schema set-up, the exactly-once batch, the high-water marks.
 
 Readings leave one spool in order, so what the queue has taken from a key space is
 one number: the highest sequence number committed, its high-water mark. A batch
@@ -16,11 +14,11 @@ import logging
 
 import asyncpg
 
+from farm_agent.pgmq import create_queues, lock_and_require_pgmq
+
 _LOGGER = logging.getLogger(__name__)
 
 MARKS_TABLE = "farm_resilience.relay_marks"
-# Serialises set-up between agents sharing a database (any constant unique to us).
-SETUP_LOCK_ID = 0x4641524D
 # Turning an old ledger of millions of keys into marks reads it whole, once.
 MIGRATION_TIMEOUT_S = 3600.0
 
@@ -88,26 +86,13 @@ WHERE agent_id = $1 ORDER BY last_seq DESC LIMIT 1
 """
 
 
-class PgmqMissingError(RuntimeError):
-    """The database has no PGMQ: on Supabase, enable the pgmq extension (Integrations > Queues)."""
-
-
 async def set_up_schema(connection: asyncpg.Connection, queues: tuple[str, ...]) -> None:
     """Create the marks and the queues if missing; safe to run by several agents at once."""
     async with connection.transaction():
-        await connection.execute("SELECT pg_advisory_xact_lock($1)", SETUP_LOCK_ID)
-        has_pgmq = await connection.fetchval(
-            "SELECT to_regprocedure('pgmq.send_batch(text, jsonb[])') IS NOT NULL"
-        )
-        if not has_pgmq:
-            raise PgmqMissingError(
-                "PGMQ is not installed in this database: run CREATE EXTENSION pgmq "
-                "(on Supabase: enable Queues)"
-            )
+        await lock_and_require_pgmq(connection)
         await connection.execute(SET_UP_SCHEMA)
         await _migrate_ledger(connection)
-        for queue in queues:
-            await connection.execute("SELECT pgmq.create($1::text)", queue)
+        await create_queues(connection, queues)
 
 
 async def _migrate_ledger(connection: asyncpg.Connection) -> None:

@@ -1,4 +1,8 @@
-"""The relay's figures, kept once: Prometheus metrics that the health report reads too."""
+"""The relay's figures: Prometheus metrics for /metrics, and the totals the health report shows.
+
+Each stage records through one method here, which moves the Prometheus figure and the
+total the relay's snapshot reads together (per batch, never per reading).
+"""
 
 from __future__ import annotations
 
@@ -9,22 +13,22 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-ROUTES = ("pooler", "direct", "none")
+from farm_agent.database import Route
+
 # From publish to commit: most readings take milliseconds, a backlog drains in minutes.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800)
-# Probes answer in milliseconds when healthy; the top buckets catch a struggling backend.
-PROBE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 # The health's e2e p95 covers the readings of the last few minutes, not the whole uptime.
 WINDOW_S = 300.0
 WINDOW_SIZE = 10_000
 P95_REFRESH_S = 1.0
-STATUSES = ("ok", "degraded", "down")
 
 
 @dataclass(frozen=True, slots=True)
-class RelayFigures:
-    """The relay's counters at one moment, as the health report shows them."""
+class RelaySnapshot:
+    """The relay at one moment: its route, its fallbacks and its counters."""
 
+    route: Route
+    fallbacks_total: int
     received_total: int
     relayed_total: int
     dead_lettered_total: int
@@ -64,9 +68,12 @@ class LatencyWindow:
 class RelayMetrics:
     """Counters and gauges of one agent, in a registry of its own (several agents per test)."""
 
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry(auto_describe=True)
         registry = self.registry
+        self.received_total = 0
+        self.relayed_total = 0
+        self.dead_lettered_total = 0
         self.received = Counter(
             "farm_agent_readings_received", "Readings committed to the spool", registry=registry
         )
@@ -127,99 +134,29 @@ class RelayMetrics:
                 registry=registry,
             )
         )
-        self.set_route("none")
+        self.set_route(Route.NONE)
 
-    def set_route(self, active: str) -> None:
-        for route in ROUTES:
+    def set_route(self, active: Route) -> None:
+        for route in Route:
             self.route.labels(route=route).set(1 if route == active else 0)
 
-    def figures(self) -> RelayFigures:
-        """The counters as the health report shows them."""
-        value = self.registry.get_sample_value
-        return RelayFigures(
-            received_total=int(value("farm_agent_readings_received_total") or 0),
-            relayed_total=int(value("farm_agent_readings_relayed_total") or 0),
-            dead_lettered_total=int(value("farm_agent_readings_dead_lettered_total") or 0),
-            spool_depth=int(value("farm_agent_spool_depth") or 0),
-            e2e_latency_p95_ms=self.relay_latency.p95_ms(),
-            spool_full=bool(value("farm_agent_spool_backpressure"))
-            and not value("farm_agent_spool_disk_full"),
-            spool_disk_full=bool(value("farm_agent_spool_disk_full")),
-        )
+    def spooled(self, stored: int, redelivered: int, depth: int) -> None:
+        """Readings committed to the spool (`redelivered` more recognised as redeliveries)."""
+        self.received.inc(stored)
+        self.redeliveries.inc(redelivered)
+        self.spool_depth.set(depth)
+        self.received_total += stored
 
+    def forwarded(self, relayed: int, dead_lettered: int, duplicates: int, depth: int) -> None:
+        """A batch the queue committed and the spool let go."""
+        self.relayed.inc(relayed)
+        self.dead_lettered.inc(dead_lettered)
+        self.duplicates_suppressed.inc(duplicates)
+        self.spool_depth.set(depth)
+        self.relayed_total += relayed
+        self.dead_lettered_total += dead_lettered
 
-def _known(value: float | None) -> float:
-    # A figure that cannot be known is NaN on /metrics, never a made-up zero.
-    return math.nan if value is None else value
-
-
-class ProbeMetrics:
-    """What the probes found, on /metrics next to the relay's counters."""
-
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.latency = Histogram(
-            "farm_agent_probe_latency_seconds",
-            "Latency of each probe that answered",
-            ["probe", "kind"],
-            buckets=PROBE_BUCKETS,
-            registry=registry,
-        )
-        self.up = Gauge(
-            "farm_agent_probe_up",
-            "1 if the probe passed, else 0",
-            ["probe", "kind"],
-            registry=registry,
-        )
-        self.queue_depth = Gauge(
-            "farm_agent_queue_depth",
-            "Messages in the queue (role main) and the dead-letter queue (role dead_letter)",
-            ["queue", "role"],
-            registry=registry,
-        )
-        self.queue_oldest_age = Gauge(
-            "farm_agent_queue_oldest_age_seconds",
-            "Age of the oldest message in the queue",
-            ["queue", "role"],
-            registry=registry,
-        )
-        self.processing_p95 = Gauge(
-            "farm_agent_task_processing_p95_seconds",
-            "p95 of archived_at - enqueued_at over the last hour",
-            registry=registry,
-        )
-        self.task_success = Gauge(
-            "farm_agent_task_success_ratio",
-            "archived / (archived + dead-lettered) over the last hour",
-            registry=registry,
-        )
-        self.cache_hit_ratio = Gauge(
-            "farm_agent_http_cache_hit_ratio",
-            "Share of the last 20 probes the cache said it answered",
-            ["probe"],
-            registry=registry,
-        )
-        self.status = Gauge(
-            "farm_agent_health_status",
-            "1 for the agent's health status now (ok, degraded or down)",
-            ["status"],
-            registry=registry,
-        )
-
-    def record_probe(self, probe: str, kind: str, ok: bool, latency_ms: float | None) -> None:
-        self.up.labels(probe=probe, kind=kind).set(1 if ok else 0)
-        if latency_ms is not None:
-            self.latency.labels(probe=probe, kind=kind).observe(latency_ms / 1000)
-
-    def record_queue(
-        self, queue: str, role: str, depth: int | None, oldest_age_s: float | None
-    ) -> None:
-        self.queue_depth.labels(queue=queue, role=role).set(_known(depth))
-        self.queue_oldest_age.labels(queue=queue, role=role).set(_known(oldest_age_s))
-
-    def record_tasks(self, processing_p95_s: float | None, task_success_pct: float | None) -> None:
-        self.processing_p95.set(_known(processing_p95_s))
-        self.task_success.set(_known(None if task_success_pct is None else task_success_pct / 100))
-
-    def record_status(self, status: str) -> None:
-        for name in STATUSES:
-            self.status.labels(status=name).set(1 if name == status else 0)
+    def spool_blocked(self, full: bool, disk_full: bool) -> None:
+        """Whether ingest waits for room in the spool, or for room on its disk."""
+        self.backpressure.set(1 if full or disk_full else 0)
+        self.spool_disk_full.set(1 if disk_full else 0)

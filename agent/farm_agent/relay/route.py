@@ -22,19 +22,15 @@ from dataclasses import dataclass, field
 import asyncpg
 
 from farm_agent import database
-from farm_agent.config import BackendConfig, redact_dsn
+from farm_agent.config import BackendConfig
+from farm_agent.database import Route
+from farm_agent.failures import describe_failure, is_connection_failure
+from farm_agent.masking import redact_dsn
 from farm_agent.relay.metrics import RelayMetrics
 
 _LOGGER = logging.getLogger(__name__)
 
-POOLER = "pooler"
-DIRECT = "direct"
-NONE = "none"
-
-# SQLSTATE classes that mean "this connection or server is not usable now".
-_CONNECTION_CLASSES = ("08", "53", "57")
-# Severities with which a server (or pooler) ends the session.
-_SESSION_ENDING = ("FATAL", "PANIC")
+POOLER, DIRECT, NONE = Route.POOLER, Route.DIRECT, Route.NONE
 
 SetUp = Callable[[asyncpg.Connection], Awaitable[None]]
 
@@ -43,28 +39,9 @@ class NoRouteError(ConnectionError):
     """No route to the database works at the moment."""
 
 
-def is_connection_failure(error: BaseException) -> bool:
-    """A statement failed for the route's sake (retry elsewhere), not the data's."""
-    if isinstance(error, OSError | TimeoutError | asyncpg.InterfaceError):
-        return True
-    if isinstance(error, asyncpg.PostgresError):
-        severity = str(getattr(error, "severity_en", None) or getattr(error, "severity", ""))
-        return (
-            str(error.sqlstate or "").startswith(_CONNECTION_CLASSES)
-            or severity.upper() in _SESSION_ENDING
-        )
-    return False
-
-
-def describe_failure(error: BaseException) -> str:
-    """A short reason for logs: error class and message (asyncpg keeps passwords out)."""
-    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
-    return f"{error.__class__.__name__}: {text}" if text else error.__class__.__name__
-
-
 @dataclass
 class _Route:
-    name: str
+    name: Route
     dsn: str
     pooled: bool
     connection: asyncpg.Connection | None = None
@@ -75,16 +52,22 @@ class _Route:
 class BackendRouter:
     """Hands out a connection on the active route and moves between routes on failure."""
 
-    def __init__(self, config: BackendConfig, metrics: RelayMetrics, set_up: SetUp) -> None:
+    def __init__(
+        self,
+        config: BackendConfig,
+        metrics: RelayMetrics,
+        set_up: SetUp,
+        on_route_change: Callable[[], None] | None = None,
+    ) -> None:
         self._config = config
         self._metrics = metrics
         self._set_up = set_up
-        self._routes: dict[str, _Route] = {}
-        if config.pooler_dsn:
-            self._routes[POOLER] = _Route(POOLER, config.pooler_dsn, pooled=True)
-        if config.direct_dsn:
-            self._routes[DIRECT] = _Route(DIRECT, config.direct_dsn, pooled=False)
-        self.active: str = NONE
+        self._on_route_change = on_route_change
+        self._routes = {
+            name: _Route(name, dsn, pooled=name == POOLER)
+            for name, dsn in database.routes(config).items()
+        }
+        self.active = NONE
         self._on_fallback = False
         # Healthy pooler probes in a row while on the direct route (failback's and health's).
         self._pooler_answers = 0
@@ -95,7 +78,7 @@ class BackendRouter:
             if warning is not None:
                 _LOGGER.warning("backend TLS: %s", warning)
 
-    async def connect(self, name: str) -> asyncpg.Connection:
+    async def connect(self, name: Route) -> asyncpg.Connection:
         """A fresh connection on one route, not yet set up; raises on failure."""
         route = self._routes[name]
         return await database.connect(
@@ -109,7 +92,7 @@ class BackendRouter:
             application_name="farm-agent",
         )
 
-    async def connection(self) -> tuple[str, asyncpg.Connection]:
+    async def connection(self) -> tuple[Route, asyncpg.Connection]:
         """The active route's connection, connecting (and choosing a route) when needed.
 
         Raises NoRouteError after a failed attempt; the caller backs off and asks again.
@@ -136,7 +119,7 @@ class BackendRouter:
         self._activate(target)
         return target, connection
 
-    def _next_candidate(self) -> str:
+    def _next_candidate(self) -> Route:
         """The preferred route that has not failed `failover_after` times in a row."""
         preferred = self._preferred()
         if preferred is not None:
@@ -146,25 +129,25 @@ class BackendRouter:
             route.failures = 0
         return next(iter(self._routes))
 
-    def _preferred(self) -> str | None:
+    def _preferred(self) -> Route | None:
         limit = self._config.failover_after
         return next((route.name for route in self._routes.values() if route.failures < limit), None)
 
-    def failed(self, name: str, error: BaseException) -> None:
+    def failed(self, name: Route, error: BaseException) -> None:
         """A connection failure on `name`: after `failover_after` in a row, leave that route."""
         self._drop(self._routes[name])
         self._count_failure(name, describe_failure(error))
 
-    def discard(self, name: str) -> None:
+    def discard(self, name: Route) -> None:
         """Close a route's connection without counting a failure; the next one is set up afresh."""
         self._drop(self._routes[name])
 
-    def succeeded(self, name: str) -> None:
+    def succeeded(self, name: Route) -> None:
         route = self._routes[name]
         route.failures = 0
         route.last_error = None
 
-    def probed(self, verdicts: Mapping[str, str | None]) -> None:
+    def probed(self, verdicts: Mapping[Route, str | None]) -> None:
         """The health probes' verdicts: per route, None if it answered, else why it did not.
 
         They count like the relay's own attempts, failures first: a route that keeps
@@ -187,7 +170,7 @@ class BackendRouter:
                 _LOGGER.info("backend route %s answers the health probe", name)
                 self._activate(name)
 
-    def _count_failure(self, name: str, reason: str) -> None:
+    def _count_failure(self, name: Route, reason: str) -> None:
         route = self._routes[name]
         route.failures += 1
         if reason != route.last_error:
@@ -205,7 +188,7 @@ class BackendRouter:
             self._drop(route)
             self._set_active(NONE)
 
-    def _activate(self, name: str) -> None:
+    def _activate(self, name: Route) -> None:
         previous = self.active
         self._set_active(name)
         if name == DIRECT and POOLER in self._routes:
@@ -225,9 +208,12 @@ class BackendRouter:
         if previous == NONE and not (name == DIRECT and POOLER in self._routes):
             _LOGGER.info("backend route: %s (%s)", name, redact_dsn(self._routes[name].dsn))
 
-    def _set_active(self, name: str) -> None:
+    def _set_active(self, name: Route) -> None:
+        changed = name != self.active
         self.active = name
         self._metrics.set_route(name)
+        if changed and self._on_route_change is not None:
+            self._on_route_change()
 
     def _unavailable_reason(self) -> str:
         return "; ".join(
@@ -250,11 +236,11 @@ class BackendRouter:
             await asyncio.sleep(self._config.failback_interval_s)
             if not self._on_fallback:  # the health probes brought the pooler back meanwhile
                 return
-            if await self.probe(POOLER) is None:
-                self._pooler_answers = 0
-            else:
+            if await self._pooler_answers_now():
                 self.succeeded(POOLER)
                 self._pooler_answered()
+            else:
+                self._pooler_answers = 0
 
     def _pooler_answered(self) -> None:
         """One more healthy pooler probe in a row; after `failback_after`, return to it."""
@@ -271,28 +257,17 @@ class BackendRouter:
         self._on_fallback = False
         self._set_active(POOLER)
 
-    async def probe(self, name: str) -> float | None:
-        """`SELECT 1` on a fresh connection of one route: latency in ms, or None if it failed."""
-        loop = asyncio.get_running_loop()
-        route = self._routes[name]
-        started = loop.time()
+    async def _pooler_answers_now(self) -> bool:
+        """`SELECT 1` on a fresh pooler connection; a failure is noted, not counted."""
+        route = self._routes[POOLER]
         try:
-            connection = await database.connect(
-                route.dsn,
-                self._config,
-                timeout_s=self._config.connect_timeout_s,
-                command_timeout_s=self._config.connect_timeout_s,
-                statement_cache_size=0,
-                application_name="farm-agent-failback",
+            await database.select_one(
+                route.dsn, self._config, self._config.connect_timeout_s, "farm-agent-failback"
             )
-            try:
-                await connection.fetchval("SELECT 1")
-            finally:
-                await connection.close(timeout=1)
         except Exception as err:  # whatever keeps the pooler from answering: not back yet
             route.last_error = describe_failure(err)
-            return None
-        return (loop.time() - started) * 1000
+            return False
+        return True
 
     async def close(self) -> None:
         if self._failback_task is not None:

@@ -407,8 +407,8 @@ class AsyncSpool:
         self.max_messages = max_messages
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="farm-spool")
         # Set when readings were added (wakes the forwarder) / removed (wakes a full ingest).
-        self.changed = asyncio.Event()
-        self.freed = asyncio.Event()
+        self._added = asyncio.Event()
+        self._freed = asyncio.Event()
         # True from an append that found the disk full until one that succeeds.
         self.disk_full = False
 
@@ -441,7 +441,7 @@ class AsyncSpool:
             raise
         self.disk_full = False
         if stored:
-            self.changed.set()
+            self._added.set()
         return stored
 
     async def forget_deliveries(self) -> None:
@@ -452,8 +452,29 @@ class AsyncSpool:
 
     async def delete(self, seqs: Sequence[int]) -> list[tuple[int, float]]:
         arrivals = await self._run(lambda: self.spool.delete(seqs))
-        self.freed.set()
+        self._freed.set()
         return arrivals
+
+    async def readings_added(self, timeout_s: float | None) -> None:
+        """Until readings are appended from now on, `wake_readers()` is called, or the timeout."""
+        self._added.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._added.wait(), timeout_s)
+
+    def wake_readers(self) -> None:
+        """End every `readings_added` wait now (a reader that is stopping)."""
+        self._added.set()
+
+    async def room_freed(self, timeout_s: float | None) -> None:
+        """Until readings are deleted from now on (room made), or the timeout."""
+        self._freed.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._freed.wait(), timeout_s)
+
+    async def room_available(self) -> None:
+        """Until the spool holds fewer than `max_messages` readings."""
+        while self.room == 0:
+            await self.room_freed(None)
 
     async def oldest_arrival(self) -> float | None:
         return await self._run(self.spool.oldest_arrival)

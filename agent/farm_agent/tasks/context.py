@@ -6,7 +6,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 
 from farm_agent.config import AgentConfig
-from farm_agent.mqtt.confirmed import MqttNotifier
+from farm_agent.mqtt import ConfirmedPublisher
 from farm_agent.tasks.database import TaskDatabase
 
 
@@ -17,7 +17,7 @@ class TaskContext:
     config: AgentConfig
     worker_id: str
     database: TaskDatabase
-    mqtt: MqttNotifier
+    mqtt: ConfirmedPublisher
 
 
 _CURRENT: ContextVar[TaskContext] = ContextVar("farm_agent_task_context")

@@ -7,6 +7,7 @@ caching), `mqtt` (round trip through the broker). `runner` runs them all at once
 
 from farm_agent.health.probes.result import (
     CacheFigures,
+    ProbeKind,
     ProbeResult,
     ProbeRound,
     QueueFigures,
@@ -16,6 +17,7 @@ from farm_agent.health.probes.runner import Prober
 
 __all__ = [
     "CacheFigures",
+    "ProbeKind",
     "ProbeResult",
     "ProbeRound",
     "Prober",

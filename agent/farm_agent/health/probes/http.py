@@ -5,7 +5,7 @@ request with `If-None-Match: <etag>` must come back `304 Not Modified`; the spee
 is the full answer's time over the 304's. When the server tells its cache status
 (`CF-Cache-Status`, `X-Cache`, or `Age`) the hit ratio covers the last 20 probes.
 At most MAX_BODY_BYTES of an answer are read, so a huge body costs no memory. Errors
-are scrubbed of the URL's token (`probes.urls`) before they go anywhere.
+are scrubbed of the URL's token (`farm_agent.masking`) before they go anywhere.
 """
 
 from __future__ import annotations
@@ -19,13 +19,13 @@ from dataclasses import dataclass
 import aiohttp
 
 from farm_agent.config import HttpProbeConfig
-from farm_agent.health.probes.result import CacheFigures, ProbeResult
+from farm_agent.failures import describe_failure
+from farm_agent.health.probes.result import CacheFigures, ProbeKind, ProbeResult
 from farm_agent.masking import scrub
-from farm_agent.relay.route import describe_failure
 
 _LOGGER = logging.getLogger(__name__)
 
-KIND = "http"
+KIND = ProbeKind.HTTP
 HIT_HISTORY = 20
 # Status, headers and timing need no body: reading stops here.
 MAX_BODY_BYTES = 1 << 20

@@ -7,12 +7,10 @@ import secrets
 import time
 from typing import Any
 
-import paho.mqtt.client as paho
+from farm_agent.health.probes.result import ProbeKind, ProbeResult
+from farm_agent.mqtt import Message, MqttLink
 
-from farm_agent.health.probes.result import ProbeResult
-from farm_agent.mqtt.link import MqttLink
-
-KIND = "mqtt"
+KIND = ProbeKind.MQTT
 NAME = "mqtt_round_trip"
 
 
@@ -28,15 +26,14 @@ class MqttRoundTrip:
         if link.connected:
             self._connected.set()
         # Messages on the probe topic go here, never to ingest (not readings, never acked).
-        link.client.message_callback_add(topic, self._on_message)
+        link.subscribe(topic, self._on_message, qos=0)
         link.add_connect_listener(self._on_connect)
         link.add_disconnect_listener(self._connected.clear)
 
     def _on_connect(self, session_present: bool) -> None:
-        self._link.client.subscribe(self._topic, qos=0)
         self._connected.set()
 
-    def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
+    def _on_message(self, client: Any, userdata: Any, message: Message) -> None:
         # paho's thread: note the time now, hand it to the event loop.
         arrived = time.perf_counter()
         self._loop.call_soon_threadsafe(self._returned, bytes(message.payload), arrived)

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import time
-
 import asyncpg
 
 from farm_agent.config import BackendConfig
-from farm_agent.health.probes.result import ProbeResult, QueueFigures
+from farm_agent.health.probes.result import FigureProbe, ProbeKind, QueueFigures
 
-KIND = "queue"
+KIND = ProbeKind.QUEUE
 NAME = "queue"
 
 METRICS = "SELECT queue_length, oldest_msg_age_sec FROM pgmq.metrics($1::text)"
@@ -29,24 +27,21 @@ async def queue_figures(connection: asyncpg.Connection, backend: BackendConfig) 
     )
 
 
-async def probe_queue(
-    connection: asyncpg.Connection, backend: BackendConfig
-) -> tuple[ProbeResult, QueueFigures | None]:
-    """The queue's figures and a result saying them in words."""
-    started = time.perf_counter()
-    try:
-        figures = await queue_figures(connection, backend)
-    except asyncpg.UndefinedTableError:
-        detail = (
-            f"queue {backend.queue} or {backend.dead_letter_queue} does not exist "
-            "(the agent creates both when it starts)"
-        )
-        return ProbeResult(NAME, KIND, False, None, detail), None
-    latency_ms = (time.perf_counter() - started) * 1000
+def _missing(backend: BackendConfig) -> str:
+    return (
+        f"queue {backend.queue} or {backend.dead_letter_queue} does not exist "
+        "(the agent creates both when it starts)"
+    )
+
+
+def _describe(figures: QueueFigures) -> str:
     detail = f"depth {figures.depth}, dead letters {figures.dlq_depth}"
     if figures.oldest_age_s is not None:
         detail += f", oldest {figures.oldest_age_s:g} s"
-    return ProbeResult(NAME, KIND, True, latency_ms, detail), figures
+    return detail
+
+
+PROBE = FigureProbe(NAME, KIND, queue_figures, _missing, _describe)
 
 
 def _seconds(value: int | None) -> float | None:

@@ -2,8 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from enum import StrEnum
+from typing import Any, Generic, TypeVar
+
+import asyncpg
+
+from farm_agent.config import BackendConfig
+
+_F = TypeVar("_F")
+
+
+class ProbeKind(StrEnum):
+    """What a probe looks at; the `kind` of each probe in the health JSON."""
+
+    POSTGRES = "postgres"
+    QUEUE = "queue"
+    TASKS = "tasks"
+    HTTP = "http"
+    MQTT = "mqtt"
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +49,7 @@ class ProbeResult:
     """One probe's verdict: `detail` says what was seen, or what failed, in a few words."""
 
     name: str
-    kind: str
+    kind: ProbeKind
     ok: bool
     latency_ms: float | None
     detail: str
@@ -81,7 +99,7 @@ class ProbeRound:
     results: tuple[ProbeResult, ...]
     broker_connected: bool
 
-    def result(self, kind: str) -> ProbeResult | None:
+    def result(self, kind: ProbeKind) -> ProbeResult | None:
         """The first result of a kind (`queue`, `tasks`, `mqtt`), if that probe ran."""
         return next((result for result in self.results if result.kind == kind), None)
 
@@ -90,6 +108,19 @@ def _rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 2)
 
 
-def failure(name: str, kind: str, detail: str) -> ProbeResult:
+def failure(name: str, kind: ProbeKind, detail: str) -> ProbeResult:
     """A probe that could not get an answer."""
     return ProbeResult(name, kind, False, None, detail)
+
+
+@dataclass(frozen=True, slots=True)
+class FigureProbe(Generic[_F]):
+    """A probe that reads figures over a database connection (the queue's, the tasks')."""
+
+    name: str
+    kind: ProbeKind
+    read: Callable[[asyncpg.Connection, BackendConfig], Awaitable[_F]]
+    # What to say when the queue's tables do not exist (UndefinedTableError).
+    missing: Callable[[BackendConfig], str]
+    # The figures in a few words: the result's detail.
+    describe: Callable[[_F], str]

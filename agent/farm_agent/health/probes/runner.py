@@ -5,31 +5,37 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TypeVar
 
 import aiohttp
 import asyncpg
 
-from farm_agent.config import AgentConfig, BackendConfig
+from farm_agent import database
+from farm_agent.config import AgentConfig
+from farm_agent.database import Route
+from farm_agent.failures import PROBE_ERRORS, describe_failure
+from farm_agent.health.metrics import ProbeMetrics
 from farm_agent.health.probes import postgres, queue, tasks
 from farm_agent.health.probes.http import HttpProbe
 from farm_agent.health.probes.mqtt import MqttRoundTrip
-from farm_agent.health.probes.result import ProbeResult, ProbeRound, failure
-from farm_agent.mqtt.link import MqttLink
-from farm_agent.relay.metrics import ProbeMetrics
-from farm_agent.relay.route import describe_failure
+from farm_agent.health.probes.result import (
+    FigureProbe,
+    ProbeKind,
+    ProbeResult,
+    ProbeRound,
+    failure,
+)
+from farm_agent.mqtt import MqttLink
 from farm_agent.topics import probe_topic
 
 _LOGGER = logging.getLogger(__name__)
 _T = TypeVar("_T")
 _F = TypeVar("_F")
 
-# Failures a probe is there to find; anything else is a bug worth a traceback.
-EXPECTED = (*postgres.DATABASE_ERRORS, aiohttp.ClientError)
-FigureProbe = Callable[[asyncpg.Connection, BackendConfig], Awaitable[tuple[ProbeResult, _F]]]
-# Per route: None when it answered, else why not (BackendRouter.probed).
-RouteVerdicts = Callable[[Mapping[str, str | None]], None]
+# Per route: None when it answered, else why not (the relay's router counts them).
+RouteVerdicts = Callable[[Mapping[Route, str | None]], None]
 
 
 class Prober:
@@ -50,7 +56,7 @@ class Prober:
         """After each round, tell `receiver` which database routes answered (the relay's router)."""
         self._route_verdicts = receiver
 
-    async def run_round(self, active_route: str | None = None) -> ProbeRound:
+    async def run_round(self, active_route: Route | None = None) -> ProbeRound:
         """Every probe once, concurrently; a slow probe holds up only its own result.
 
         `active_route` is the relay's route: the queue and task probes use it first.
@@ -59,7 +65,7 @@ class Prober:
         if self._http and self._session is None:
             self._session = aiohttp.ClientSession(headers={"User-Agent": "farm-agent-probe"})
         backend = self._config.backend
-        configured = list(postgres.routes(backend))
+        configured = list(database.routes(backend))
         databases = asyncio.gather(
             *(
                 _bounded(
@@ -71,8 +77,8 @@ class Prober:
             )
         )
         endpoints = asyncio.gather(*(self._probe_http(probe) for probe in self._http))
-        queue_probe = self._with_connection(queue.probe_queue, queue.NAME, queue.KIND, active_route)
-        task_probe = self._with_connection(tasks.probe_tasks, tasks.NAME, tasks.KIND, active_route)
+        queue_probe = self._with_connection(queue.PROBE, active_route)
+        task_probe = self._with_connection(tasks.PROBE, active_route)
         (
             database_results,
             (queue_result, queue_figures),
@@ -100,21 +106,28 @@ class Prober:
         return found
 
     async def _with_connection(
-        self, probe: FigureProbe[_F | None], name: str, kind: str, active_route: str | None
+        self, probe: FigureProbe[_F], active_route: Route | None
     ) -> tuple[ProbeResult, _F | None]:
         """A probe reading figures over a connection of its own, on the relay's route first."""
         timeout_s = self._config.probes.timeout_s
         backend = self._config.backend
 
         async def attempt() -> tuple[ProbeResult, _F | None]:
-            _, connection = await postgres.connect_any(backend, timeout_s, active_route)
+            _, connection = await database.connect_any(backend, timeout_s, active_route)
             try:
-                return await probe(connection, backend)
+                started = time.perf_counter()
+                try:
+                    figures = await probe.read(connection, backend)
+                except asyncpg.UndefinedTableError:
+                    return failure(probe.name, probe.kind, probe.missing(backend)), None
+                latency_ms = (time.perf_counter() - started) * 1000
+                detail = probe.describe(figures)
+                return ProbeResult(probe.name, probe.kind, True, latency_ms, detail), figures
             finally:
-                await postgres.close_quietly(connection)
+                await database.close_quietly(connection)
 
         def failed(detail: str) -> tuple[ProbeResult, _F | None]:
-            return failure(name, kind, detail), None
+            return failure(probe.name, probe.kind, detail), None
 
         return await _bounded(attempt(), timeout_s, failed)
 
@@ -122,7 +135,7 @@ class Prober:
         assert self._session is not None
         config = probe.config
         return await _bounded(
-            probe.run(self._session), config.timeout_s, _failed(config.name, "http")
+            probe.run(self._session), config.timeout_s, _failed(config.name, ProbeKind.HTTP)
         )
 
     def _record(self, found: ProbeRound) -> None:
@@ -159,7 +172,7 @@ class Prober:
             self._session = None
 
 
-def _failed(name: str, kind: str) -> Callable[[str], ProbeResult]:
+def _failed(name: str, kind: ProbeKind) -> Callable[[str], ProbeResult]:
     return lambda detail: failure(name, kind, detail)
 
 
@@ -170,6 +183,6 @@ async def _bounded(probe: Awaitable[_T], timeout_s: float, on_failure: Callable[
     except TimeoutError:
         return on_failure(f"no answer within {timeout_s:g} s")
     except Exception as err:  # a probe reports a failure, it never stops the agent
-        if not isinstance(err, EXPECTED):
+        if not isinstance(err, PROBE_ERRORS):
             _LOGGER.warning("probe failed unexpectedly", exc_info=err)
         return on_failure(describe_failure(err))

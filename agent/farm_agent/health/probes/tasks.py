@@ -7,15 +7,13 @@ dead-letter queue. Success = archived / (archived + dead-lettered) over the hour
 
 from __future__ import annotations
 
-import time
-
 import asyncpg
 
 from farm_agent.config import BackendConfig
-from farm_agent.health.probes.postgres import pgmq_table
-from farm_agent.health.probes.result import ProbeResult, TaskFigures
+from farm_agent.health.probes.result import FigureProbe, ProbeKind, TaskFigures
+from farm_agent.pgmq import pgmq_table
 
-KIND = "tasks"
+KIND = ProbeKind.TASKS
 NAME = "tasks"
 WINDOW = "1 hour"
 
@@ -60,18 +58,8 @@ async def task_figures(connection: asyncpg.Connection, backend: BackendConfig) -
     )
 
 
-async def probe_tasks(
-    connection: asyncpg.Connection, backend: BackendConfig
-) -> tuple[ProbeResult, TaskFigures | None]:
-    """The task figures and a result saying them in words."""
-    started = time.perf_counter()
-    try:
-        figures = await task_figures(connection, backend)
-    except asyncpg.UndefinedTableError:
-        detail = f"archive of {backend.queue} or {backend.dead_letter_queue} does not exist"
-        return ProbeResult(NAME, KIND, False, None, detail), None
-    latency_ms = (time.perf_counter() - started) * 1000
-    return ProbeResult(NAME, KIND, True, latency_ms, _describe(figures)), figures
+def _missing(backend: BackendConfig) -> str:
+    return f"archive of {backend.queue} or {backend.dead_letter_queue} does not exist"
 
 
 def _describe(figures: TaskFigures) -> str:
@@ -81,3 +69,6 @@ def _describe(figures: TaskFigures) -> str:
     if figures.processing_p95_s is not None:
         text += f", p95 {figures.processing_p95_s:.1f} s"
     return text
+
+
+PROBE = FigureProbe(NAME, KIND, task_figures, _missing, _describe)
