@@ -18,7 +18,6 @@ from farm_agent.pgmq import create_queues, lock_and_require_pgmq
 
 _LOGGER = logging.getLogger(__name__)
 
-MARKS_TABLE = "farm_resilience.relay_marks"
 # Turning an old ledger of millions of keys into marks reads it whole, once.
 MIGRATION_TIMEOUT_S = 3600.0
 
