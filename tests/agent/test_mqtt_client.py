@@ -14,7 +14,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from farm_agent.mqtt.buffered import BufferedClient
-from tests.agent.support import publisher
+from tests.support.mqtt import publisher
 from tools.services import Mosquitto
 
 

@@ -12,12 +12,12 @@ from farm_agent.config import parse_config
 from farm_agent.health.discovery import discovery_messages
 from farm_agent.health.publishing import ANNOUNCE_EVERY_S
 from farm_agent.topics import health_topic, status_topic
-from tests.agent.health_support import Watcher, create_queues
-from tests.agent.support import AgentProcess, publisher
 from tests.contract import assert_health_contract, load_vectors
+from tests.support.agent import AgentProcess
+from tests.support.mqtt import Watcher, publisher
+from tests.support.queues import create_queues
 from tools.services import Mosquitto, PgBouncer, Postgres
 
-pytest_plugins = ["tests.agent.health_fixtures"]
 ConfigMaker = Callable[..., dict[str, Any]]
 FAST = {"interval_s": 0.5, "timeout_s": 2}
 
@@ -35,7 +35,6 @@ async def test_status_is_retained_online_while_running_and_offline_after_a_clean
     config = make_config(probes=FAST)
     status, _ = topics_of(config)
     agent = start_agent(config)
-    agent.wait_connected()
     await watch(status).wait_for(status, lambda m: m.text == "online")
 
     late = watch(status)
@@ -55,7 +54,7 @@ async def test_sigkill_makes_the_broker_publish_the_offline_will(
 ) -> None:
     config = make_config(probes=FAST)
     status, _ = topics_of(config)
-    agent = start_agent(config)
+    agent = start_agent(config, ready=False)
     watcher = watch(status)
     await watcher.wait_for(status, lambda m: m.text == "online")
 
@@ -78,8 +77,7 @@ async def test_health_is_retained_each_interval_and_keeps_the_contract(
     await create_queues(postgres.dsn, backend["queue"], backend["dead_letter_queue"])
     _, health = topics_of(config)
     watcher = watch(health)
-    agent = start_agent(config)
-    agent.wait_connected()
+    start_agent(config)
 
     await watcher.wait_for(health, timeout=10)
     first = watcher.on(health)[0]
@@ -112,7 +110,7 @@ async def test_published_health_has_every_field_the_contract_vectors_show(
     config = make_config(probes={**FAST, "http": http})
     _, health = topics_of(config)
     watcher = watch(health)
-    start_agent(config)
+    start_agent(config, ready=False)
 
     published = (await watcher.wait_for(health, timeout=10)).json()
 
@@ -139,8 +137,7 @@ async def test_health_follows_the_relay_to_direct_when_the_pooler_dies_and_names
     config = make_config(probes=FAST)
     _, health = topics_of(config)
     watcher = watch(health)
-    agent = start_agent(config)
-    agent.wait_connected()
+    start_agent(config)
     await watcher.wait_for_health(health, lambda h: h["backend"]["route"] == "pooler")
 
     pgbouncer.kill()
@@ -172,7 +169,7 @@ async def test_discovery_announces_each_key_figure_with_availability_device_and_
     node = f"farm_agent_{config['agent_id']}"
     status, health = topics_of(config)
     watcher = watch(f"homeassistant/+/{node}/+/config")
-    start_agent(config)
+    start_agent(config, ready=False)
 
     await watcher.wait_for(f"homeassistant/sensor/{node}/relayed/config")
     await watcher.wait_for(f"homeassistant/binary_sensor/{node}/backend_problem/config")
@@ -221,7 +218,7 @@ async def test_discovery_is_sent_again_when_home_assistant_comes_online(
     # Messages of one connection arrive in order: the last one closes the first round.
     last, _ = discovery_messages(parse_config(config))[-1]
     watcher = watch(f"homeassistant/+/{node}/+/config")
-    start_agent(config)
+    start_agent(config, ready=False)
     await watcher.wait_for(last)
     watcher.clear()
 
@@ -247,7 +244,7 @@ async def test_a_flood_of_home_assistant_announcements_gets_a_few_discovery_roun
     birth = f"{discovery}/status"
     last, _ = discovery_messages(parse_config(config))[-1]
     watcher = watch(f"{discovery}/+/{node}/+/config", birth)
-    agent = start_agent(config)
+    agent = start_agent(config, ready=False)
     await watcher.wait_for(last)
     watcher.clear()
 
@@ -280,7 +277,7 @@ async def test_discovery_prefix_null_publishes_no_discovery_at_all(
     config = make_config(probes=FAST, mqtt={"discovery_prefix": None})
     _, health = topics_of(config)
     watcher = watch("#")
-    start_agent(config)
+    start_agent(config, ready=False)
     await watcher.wait_for(health, timeout=10)
     watcher.publish("homeassistant/status", "online")
     await watcher.wait_for(health, lambda m: not m.retain, timeout=5)

@@ -24,7 +24,7 @@ from pytest_homeassistant_custom_component.common import (
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.farm_resilience.const import DEFAULT_OPTIONS, DOMAIN, HUB_NAME
-from tests.agent.support import TEST_SECRET
+from tests.support.agent import TEST_SECRET
 from tools.services import Mosquitto
 
 from .mqtt_support import (

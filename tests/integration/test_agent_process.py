@@ -14,7 +14,8 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.farm_resilience.const import DOMAIN
-from tests.agent.support import AgentProcess, Publisher, agent_config, with_secret, write_config
+from tests.support.agent import AgentProcess, agent_config, with_secret, write_config
+from tests.support.mqtt import Publisher
 from tools.services import Mosquitto, PgBouncer, Postgres
 
 from .conftest import download_diagnostics
@@ -58,7 +59,7 @@ def agent(
 async def start(hass: HomeAssistant, agent: AgentProcess) -> None:
     """Start the agent and wait until it is connected to the broker and the database."""
     agent.start()
-    await hass.async_add_executor_job(agent.wait_connected)
+    await hass.async_add_executor_job(agent.wait_ready)
 
 
 def discovered(hass: HomeAssistant) -> list[str]:

@@ -11,7 +11,7 @@ from homeassistant.core import HomeAssistant
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
-from tests.agent.support import TEST_SECRET
+from tests.support.agent import TEST_SECRET
 
 from .conftest import advance, download_diagnostics
 from .mqtt_support import ACCEPTED, AGENT_ID, ONLINE, StandInAgent, wait_until
