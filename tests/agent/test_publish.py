@@ -6,6 +6,7 @@ import asyncio
 import json
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from farm_agent.config import parse_config
@@ -20,6 +21,8 @@ from tools.services import Mosquitto, PgBouncer, Postgres
 
 ConfigMaker = Callable[..., dict[str, Any]]
 FAST = {"interval_s": 0.5, "timeout_s": 2}
+# One round, then none for the rest of the test.
+IDLE = {"interval_s": 300, "timeout_s": 2}
 
 
 def topics_of(config: dict[str, Any]) -> tuple[str, str]:
@@ -158,6 +161,60 @@ async def test_health_follows_the_relay_to_direct_when_the_pooler_dies_and_names
     assert named["backend"]["pooler_latency_ms"] is None
     assert named["backend"]["direct_latency_ms"] is not None
     assert_health_contract(named)
+
+
+async def test_a_route_change_is_published_at_once_not_at_the_next_probe_round(
+    make_config: ConfigMaker,
+    start_agent: Callable[..., AgentProcess],
+    watch: Callable[..., Watcher],
+    mosquitto: Mosquitto,
+    pgbouncer: PgBouncer,
+    test_id: str,
+) -> None:
+    config = make_config(probes=IDLE)
+    _, health = topics_of(config)
+    watcher = watch(health)
+    start_agent(config)
+    await watcher.wait_for_health(health, lambda h: h["backend"]["route"] == "pooler")
+
+    pgbouncer.kill()
+    try:
+        with publisher(mosquitto.port, f"{test_id}-pub") as device:
+            device.publish_all([(f"{test_id}/field/soil", str(n)) for n in range(5)])
+        moved = await watcher.wait_for_health(
+            health, lambda h: h["backend"]["route"] == "direct", timeout=30
+        )
+    finally:
+        pgbouncer.start()
+
+    assert moved["backend"]["fallbacks_total"] == 1
+    assert moved["status"] == "ok", "judged on the last round, in which the pooler answered"
+
+
+async def test_an_idle_agent_sleeps_until_its_next_probe_round(
+    make_config: ConfigMaker,
+    start_agent: Callable[..., AgentProcess],
+    watch: Callable[..., Watcher],
+) -> None:
+    config = make_config(probes=IDLE)
+    _, health = topics_of(config)
+    watcher = watch(health)
+    agent = start_agent(config)
+    await watcher.wait_for(health)
+    await asyncio.sleep(1)  # the first round's connections are closed by then
+
+    before = event_loop_wakeups(agent.pid)
+    await asyncio.sleep(3)
+    woke = event_loop_wakeups(agent.pid) - before
+
+    assert woke <= 1, f"the event loop woke {woke} times in 3 s with nothing to do"
+
+
+def event_loop_wakeups(pid: int) -> int:
+    """How often the process's main thread, its event loop, has slept and woken (Linux)."""
+    status = Path(f"/proc/{pid}/task/{pid}/status").read_text()
+    line = next(line for line in status.splitlines() if line.startswith("voluntary_ctxt"))
+    return int(line.split()[1])
 
 
 async def test_discovery_announces_each_key_figure_with_availability_device_and_classes(
