@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from farm_agent.config import parse_config
 from farm_agent.health.discovery import discovery_messages
@@ -129,32 +131,49 @@ async def test_published_health_has_every_field_the_contract_vectors_show(
     assert set(example["cache"]) <= set(api["cache"])
 
 
-async def test_health_follows_the_relay_to_direct_when_the_pooler_dies_and_names_it(
+PoolerKilled = Callable[[dict[str, float]], Awaitable[tuple[Watcher, str, dict[str, Any]]]]
+
+
+@pytest.fixture
+def pooler_killed(
     make_config: ConfigMaker,
     start_agent: Callable[..., AgentProcess],
     watch: Callable[..., Watcher],
     mosquitto: Mosquitto,
     pgbouncer: PgBouncer,
     test_id: str,
-) -> None:
-    config = make_config(probes=FAST)
-    _, health = topics_of(config)
-    watcher = watch(health)
-    start_agent(config)
-    await watcher.wait_for_health(health, lambda h: h["backend"]["route"] == "pooler")
+) -> Iterator[PoolerKilled]:
+    """An agent on the pooler whose pooler dies under traffic (back after the test).
 
-    pgbouncer.kill()
-    try:
+    Returns the watcher of its health topic, the topic, and the first health on `direct`.
+    """
+
+    async def run(probes: dict[str, float]) -> tuple[Watcher, str, dict[str, Any]]:
+        config = make_config(probes=probes)
+        _, health = topics_of(config)
+        watcher = watch(health)
+        start_agent(config)
+        await watcher.wait_for_health(health, lambda h: h["backend"]["route"] == "pooler")
+        pgbouncer.kill()
         with publisher(mosquitto.port, f"{test_id}-pub") as device:
             device.publish_all([(f"{test_id}/field/soil", str(n)) for n in range(5)])
         moved = await watcher.wait_for_health(
-            health, lambda h: h["backend"]["route"] == "direct", timeout=20
+            health, lambda h: h["backend"]["route"] == "direct", timeout=30
         )
-        named = await watcher.wait_for_health(
-            health, lambda h: any(p.startswith("pooler down:") for p in h["problems"])
-        )
-    finally:
+        return watcher, health, moved
+
+    yield run
+    if not pgbouncer.running:
         pgbouncer.start()
+
+
+async def test_health_follows_the_relay_to_direct_when_the_pooler_dies_and_names_it(
+    pooler_killed: PoolerKilled,
+) -> None:
+    watcher, health, moved = await pooler_killed(FAST)
+    named = await watcher.wait_for_health(
+        health, lambda h: any(p.startswith("pooler down:") for p in h["problems"])
+    )
 
     assert moved["backend"]["fallbacks_total"] >= 1
     assert named["status"] == "degraded"
@@ -164,28 +183,9 @@ async def test_health_follows_the_relay_to_direct_when_the_pooler_dies_and_names
 
 
 async def test_a_route_change_is_published_at_once_not_at_the_next_probe_round(
-    make_config: ConfigMaker,
-    start_agent: Callable[..., AgentProcess],
-    watch: Callable[..., Watcher],
-    mosquitto: Mosquitto,
-    pgbouncer: PgBouncer,
-    test_id: str,
+    pooler_killed: PoolerKilled,
 ) -> None:
-    config = make_config(probes=IDLE)
-    _, health = topics_of(config)
-    watcher = watch(health)
-    start_agent(config)
-    await watcher.wait_for_health(health, lambda h: h["backend"]["route"] == "pooler")
-
-    pgbouncer.kill()
-    try:
-        with publisher(mosquitto.port, f"{test_id}-pub") as device:
-            device.publish_all([(f"{test_id}/field/soil", str(n)) for n in range(5)])
-        moved = await watcher.wait_for_health(
-            health, lambda h: h["backend"]["route"] == "direct", timeout=30
-        )
-    finally:
-        pgbouncer.start()
+    _, _, moved = await pooler_killed(IDLE)
 
     assert moved["backend"]["fallbacks_total"] == 1
     assert moved["status"] == "ok", "judged on the last round, in which the pooler answered"
