@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import http.client
 import json
 import signal
 import subprocess
@@ -16,6 +15,7 @@ import yaml
 
 from bench.layout import REPO
 from bench.procinfo import peak_rss_bytes, rss_bytes
+from tools import agent_process
 from tools.services import free_port
 
 READY_TIMEOUT_S = 60.0
@@ -26,8 +26,6 @@ class RelayProcess:
     """A relay process with its log in the work folder; subclasses say how to start it."""
 
     name = "relay"
-    # The baseline reports readiness on stdout; the agent logs there.
-    stdout_to_log = True
 
     def __init__(self, folder: Path, queue: str) -> None:
         self.folder = folder
@@ -35,19 +33,8 @@ class RelayProcess:
         self.log_path = folder / f"{self.name}.log"
         self.process: subprocess.Popen[bytes] | None = None
 
-    def argv(self) -> list[str]:
-        raise NotImplementedError
-
     def start(self) -> None:
-        assert self.process is None or self.process.poll() is not None, "already running"
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                self.argv(),
-                stdout=log if self.stdout_to_log else subprocess.PIPE,
-                stderr=log,
-                stdin=subprocess.DEVNULL,
-                cwd=REPO,
-            )
+        raise NotImplementedError
 
     def is_ready(self) -> bool:
         raise NotImplementedError
@@ -97,7 +84,11 @@ class RelayProcess:
 
 
 class AgentProcess(RelayProcess):
-    """`python -m farm_agent run --config …`, ready when its /readyz answers 200."""
+    """`python -m farm_agent run --config …`, ready when its /readyz answers 200.
+
+    Readiness and the pages are asked of the agent through `tools.agent_process`, the
+    one helper the tests and the demo use too.
+    """
 
     name = "agent"
 
@@ -127,6 +118,7 @@ class AgentProcess(RelayProcess):
         }
         self.config_path = folder / "agent.yaml"
         self.config_path.write_text(yaml.safe_dump(self.config, sort_keys=False))
+        self._agent = agent_process.AgentProcess(self.config_path, log_path=self.log_path)
 
     @property
     def batch_size(self) -> int:
@@ -148,46 +140,28 @@ class AgentProcess(RelayProcess):
     def _backend_default(self, key: str) -> Any:
         return getattr(self._loaded().backend, key)
 
-    def argv(self) -> list[str]:
-        return [sys.executable, "-m", "farm_agent", "run", "--config", str(self.config_path)]
-
-    def _get(self, path: str) -> tuple[int, str]:
-        connection = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=2)
-        try:
-            connection.request("GET", path)
-            response = connection.getresponse()
-            return response.status, response.read().decode()
-        finally:
-            connection.close()
+    def start(self) -> None:
+        self._agent.start()
+        self.process = self._agent.process
 
     def is_ready(self) -> bool:
-        try:
-            status, _ = self._get("/readyz")
-        except OSError:
-            return False
-        return status == 200
+        return self._agent.is_ready()
 
     def metric(self, name: str) -> float:
         """One unlabelled sample from /metrics, e.g. farm_agent_spool_depth."""
-        _, page = self._get("/metrics")
-        for line in page.splitlines():
+        for line in self._agent.metrics().splitlines():
             if line.startswith(name + " "):
                 return float(line.split()[-1])
         raise KeyError(name)
 
     def route(self) -> str:
-        _, page = self._get("/metrics")
-        for line in page.splitlines():
-            if line.startswith("farm_agent_backend_route{") and line.endswith(" 1.0"):
-                return line.split('"')[1]
-        return "none"
+        return self._agent.route()
 
 
 class BaselineProcess(RelayProcess):
     """`python -m bench.baseline`: ready when it says so (subscribed, database connected)."""
 
     name = "baseline"
-    stdout_to_log = False
 
     def __init__(
         self,
@@ -215,8 +189,17 @@ class BaselineProcess(RelayProcess):
             f"--receive-maximum={receive_maximum}",
         ]
 
-    def argv(self) -> list[str]:
-        return self._argv
+    def start(self) -> None:
+        """Readiness comes on stdout (one JSON line), the log on stderr."""
+        assert self.process is None or self.process.poll() is not None, "already running"
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                self._argv,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                stdin=subprocess.DEVNULL,
+                cwd=REPO,
+            )
 
     def is_ready(self) -> bool:
         assert self.process is not None

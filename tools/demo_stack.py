@@ -11,12 +11,8 @@ from __future__ import annotations
 import contextlib
 import math
 import shutil
-import signal
-import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from tools.agent_process import AgentProcess
 from tools.farm_devices import FARM_ACTUATORS, FarmDevices, sensor_object_id
 from tools.farm_simulator import FarmSimulator, farm_sensors
 from tools.home_assistant import (
@@ -45,6 +42,7 @@ SENSORS = 20
 HUB = "sensor.farm_resilience_"
 AGENT = "sensor.farm_east_"
 AUTOMATIONS = DEMO_DIR / "automations.yaml"
+AGENT_READY_S = 60
 
 
 def metric(page: str, name: str, labels: str = "") -> float:
@@ -54,13 +52,6 @@ def metric(page: str, name: str, labels: str = "") -> float:
         if line.startswith(wanted + " "):
             return float(line.split()[-1])
     return 0.0
-
-
-def route_of(page: str) -> str:
-    for route in ("pooler", "direct"):
-        if metric(page, "farm_agent_backend_route", f'route="{route}"') == 1:
-            return route
-    return "none"
 
 
 def _number(state: dict[str, Any] | None) -> float | None:
@@ -115,7 +106,7 @@ class DemoStack:
         self.client = HomeAssistantClient(self.port)
         self.sensors = farm_sensors(SENSORS)
         self.ignore_ratio = ignore_ratio
-        self.agent: subprocess.Popen[bytes] | None = None
+        self.agent: AgentProcess | None = None
         self.agent_http = free_port()
         self.simulator: FarmSimulator | None = None
         self.devices: FarmDevices | None = None
@@ -170,14 +161,10 @@ class DemoStack:
         }
         path = self.folder / "agent.yaml"
         path.write_text(yaml.safe_dump(config, sort_keys=False))
-        with (self.folder / "agent.log").open("wb") as log:
-            self.agent = subprocess.Popen(
-                [sys.executable, "-m", "farm_agent", "run", "--config", str(path)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,  # Ctrl-C reaches the demo only; it stops the agent
-            )
+        # A session of its own: Ctrl-C reaches the demo only, and the demo stops the agent.
+        self.agent = AgentProcess(path, log_path=self.folder / "agent.log", own_session=True)
+        self.agent.start()
+        self.agent.wait_ready(AGENT_READY_S)
 
     def _set_up_home_assistant(self, broker_port: int) -> None:
         """MQTT, the hub and the discovered agent, through the same flows a person uses."""
@@ -246,11 +233,10 @@ class DemoStack:
         raise HomeAssistantError(f"agent {AGENT_ID} was not discovered within {timeout_s:.0f} s")
 
     def agent_metrics(self) -> str:
-        url = f"http://127.0.0.1:{self.agent_http}/metrics"
+        """The agent's /metrics page; empty while it does not answer."""
         try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                return str(response.read().decode())
-        except OSError:
+            return self.agent.metrics() if self.agent is not None else ""
+        except (OSError, LookupError, AssertionError):
             return ""
 
     def figures(self) -> Figures:
@@ -285,7 +271,7 @@ class DemoStack:
         )
 
     def agent_running(self) -> bool:
-        return self.agent is not None and self.agent.poll() is None
+        return self.agent is not None and self.agent.running
 
     def logs(self) -> str:
         """The tails of Home Assistant's and the agent's logs, for a failure report."""
@@ -304,13 +290,7 @@ class DemoStack:
                 with contextlib.suppress(Exception):
                     part.stop()
         if self.agent is not None:
-            if self.agent.poll() is None:
-                self.agent.send_signal(signal.SIGTERM)
-                try:
-                    self.agent.wait(15)
-                except subprocess.TimeoutExpired:
-                    self.agent.kill()
-                    self.agent.wait()
+            self.agent.stop()  # SIGTERM: the graceful drain; SIGKILL after 15 s
             self.agent_exit_code = self.agent.returncode
         self.services.close()
         shutil.rmtree(self.folder, ignore_errors=True)

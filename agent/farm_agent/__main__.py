@@ -2,6 +2,6 @@
 
 import sys
 
-from farm_agent.cli import main
+from farm_agent.commands.cli import main
 
 sys.exit(main())

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
+import types
+import typing
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-from urllib.parse import SplitResult, parse_qs, urlsplit
+from typing import Any, TypeVar
+from urllib.parse import parse_qs, urlsplit
 
 import voluptuous as vol
 import yaml
@@ -34,6 +38,7 @@ SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full"
 # deliveries; that memory must stay well inside the 65,535 packet ids a broker cycles
 # through, or a new reading reusing an old packet id could be taken for a redelivery.
 MAX_RECEIVE_MAXIMUM = 10_000
+_D = TypeVar("_D")
 
 
 class ConfigError(ValueError):
@@ -261,13 +266,14 @@ def _tls_mode(value: Any) -> str | None:
     )
 
 
-def _listen_address(value: Any) -> tuple[str, int]:
+def _listen_address(value: Any) -> dict[str, Any]:
+    """`host:port` as HttpConfig's fields."""
     if not isinstance(value, str) or ":" not in value:
         raise vol.Invalid("expected host:port, e.g. 127.0.0.1:9102")
     host, _, port_text = value.rpartition(":")
     if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
         raise vol.Invalid("port must be a number 0-65535")
-    return host.strip("[]") or "127.0.0.1", int(port_text)
+    return {"host": host.strip("[]") or "127.0.0.1", "port": int(port_text)}
 
 
 _PORT = vol.All(int, vol.Range(min=1, max=65535))
@@ -553,7 +559,7 @@ def _value_at(raw: Any, path: list[Any]) -> Any:
 
 
 def _read_password_file(path: str, base_dir: Path) -> str:
-    file_path = Path(path) if Path(path).is_absolute() else base_dir / path
+    file_path = _resolved(path, base_dir)
     try:
         return file_path.read_text(encoding="utf-8").rstrip("\r\n")
     except OSError as err:
@@ -561,48 +567,70 @@ def _read_password_file(path: str, base_dir: Path) -> str:
 
 
 def _freeze(valid: dict[str, Any], base_dir: Path) -> AgentConfig:
-    mqtt = valid["mqtt"]
-    password = mqtt.get("password")
-    if mqtt.get("password_file"):
-        password = _read_password_file(mqtt["password_file"], base_dir)
-    tls = mqtt["tls"]
-    backend = {**valid["backend"], "tls": _backend_tls(valid["backend"]["tls"], base_dir)}
-    probes = valid["probes"]
-    spool_path = Path(valid["spool"]["path"])
-    http = valid["http"]
-    return AgentConfig(
-        agent_id=valid["agent_id"],
-        mqtt=MqttConfig(
-            host=mqtt["host"],
-            port=mqtt["port"],
-            username=mqtt["username"],
-            password=password,
-            tls=TlsConfig(**tls) if tls is not None else None,
-            client_id=mqtt["client_id"] or f"farm-agent-{valid['agent_id']}",
-            topics=tuple(mqtt["topics"]),
-            qos=mqtt["qos"],
-            topic_prefix=mqtt["topic_prefix"],
-            discovery_prefix=mqtt["discovery_prefix"],
-            max_payload_bytes=mqtt["max_payload_bytes"],
-            keepalive_s=mqtt["keepalive_s"],
-            session_expiry_s=mqtt["session_expiry_s"],
-            receive_maximum=mqtt["receive_maximum"],
-        ),
-        backend=BackendConfig(**backend),
-        spool=SpoolConfig(
-            path=spool_path if spool_path.is_absolute() else base_dir / spool_path,
-            max_messages=valid["spool"]["max_messages"],
-        ),
-        probes=ProbesConfig(
-            interval_s=probes["interval_s"],
-            timeout_s=probes["timeout_s"],
-            thresholds=Thresholds(**probes["thresholds"]),
-            http=tuple(HttpProbeConfig(**probe) for probe in probes["http"]),
-        ),
-        http=HttpConfig(*http["listen"]) if http is not None else None,
-        log_level=valid["log_level"],
-        tasks=_freeze_tasks(valid["tasks"], probes["thresholds"]["processing_s"]),
+    """The validated document as frozen dataclasses, field by field (see `_build`)."""
+    return _build(AgentConfig, _settled(valid, base_dir))
+
+
+def _settled(valid: dict[str, Any], base_dir: Path) -> dict[str, Any]:
+    """The validated document shaped like AgentConfig: only the keys not taken as they are.
+
+    `mqtt.password_file` becomes `mqtt.password`; the client id and the task
+    dead-letter queue get their defaults from other keys; files resolve against the
+    config's folder; `http.listen` and `tasks.backoff` flatten into their dataclasses;
+    the built-in task handlers join the configured ones.
+    """
+    mqtt = dict(valid["mqtt"])
+    password_file = mqtt.pop("password_file", None)
+    mqtt["password"] = (
+        _read_password_file(password_file, base_dir) if password_file else mqtt.get("password")
     )
+    mqtt["client_id"] = mqtt["client_id"] or f"farm-agent-{valid['agent_id']}"
+    backend = {**valid["backend"], "tls": _backend_tls(valid["backend"]["tls"], base_dir)}
+    spool = {**valid["spool"], "path": _resolved(valid["spool"]["path"], base_dir)}
+    http = valid["http"]
+    processing_s = valid["probes"]["thresholds"]["processing_s"]
+    return {
+        **valid,
+        "mqtt": mqtt,
+        "backend": backend,
+        "spool": spool,
+        "http": http["listen"] if http is not None else None,
+        "tasks": _settled_tasks(valid["tasks"], processing_s),
+    }
+
+
+def _build(cls: type[_D], values: Mapping[str, Any]) -> _D:
+    """A config dataclass from a section: each field from the key of its name, nested alike.
+
+    A field typed as a dataclass (or a tuple of them) is built from its mapping (or
+    list of mappings); a tuple field takes the list as a tuple; the rest as it is.
+    """
+    names = {field.name for field in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    extra = set(values) - names
+    assert not extra, f"{cls.__name__} has no field for {sorted(extra)}"
+    hints = typing.get_type_hints(cls)
+    return cls(**{name: _field_value(hints[name], values[name]) for name in names})
+
+
+def _field_value(hint: Any, value: Any) -> Any:
+    if value is None:
+        return None
+    kinds = [kind for kind in typing.get_args(hint) if kind is not type(None)]
+    if isinstance(hint, types.UnionType) and len(kinds) == 1:
+        hint = kinds[0]  # X | None
+    if dataclasses.is_dataclass(hint) and isinstance(value, Mapping):
+        return _build(hint, value)  # type: ignore[arg-type]
+    if typing.get_origin(hint) is tuple:
+        item = typing.get_args(hint)[0]
+        return tuple(_field_value(item, each) for each in value)
+    if typing.get_origin(hint) is dict:
+        return dict(value)
+    return value
+
+
+def _resolved(path: str, base_dir: Path) -> Path:
+    """A file named in the config: relative to the config file's folder."""
+    return Path(path) if Path(path).is_absolute() else base_dir / path
 
 
 def _check_task_queues(tasks: dict[str, Any]) -> None:
@@ -617,50 +645,29 @@ def _check_task_queues(tasks: dict[str, Any]) -> None:
         taken.add(source["queue"])
 
 
-def _freeze_tasks(tasks: dict[str, Any], processing_s: float) -> TasksConfig:
+def _settled_tasks(tasks: dict[str, Any], processing_s: float) -> dict[str, Any]:
     _check_task_queues(tasks)
     handlers = {**BUILTIN_HANDLERS, **tasks["handlers"]}
-    return TasksConfig(
-        queue=tasks["queue"],
-        dead_letter_queue=tasks["dead_letter_queue"] or f"{tasks['queue']}_dlq",
-        handlers={task_type: path for task_type, path in handlers.items() if path is not None},
-        max_attempts=tasks["max_attempts"],
-        visibility_timeout_s=tasks["visibility_timeout_s"],
-        backoff_base_s=tasks["backoff"]["base_s"],
-        backoff_max_s=tasks["backoff"]["max_s"],
-        concurrency=tasks["concurrency"],
-        timeouts=dict(tasks["timeouts"]),
-        default_timeout_s=processing_s,
-        max_wait_s=tasks["max_wait_s"],
-        sources=tuple(TaskSource(**source) for source in tasks["sources"]),
-        poll_interval_s=tasks["poll_interval_s"],
-        heartbeat_s=tasks["heartbeat_s"],
-        drain_s=tasks["drain_s"],
-        listen=HttpConfig(*tasks["listen"]) if tasks["listen"] is not None else None,
-        figures_retention_days=tasks["figures_retention_days"],
-    )
+    settled = {
+        **tasks,
+        "dead_letter_queue": tasks["dead_letter_queue"] or f"{tasks['queue']}_dlq",
+        "handlers": {task_type: path for task_type, path in handlers.items() if path is not None},
+        "backoff_base_s": tasks["backoff"]["base_s"],
+        "backoff_max_s": tasks["backoff"]["max_s"],
+        "default_timeout_s": processing_s,
+    }
+    del settled["backoff"]
+    return settled
 
 
-def _backend_tls(tls: dict[str, Any] | None, base_dir: Path) -> BackendTlsConfig:
+def _backend_tls(tls: dict[str, Any] | None, base_dir: Path) -> dict[str, Any]:
     """The backend's TLS settings, with `ca_file` resolved and readable."""
     ca_file = (tls or {}).get("ca_file")
     if ca_file is not None:
-        path = Path(ca_file) if Path(ca_file).is_absolute() else base_dir / ca_file
+        path = _resolved(ca_file, base_dir)
         try:
             path.read_bytes()
         except OSError as err:
             raise ConfigError(f"backend.tls.ca_file: cannot read {path} ({err.strerror})") from err
         ca_file = str(path)
-    return BackendTlsConfig(ca_file=ca_file, mode=(tls or {}).get("mode"))
-
-
-def redact_dsn(dsn: str) -> str:
-    """A DSN fit for logs: scheme, user, host, port and database, never the password."""
-    try:
-        parts = urlsplit(dsn)
-        host = parts.hostname or "?"
-        port = f":{parts.port}" if parts.port else ""
-        user = f"{parts.username}@" if parts.username else ""
-    except ValueError:
-        return "postgresql://(unparsable)"
-    return SplitResult(parts.scheme, f"{user}{host}{port}", parts.path, "", "").geturl()
+    return {"ca_file": ca_file, "mode": (tls or {}).get("mode")}

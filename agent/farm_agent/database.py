@@ -1,8 +1,9 @@
-"""Database connections: the one place that decides TLS and opens every connection.
+"""Database connections: the routes, the one place that decides TLS and opens every connection.
 
-The relay's router, the probes, `queue` and `check` all connect through `connect()`,
-so they all encrypt and verify alike. The TLS mode of a route is, in this order:
-the DSN's own `sslmode`; `backend.tls.mode`; else for a loopback host `prefer`
+A route is the pooler (Supavisor, PgBouncer) or the direct connection; the relay, the
+worker, the probes and the commands prefer them in that order. They all connect
+through `connect()`, so they all encrypt and verify alike. The TLS mode of a route
+is, in this order: the DSN's own `sslmode`; `backend.tls.mode`; else for a loopback host `prefer`
 (TLS if offered, as libpq does), and for any other host `verify-full` with
 `backend.tls.ca_file`, or `require` (encrypted, server not verified) without it.
 A non-loopback host never falls back to plaintext unless its DSN says so.
@@ -10,22 +11,40 @@ A non-loopback host never falls back to plaintext unless its DSN says so.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import ipaddress
 import ssl
+import time
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Literal
 from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
 
 from farm_agent.config import SSL_MODES, BackendConfig, BackendTlsConfig
+from farm_agent.failures import DATABASE_ERRORS
 
 VERIFIED = frozenset({"verify-ca", "verify-full"})
 # Modes that try TLS but accept a server that does not offer it.
 ADVISORY = frozenset({"allow", "prefer"})
 LOOPBACK_DEFAULT = "default for a loopback host"
 REMOTE_DEFAULT = "default for a remote host"
+
+
+class Route(StrEnum):
+    """A way to the database; `none` while no route works."""
+
+    POOLER = "pooler"
+    DIRECT = "direct"
+    NONE = "none"
+
+
+def routes(backend: BackendConfig) -> dict[Route, str]:
+    """The configured routes and their DSNs, pooler first (the preferred one)."""
+    found = {Route.POOLER: backend.pooler_dsn, Route.DIRECT: backend.direct_dsn}
+    return {name: dsn for name, dsn in found.items() if dsn}
 
 
 class DatabaseTlsError(ConnectionError):
@@ -170,3 +189,72 @@ async def connect(
         raise DatabaseTlsError(
             f"server does not offer TLS, which sslmode {choice.mode} ({choice.source}) requires"
         ) from err
+
+
+async def connect_apart(
+    dsn: str, backend: BackendConfig, timeout_s: float, application_name: str
+) -> asyncpg.Connection:
+    """A fresh connection apart from the relay's; no statement cache, so poolers are fine."""
+    return await connect(
+        dsn,
+        backend,
+        timeout_s=timeout_s,
+        command_timeout_s=timeout_s,
+        statement_cache_size=0,
+        application_name=application_name,
+    )
+
+
+async def connect_any(
+    backend: BackendConfig,
+    timeout_s: float,
+    prefer: Route | None = None,
+    application_name: str = "farm-agent-probe",
+) -> tuple[Route, asyncpg.Connection]:
+    """A connection on the preferred route, else on the first configured one that answers."""
+    configured = routes(backend)
+    order = sorted(configured, key=lambda name: name != prefer)
+    error: BaseException | None = None
+    for name in order:
+        try:
+            return name, await connect_apart(configured[name], backend, timeout_s, application_name)
+        except DATABASE_ERRORS as err:
+            error = err
+    assert error is not None
+    raise error
+
+
+async def close_quietly(connection: asyncpg.Connection) -> None:
+    """Say goodbye to the server (no "unexpected EOF" in its log), or just drop the socket."""
+    try:
+        await connection.close(timeout=1)
+    except Exception:
+        with contextlib.suppress(Exception):
+            connection.terminate()
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """How long a route took to connect and to answer `SELECT 1`, in milliseconds."""
+
+    connect_ms: float
+    query_ms: float
+
+
+async def select_one(
+    dsn: str, backend: BackendConfig, timeout_s: float, application_name: str
+) -> Answer:
+    """`SELECT 1` on a fresh connection of its own: is the route there, and how fast.
+
+    Raises what connecting or querying raised; the health probe and the relay's
+    failback both ask the question this way.
+    """
+    started = time.perf_counter()
+    connection = await connect_apart(dsn, backend, timeout_s, application_name)
+    connected = time.perf_counter()
+    try:
+        await connection.fetchval("SELECT 1")
+        answered = time.perf_counter()
+    finally:
+        await close_quietly(connection)
+    return Answer((connected - started) * 1000, (answered - connected) * 1000)

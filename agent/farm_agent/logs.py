@@ -4,22 +4,9 @@ from __future__ import annotations
 
 import logging
 import sys
-from urllib.parse import urlsplit
 
 from farm_agent.config import AgentConfig
-
-MASK = "***"
-
-
-def secrets_of(config: AgentConfig) -> list[str]:
-    """Every secret the config holds: the MQTT password and the DSN passwords."""
-    found = [config.mqtt.password] if config.mqtt.password else []
-    for dsn in (config.backend.pooler_dsn, config.backend.direct_dsn):
-        password = urlsplit(dsn).password if dsn else None
-        if password:
-            found.append(password)
-    # Longest first, so a secret containing another is masked whole.
-    return sorted(set(found), key=len, reverse=True)
+from farm_agent.masking import mask, secrets_of
 
 
 class SecretMask(logging.Filter):
@@ -33,15 +20,12 @@ class SecretMask(logging.Filter):
         if not self._secrets:
             return True
         message = record.getMessage()
-        masked = message
-        for secret in self._secrets:
-            masked = masked.replace(secret, MASK)
+        masked = mask(message, self._secrets)
         if record.exc_info and record.exc_info[1] is not None:
             # Format the traceback now, so it is masked too.
-            text = logging.Formatter().formatException(record.exc_info)
-            for secret in self._secrets:
-                text = text.replace(secret, MASK)
-            record.exc_text = text
+            record.exc_text = mask(
+                logging.Formatter().formatException(record.exc_info), self._secrets
+            )
             record.exc_info = None
         if masked != message:
             record.msg, record.args = masked, None
@@ -58,3 +42,10 @@ def configure_logging(config: AgentConfig) -> None:
     # paho reports every socket hiccup as an error; the link logs what matters once.
     paho_level = logging.DEBUG if config.log_level == "debug" else logging.CRITICAL
     logging.getLogger("farm_agent.paho").setLevel(paho_level)
+
+
+def quiet_logging(config: AgentConfig) -> None:
+    """One-shot commands log warnings and errors only (masked); their output is the answer."""
+    configure_logging(config)
+    if logging.getLogger().level < logging.WARNING:
+        logging.getLogger().setLevel(logging.WARNING)

@@ -1,4 +1,8 @@
-"""MQTT topic names of the agent -> Home Assistant contract, in one place."""
+"""MQTT topic names of the agent -> Home Assistant contract, in one place.
+
+Shared: the health publisher publishes on these topics, ingest must never relay them,
+and the config refuses reading filters that overlap them.
+"""
 
 from __future__ import annotations
 
@@ -42,6 +46,12 @@ def not_reading_filters(topic_prefix: str, discovery_prefix: str | None) -> dict
     if discovery_prefix is not None:
         found["mqtt.discovery_prefix"] = f"{discovery_prefix}/+/#"
     return found
+
+
+def not_reading_prefixes(topic_prefix: str, discovery_prefix: str | None) -> tuple[str, ...]:
+    """How the topics of `not_reading_filters` begin: what ingest takes and never spools."""
+    filters = not_reading_filters(topic_prefix, discovery_prefix).values()
+    return tuple(own.removesuffix("+/#") for own in filters)
 
 
 def subscription_filter(subscription: str) -> str:

@@ -1,97 +1,127 @@
-"""Fixtures for the agent's tests: each test gets its own agent id, queue, topics and spool."""
+"""Fixtures of the agent's tests; the shared ones (config, processes) are in tests/conftest.py.
+
+Each test gets its own agent id, queue, topics and spool; every service is serving
+when it starts; nothing the agent shows during the session may hold the test secret.
+"""
 
 from __future__ import annotations
 
-import re
-import zlib
-from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import Any
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
+from aiohttp import web
 
 from tests.agent.support import (
-    SEEN_OUTPUT,
-    TEST_SECRET,
-    AgentProcess,
-    agent_config,
-    with_secret,
-    write_config,
+    ETAG,
+    HUGE_BODY_BYTES,
+    CacheStatus,
+    Endpoint,
+    create_runs_table,
 )
-from tools.services import Mosquitto, PgBouncer, Postgres
-
-
-@pytest.fixture
-def test_id(request: pytest.FixtureRequest) -> str:
-    """A short id unique to the test, usable as agent id, queue name and topic root."""
-    name = re.sub(r"[^a-z0-9]+", "_", request.node.name.lower()).strip("_")
-    return f"t{zlib.crc32(request.node.nodeid.encode()) % 10**8}_{name[:24]}".rstrip("_")
+from tests.support.mqtt import Watcher
+from tools.services import Mosquitto, Postgres
 
 
 @pytest.fixture(autouse=True)
-def services_serving(postgres: Postgres, pgbouncer: PgBouncer, mosquitto: Mosquitto) -> None:
-    """Each test starts with every shared service up and serving, whatever the last one did."""
-    for service in (postgres, pgbouncer, mosquitto):
-        if not service.running:
-            service.start()
-    pgbouncer.wait_serving()
+def services_serving(serving: None, no_secret_ever_shown: None) -> None:
+    """Every agent test: the services serving, and the session's secret scan."""
 
 
 @pytest.fixture
-def make_config(
-    tmp_path: Path,
-    test_id: str,
-    mosquitto: Mosquitto,
-    pgbouncer: PgBouncer,
-    postgres: Postgres,
-) -> Callable[..., dict[str, Any]]:
-    """A config for this test's agent; keyword sections override or extend the defaults."""
-
-    def make(**overrides: Any) -> dict[str, Any]:
-        agent_id = overrides.pop("agent_id", test_id.replace("_", "-")[:64])
-        return agent_config(
-            tmp_path,
-            agent_id=agent_id,
-            mqtt_port=overrides.pop("mqtt_port", mosquitto.port),
-            pooler_dsn=overrides.pop("pooler_dsn", with_secret(pgbouncer.dsn)),
-            direct_dsn=overrides.pop("direct_dsn", with_secret(postgres.dsn)),
-            queue=overrides.pop("queue", test_id[:40]),
-            topics=overrides.pop("topics", [f"{test_id}/#"]),
-            **overrides,
-        )
-
-    return make
+async def runs_table(postgres: Postgres) -> None:
+    """The table the test task handlers note their runs in."""
+    await create_runs_table(postgres.dsn)
 
 
 @pytest.fixture
-def start_agent(tmp_path: Path) -> Iterator[Callable[..., AgentProcess]]:
-    """Start `farm-agent run` processes; every one is stopped after the test."""
-    started: list[AgentProcess] = []
+def watch(mosquitto: Mosquitto, test_id: str) -> Iterator[Callable[..., Watcher]]:
+    """Start MQTT watchers on topics; all are closed after the test."""
+    watchers: list[Watcher] = []
 
-    def start(config: dict[str, Any], env: dict[str, str] | None = None) -> AgentProcess:
-        path = write_config(tmp_path / f"{config['agent_id']}.yaml", config)
-        agent = AgentProcess(path, env)
-        started.append(agent)
-        agent.start()
-        return agent
+    def start(*topics: str) -> Watcher:
+        watcher = Watcher(mosquitto.port, f"{test_id}-watch{len(watchers)}", list(topics))
+        watchers.append(watcher)
+        return watcher
 
     yield start
-    for agent in started:
-        agent.stop()
+    for watcher in watchers:
+        watcher.close()
 
 
-@pytest.fixture(scope="session", autouse=True)
-def no_secret_ever_shown(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """After the session: no log, CLI output, health payload or metrics page shows a secret."""
-    yield
-    leaks = [f"output #{index}" for index, text in enumerate(SEEN_OUTPUT) if TEST_SECRET in text]
-    for path in tmp_path_factory.getbasetemp().rglob("*"):
-        # Config and password files are where the secrets belong.
-        if not path.is_file() or path.suffix in {".yaml", ".db", ".db-wal", ".db-shm"}:
-            continue
-        if "password" in path.name or path.suffix in {".key", ".crt", ".csr", ".srl"}:
-            continue
-        if TEST_SECRET.encode() in path.read_bytes():
-            leaks.append(str(path))
-    if leaks:
-        pytest.fail(f"a test secret was shown in: {', '.join(leaks[:10])}")
+@pytest.fixture
+async def endpoint() -> AsyncIterator[Endpoint]:
+    """A real HTTP server on a free loopback port, in the test's event loop."""
+    cdn = CacheStatus()
+    app = web.Application()
+    app.router.add_get("/cached", _cached)
+    app.router.add_get("/error", _server_error)
+    app.router.add_get("/no-etag", _no_etag)
+    app.router.add_get("/ignores-if-none-match", _ignores_if_none_match)
+    app.router.add_get("/plain", _plain)
+    app.router.add_get("/cdn", cdn.answer)
+    app.router.add_get("/slow", _slow)
+    app.router.add_get("/loop{tail:.*}", _redirect_to_itself)
+    app.router.add_get("/huge", _huge)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        yield Endpoint(f"http://127.0.0.1:{port}", cdn)
+    finally:
+        await runner.cleanup()
+
+
+# An HTTP endpoint with one route per behaviour the HTTP probe must recognise --------
+
+
+async def _cached(request: web.Request) -> web.Response:
+    if request.headers.get("If-None-Match") == ETAG:
+        return web.Response(status=304, headers={"ETag": ETAG})
+    # The full answer is slow, as an uncached API is; the 304 is immediate.
+    await asyncio.sleep(0.05)
+    headers = {"ETag": ETAG, "Cache-Control": "max-age=60", "X-Cache": "HIT"}
+    return web.json_response({"ok": True}, headers=headers)
+
+
+async def _server_error(request: web.Request) -> web.Response:
+    return web.Response(status=500, text="boom")
+
+
+async def _no_etag(request: web.Request) -> web.Response:
+    return web.json_response({"ok": True}, headers={"Cache-Control": "max-age=60"})
+
+
+async def _ignores_if_none_match(request: web.Request) -> web.Response:
+    return web.json_response({"ok": True}, headers={"ETag": ETAG, "Cache-Control": "max-age=60"})
+
+
+async def _plain(request: web.Request) -> web.Response:
+    return web.json_response({"ok": True})
+
+
+async def _slow(request: web.Request) -> web.Response:
+    await asyncio.sleep(30)
+    return web.json_response({"ok": True})
+
+
+async def _redirect_to_itself(request: web.Request) -> web.Response:
+    # The query (a token, say) comes along each time, until the client gives up.
+    raise web.HTTPFound(request.rel_url)
+
+
+_CHUNK = b"x" * (1024 * 1024)
+
+
+async def _huge(request: web.Request) -> web.StreamResponse:
+    """A 512 MiB answer, streamed: it costs the server no memory, only the reader."""
+    response = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
+    await response.prepare(request)
+    try:
+        for _ in range(HUGE_BODY_BYTES // len(_CHUNK)):
+            await response.write(_CHUNK)
+    except ConnectionError:
+        pass  # the probe read what it needed and hung up
+    return response

@@ -12,24 +12,13 @@ import pytest
 
 from farm_agent.config import BackendTlsConfig, ConfigError, parse_config
 from farm_agent.database import choose_tls, tls_warning
-from farm_agent.probes.postgres import probe_route
+from farm_agent.health.probes.postgres import probe_route
 from farm_agent.tasks import submit
-from tests.agent.health_support import create_queues, farm_agent
-from tests.agent.support import (
-    TEST_SECRET,
-    AgentProcess,
-    publisher,
-    wait_for_messages,
-    with_secret,
-    write_config,
-)
-from tests.agent.task_support import (
-    queue_rows,
-    running_worker,
-    task_type,
-    tasks_section,
-    wait_until,
-)
+from tests.agent.support import running_worker, task_type, tasks_section
+from tests.support.agent import TEST_SECRET, AgentProcess, farm_agent, with_secret, write_config
+from tests.support.mqtt import publisher
+from tests.support.queues import create_queues, queue_rows, wait_for_messages
+from tests.support.waiting import wait_until
 from tools.services import Certificates, Mosquitto, Postgres, Services, make_certificates
 
 ConfigMaker = Callable[..., dict[str, Any]]
@@ -131,7 +120,6 @@ async def test_verify_full_with_the_servers_ca_connects_for_the_relay_the_probes
 
     probed = await probe_route("direct", parsed.backend, 5)
     agent = start_agent(config)
-    agent.wait_connected()
     with publisher(mosquitto.port, f"{test_id}-pub") as device:
         device.publish_all([(f"{test_id}/barn/temp", "21.5")])
     relayed = await wait_for_messages(server.dsn, parsed.backend.queue, 1)
@@ -191,7 +179,6 @@ async def test_check_lists_an_unverified_server_as_a_problem_naming_backend_tls_
 
     checked = await farm_agent("check", "--config", str(path), "--json")
     agent = start_agent(config)
-    agent.wait_connected()
 
     health = json.loads(checked.stdout)
     assert checked.returncode == 1, checked.stderr

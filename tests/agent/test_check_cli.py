@@ -9,20 +9,14 @@ from pathlib import Path
 from typing import Any
 
 from farm_agent.topics import status_topic
-from tests.agent.health_support import (
-    Endpoint,
-    Watcher,
-    create_queues,
-    farm_agent,
-    send,
-    wait_for_http_port,
-    wait_for_metric,
-)
-from tests.agent.support import REPO, TEST_SECRET, AgentProcess, publisher, write_config
+from tests.agent.support import Endpoint, wait_for_metric
 from tests.contract import assert_health_contract
+from tests.support.agent import REPO, TEST_SECRET, AgentProcess, farm_agent, write_config
+from tests.support.mqtt import Watcher, publisher
+from tests.support.queues import create_queues, send
+from tests.support.waiting import wait_until
 from tools.services import Mosquitto, Postgres
 
-pytest_plugins = ["tests.agent.health_fixtures"]
 ConfigMaker = Callable[..., dict[str, Any]]
 PACKAGING = REPO / "agent" / "packaging"
 CLOSED_DSN = f"postgresql://postgres:{TEST_SECRET}@127.0.0.1:1/farm"
@@ -171,7 +165,6 @@ async def test_check_beside_a_running_agent_leaves_its_mqtt_session_alone(
 ) -> None:
     config = make_config()
     agent = start_agent(config)
-    agent.wait_connected()
     path = write_config(tmp_path / "check.yaml", config)
 
     result = await farm_agent("check", "--config", str(path), "--json")
@@ -192,13 +185,13 @@ async def test_check_counts_the_readings_waiting_in_the_agents_spool(
     config = make_config(pooler_dsn=CLOSED_DSN, direct_dsn=None)
     status = status_topic("farm_resilience", config["agent_id"])
     watcher = watch(status)
-    agent = start_agent(config)
-    port = await wait_for_http_port(agent)
+    agent = start_agent(config, ready=False)
+    await wait_until(agent.is_serving, "the agent serving its endpoint")
     # The agent subscribes right after announcing itself, on the same connection.
     await watcher.wait_for(status, lambda m: m.text == "online")
     with publisher(mosquitto.port, f"{test_id}-pub") as device:
         device.publish_all([(f"{test_id}/barn/temp", str(n)) for n in range(3)])
-    await wait_for_metric(port, "farm_agent_spool_depth", 3)
+    await wait_for_metric(agent, "farm_agent_spool_depth", 3)
     assert agent.terminate() == 0
     path = write_config(tmp_path / "check.yaml", config)
 

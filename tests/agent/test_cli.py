@@ -12,15 +12,9 @@ import yaml
 
 from farm_agent import __version__
 from farm_agent.topics import filters_overlap
-from tests.agent.support import (
-    REPO,
-    TEST_SECRET,
-    AgentProcess,
-    farm_agent_cli,
-    publisher,
-    wait_for_messages,
-    write_config,
-)
+from tests.support.agent import REPO, TEST_SECRET, AgentProcess, farm_agent_cli, write_config
+from tests.support.mqtt import publisher
+from tests.support.queues import wait_for_messages
 from tools.services import Mosquitto, Postgres
 
 SECRET = TEST_SECRET
@@ -250,7 +244,6 @@ async def test_sigterm_flushes_and_exits_0_within_10_s_and_the_next_run_finishes
 ) -> None:
     config = make_config(backend={"batch_interval_ms": 2000})
     agent = start_agent(config)
-    agent.wait_connected()
     topic = f"{test_id}/field1/rain/gauge"
     readings: list[tuple[str, bytes | str]] = [(topic, str(n)) for n in range(300)]
     with publisher(mosquitto.port, f"{test_id}-pub") as device:

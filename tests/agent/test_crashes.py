@@ -7,16 +7,10 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from tests.agent.support import (
-    AgentProcess,
-    StreamPublisher,
-    assert_exactly_once,
-    fetch,
-    http_port,
-    metric_value,
-    publisher,
-    wait_for_messages,
-)
+from tests.support.agent import AgentProcess
+from tests.support.metrics import metric_value
+from tests.support.mqtt import StreamPublisher, publisher
+from tests.support.queues import assert_exactly_once, wait_for_messages
 from tools.services import Mosquitto, Postgres
 
 
@@ -29,7 +23,6 @@ async def test_agent_sigkilled_repeatedly_mid_stream_loses_and_duplicates_nothin
 ) -> None:
     config = make_config()
     agent = start_agent(config)
-    agent.wait_connected()
     topics = [f"{test_id}/field{n}/soil/moisture" for n in range(4)]
     stream = StreamPublisher(mosquitto.port, f"{test_id}-pub", topics, total=4000, rate=800).start()
     rng = random.Random(7)
@@ -38,7 +31,7 @@ async def test_agent_sigkilled_repeatedly_mid_stream_loses_and_duplicates_nothin
         agent.kill()
         await asyncio.sleep(rng.uniform(0.0, 0.3))
         agent.start()
-        agent.wait_connected()
+        agent.wait_ready()
     stream.join()
 
     messages = await wait_for_messages(postgres.dsn, config["backend"]["queue"], len(stream.sent))
@@ -58,7 +51,6 @@ async def test_crash_between_spool_commit_and_puback_does_not_duplicate_the_rede
     # The first spool commit kills the agent before any PUBACK leaves: the broker
     # still owes every one of these readings and redelivers them with DUP set.
     agent = start_agent(config, env={"FARM_AGENT_FAILPOINTS": "after_spool_commit=1"})
-    agent.wait_connected()
     topic = f"{test_id}/greenhouse/air/temperature"
     readings: list[tuple[str, bytes | str]] = [(topic, "21.5"), (topic, "21.5")]
     readings += [(topic, str(22 + n / 10)) for n in range(20)]
@@ -68,13 +60,11 @@ async def test_crash_between_spool_commit_and_puback_does_not_duplicate_the_rede
 
     agent.env.pop("FARM_AGENT_FAILPOINTS", None)
     agent.start()
-    agent.wait_connected()
+    agent.wait_ready()
     messages = await wait_for_messages(postgres.dsn, config["backend"]["queue"], len(readings))
 
     assert [m["payload"] for m in messages] == [float(payload) for _, payload in readings]
-    port = http_port(agent.log())
-    assert port is not None
-    _, page = fetch(f"http://127.0.0.1:{port}/metrics")
+    page = agent.metrics()
     assert metric_value(page, "farm_agent_mqtt_redeliveries_total") > 0
 
 
@@ -87,7 +77,6 @@ async def test_crash_between_queue_commit_and_spool_delete_is_suppressed_by_the_
 ) -> None:
     config = make_config()
     agent = start_agent(config, env={"FARM_AGENT_FAILPOINTS": "after_queue_commit=1"})
-    agent.wait_connected()
     topic = f"{test_id}/field1/soil/moisture"
     readings: list[tuple[str, bytes | str]] = [(topic, str(30 + n)) for n in range(50)]
     with publisher(mosquitto.port, f"{test_id}-pub") as device:
@@ -98,12 +87,10 @@ async def test_crash_between_queue_commit_and_spool_delete_is_suppressed_by_the_
 
     agent.env.pop("FARM_AGENT_FAILPOINTS", None)
     agent.start()
-    agent.wait_connected()
+    agent.wait_ready()
     messages = await wait_for_messages(postgres.dsn, config["backend"]["queue"], len(readings))
     await asyncio.sleep(1)  # the spool's resend of the committed batch must not add anything
-    port = http_port(agent.log())
-    assert port is not None
-    _, page = fetch(f"http://127.0.0.1:{port}/metrics")
+    page = agent.metrics()
 
     messages = await wait_for_messages(postgres.dsn, config["backend"]["queue"], len(readings))
     assert [m["payload"] for m in messages] == [int(payload) for _, payload in readings]

@@ -9,7 +9,9 @@ from typing import Any
 
 import asyncpg
 
-from tests.agent.support import AgentProcess, publisher, wait_for_messages
+from tests.support.agent import AgentProcess
+from tests.support.mqtt import publisher
+from tests.support.queues import wait_for_messages
 from tools.services import Mosquitto, Postgres
 
 
@@ -21,8 +23,7 @@ async def test_invalid_utf8_and_oversize_payloads_are_dead_lettered_and_good_rea
     test_id: str,
 ) -> None:
     config = make_config(mqtt={"max_payload_bytes": 1024})
-    agent = start_agent(config)
-    agent.wait_connected()
+    start_agent(config)
     topic = f"{test_id}/field1/soil/moisture"
     invalid_utf8 = b"\xff\xfe21.5\xc3"
     oversize = b"7" * 5000
@@ -68,7 +69,6 @@ async def test_payloads_postgres_would_refuse_go_straight_to_the_dlq_with_the_re
     # but refused by jsonb: recognised before sending, they cost no search by halves.
     config = make_config(backend={"batch_interval_ms": 500})
     agent = start_agent(config)
-    agent.wait_connected()
     topic = f"{test_id}/barn/co2"
     refused = ['{"text": "\\ud800"}', "1e999999", '{"v": [1, "\\udc00x"]}', "5e-16384"]
     readings: list[tuple[str, bytes | str]] = []
@@ -100,7 +100,6 @@ async def test_oversize_payloads_are_cut_on_arrival_and_memory_does_not_grow_wit
     size = 8 * 1024 * 1024
     config = make_config(mqtt={"max_payload_bytes": 1024}, backend={"batch_interval_ms": 1000})
     agent = start_agent(config)
-    agent.wait_connected()
     topic = f"{test_id}/camera/raw"
     queue = config["backend"]["queue"]
     with publisher(mosquitto.port, f"{test_id}-pub") as device:
@@ -139,8 +138,7 @@ async def test_json_numbers_beyond_a_python_float_reach_the_queue_with_every_dig
     # json.loads makes 1e999 an infinity that json.dumps refuses; the payload's own
     # text goes into the envelope, and jsonb's numeric keeps it exactly.
     config = make_config()
-    agent = start_agent(config)
-    agent.wait_connected()
+    start_agent(config)
     topic = f"{test_id}/lab/counter"
     precise = "3.14159265358979323846264338327950288"
     with publisher(mosquitto.port, f"{test_id}-pub") as device:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import sqlite3
 import subprocess
 from collections.abc import Callable, Iterator
@@ -12,18 +11,12 @@ from typing import Any
 
 import pytest
 
-from farm_agent.spool import Arrival, Spool, SpoolDiskFullError
-from tests.agent.support import (
-    AgentProcess,
-    StreamPublisher,
-    assert_exactly_once,
-    fetch,
-    http_port,
-    metric_value,
-    publisher,
-    wait_for_messages,
-)
-from tests.agent.test_outages import health_report, metrics_page, wait_until
+from farm_agent.relay.spool import Arrival, Spool, SpoolDiskFullError
+from tests.support.agent import AgentProcess
+from tests.support.metrics import metric_value
+from tests.support.mqtt import StreamPublisher, publisher
+from tests.support.queues import assert_exactly_once, wait_for_messages
+from tests.support.waiting import wait_until
 from tools.services import Mosquitto, Postgres
 
 
@@ -56,13 +49,6 @@ def fill(disk: Path) -> Path:
     return ballast
 
 
-def readiness(agent: AgentProcess) -> dict[str, Any]:
-    port = http_port(agent.log())
-    assert port is not None
-    _, body = fetch(f"http://127.0.0.1:{port}/readyz")
-    return dict(json.loads(body))
-
-
 async def test_a_full_spool_disk_stops_acking_reports_it_and_carries_on_when_space_returns(
     make_config: Callable[..., dict[str, Any]],
     start_agent: Callable[..., AgentProcess],
@@ -76,7 +62,6 @@ async def test_a_full_spool_disk_stops_acking_reports_it_and_carries_on_when_spa
         probes={"interval_s": 0.5, "timeout_s": 2},
     )
     agent = start_agent(config)
-    agent.wait_connected()
     queue = config["backend"]["queue"]
     topics = [f"{test_id}/silo{n}/level" for n in range(2)]
     # Spooled while the database is away, then the disk fills up under them.
@@ -85,22 +70,22 @@ async def test_a_full_spool_disk_stops_acking_reports_it_and_carries_on_when_spa
     try:
         spooled.start().join()
         await wait_until(
-            lambda: metric_value(metrics_page(agent), "farm_agent_spool_depth") == 300,
-            10,
+            lambda: metric_value(agent.metrics(), "farm_agent_spool_depth") == 300,
             "holding the readings in its spool",
+            10,
         )
         ballast = fill(small_disk)
         waiting = StreamPublisher(mosquitto.port, f"{test_id}-b", topics, total=200, rate=1000)
         waiting.start()
         await wait_until(
-            lambda: "spool disk full" in readiness(agent)["problems"],
-            15,
+            lambda: "spool disk full" in agent.readiness()["problems"],
             "saying so on /readyz",
+            15,
         )
         await wait_until(
-            lambda: any("spool disk full" in p for p in health_report(agent)["problems"]),
-            15,
+            lambda: any("spool disk full" in p for p in agent.problems()),
             "saying so in its health",
+            15,
         )
     finally:
         postgres.start()
@@ -114,7 +99,7 @@ async def test_a_full_spool_disk_stops_acking_reports_it_and_carries_on_when_spa
     assert_exactly_once(spooled.sent + waiting.sent, messages, publish_order=False)
     assert agent.running, "the agent never exits for a full disk"
     assert agent.starts == 1
-    await wait_until(lambda: readiness(agent)["ready"], 15, "ready again")
+    await wait_until(lambda: agent.readiness()["ready"], "ready again", 15)
 
 
 async def test_a_crashed_stage_makes_the_agent_exit_non_zero(
@@ -125,7 +110,6 @@ async def test_a_crashed_stage_makes_the_agent_exit_non_zero(
 ) -> None:
     config = make_config()
     agent = start_agent(config)
-    agent.wait_connected()
     # Something outside the agent breaks its spool file under it.
     with contextlib.closing(sqlite3.connect(config["spool"]["path"], timeout=10)) as spool:
         spool.execute("DROP TABLE readings")

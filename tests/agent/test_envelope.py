@@ -4,23 +4,25 @@ from __future__ import annotations
 
 import base64
 import json
+from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from farm_agent.envelope import (
-    MAX_JSON_DEPTH,
-    SpooledReading,
-    build_envelope,
-    format_timestamp,
-    parse_payload,
-)
+from farm_agent.relay.envelope import MAX_JSON_DEPTH, SpooledReading, build_envelope
+from farm_agent.timestamps import format_timestamp
 
 LIMIT = 262144
 
 
 def reading(payload: bytes, topic: str = "farm/f1/soil/moisture") -> SpooledReading:
     return SpooledReading(7, "farm-east:abc:7", topic, payload, 1795665600.123456, len(payload))
+
+
+def parse_payload(payload: bytes, max_payload_bytes: int) -> tuple[Any, str | None]:
+    """What the queue gets of a payload: its value, or the dead letter's reason."""
+    body = json.loads(build_envelope(reading(payload), "farm-east", max_payload_bytes).body)
+    return (None, body["error"]) if "error" in body else (body["payload"], None)
 
 
 def test_envelope_carries_the_contract_fields_and_the_json_payload() -> None:

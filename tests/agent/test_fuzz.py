@@ -13,7 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from farm_agent.config import ConfigError, parse_config
-from tests.agent.support import AgentProcess, publisher, queue_messages
+from tests.support.agent import AgentProcess
+from tests.support.mqtt import publisher
+from tests.support.queues import queue_messages
 from tools.services import Mosquitto, Postgres
 
 # Any text a broker accepts in a topic level: no wildcards or separator, and none of the
@@ -46,7 +48,6 @@ async def test_hostile_readings_each_end_in_the_queue_or_the_dlq_and_the_agent_k
 ) -> None:
     config = make_config(mqtt={"max_payload_bytes": 1024})
     agent = start_agent(config)
-    agent.wait_connected()
     readings: list[tuple[str, bytes]] = []
 
     @settings(

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from farm_agent.config import AgentConfig, parse_config
-from farm_agent.health import Health, RelayState, assess, bound_problems
-from farm_agent.metrics import RelayFigures
-from farm_agent.probes import ProbeResult, ProbeRound, QueueFigures, TaskFigures
+from farm_agent.health.judging import Health, assess, bound_problems
+from farm_agent.health.probes import ProbeResult, ProbeRound, QueueFigures, TaskFigures
+from farm_agent.relay import RelaySnapshot
 from tests.contract import assert_health_contract, load_vectors
 
 NOW = 1795665600.123  # 2026-11-26T04:00:00.123Z
@@ -67,10 +67,10 @@ def probe_round(
     )
 
 
-RELAY = RelayState("pooler", 0, RelayFigures(1520, 1508, 0, 12, 41.5, spool_full=False))
+RELAY = RelaySnapshot("pooler", 0, 1520, 1508, 0, 12, 41.5, spool_full=False)
 
 
-def judged(found: ProbeRound, relay: RelayState = RELAY, **probes: Any) -> Health:
+def judged(found: ProbeRound, relay: RelaySnapshot = RELAY, **probes: Any) -> Health:
     health = assess(config(**probes), found, relay, NOW)
     assert_health_contract(health.as_json())
     return health
@@ -90,7 +90,7 @@ def test_a_healthy_round_is_ok_and_matches_the_healthy_contract_vector() -> None
 
 
 def test_degraded_problems_read_like_the_contract_vector() -> None:
-    relay = RelayState("direct", 2, RelayFigures(9000, 8990, 3, 7, 180.0, spool_full=False))
+    relay = RelaySnapshot("direct", 2, 9000, 8990, 3, 7, 180.0, spool_full=False)
     found = probe_round(
         pooler=None,
         direct=2.9,
@@ -107,7 +107,7 @@ def test_degraded_problems_read_like_the_contract_vector() -> None:
 
 
 def test_no_route_is_down_with_one_sentence_and_every_database_figure_null() -> None:
-    relay = RelayState("none", 3, RelayFigures(9500, 8990, 3, 510, None, spool_full=False))
+    relay = RelaySnapshot("none", 3, 9500, 8990, 3, 510, None, spool_full=False)
 
     health = judged(probe_round(pooler=None, direct=None, queue=None, tasks=None), relay)
 
@@ -173,7 +173,7 @@ def test_nothing_processed_in_the_hour_is_null_never_a_made_up_zero() -> None:
 
 def test_failed_http_probe_and_full_spool_are_problems_of_their_own() -> None:
     http = ProbeResult("api_health", "http", False, 12.0, "If-None-Match answered 200, not 304")
-    relay = RelayState("pooler", 0, RelayFigures(10, 10, 0, 1000, 5.0, spool_full=True))
+    relay = RelaySnapshot("pooler", 0, 10, 10, 0, 1000, 5.0, spool_full=True)
 
     health = judged(probe_round(extra=(http,)), relay)
 

@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import cast
 
 from farm_agent.config import parse_config
-from farm_agent.forward import Forwarder
-from farm_agent.metrics import RelayMetrics
-from farm_agent.route import BackendRouter
-from farm_agent.spool import Arrival, AsyncSpool
+from farm_agent.relay.forward import Forwarder
+from farm_agent.relay.metrics import RelayMetrics
+from farm_agent.relay.route import BackendRouter
+from farm_agent.relay.spool import Arrival, AsyncSpool
 
 
 async def test_a_batch_leaves_after_the_linger_when_the_wall_clock_was_stepped_back(

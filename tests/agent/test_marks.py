@@ -10,15 +10,12 @@ from typing import Any
 
 import asyncpg
 
-from tests.agent.support import (
-    AgentProcess,
-    metric_value,
-    publisher,
-    queue_messages,
-    wait_for_messages,
-    write_version_1_spool,
-)
-from tests.agent.test_outages import metrics_page, wait_until
+from tests.agent.support import write_version_1_spool
+from tests.support.agent import AgentProcess
+from tests.support.metrics import metric_value
+from tests.support.mqtt import publisher
+from tests.support.queues import queue_messages, wait_for_messages
+from tests.support.waiting import wait_until
 from tools.services import Mosquitto, Postgres
 
 PROJECT_TABLES_SIZE = """
@@ -50,8 +47,7 @@ async def test_relaying_20000_readings_grows_the_projects_tables_by_less_than_64
 ) -> None:
     config = make_config()
     queue = config["backend"]["queue"]
-    agent = start_agent(config)
-    agent.wait_connected()
+    start_agent(config)
     topic = f"{test_id}/field1/soil/moisture"
     with publisher(mosquitto.port, f"{test_id}-pub") as device:
         device.publish_all(readings(topic, 0, 1))
@@ -80,7 +76,6 @@ async def test_a_spool_restored_from_an_older_copy_loses_and_duplicates_nothing(
     copy = spool.with_name("spool-backup.db")
     topic = f"{test_id}/greenhouse/air/temperature"
     agent = start_agent(config)
-    agent.wait_connected()
     with publisher(mosquitto.port, f"{test_id}-pub") as device:
         device.publish_all(readings(topic, 100, 3))
         await wait_for_messages(postgres.dsn, queue, 3)
@@ -89,16 +84,16 @@ async def test_a_spool_restored_from_an_older_copy_loses_and_duplicates_nothing(
         try:
             device.publish_all(readings(topic, 200, 3))
             await wait_until(
-                lambda: metric_value(metrics_page(agent), "farm_agent_spool_depth") == 3,
-                10,
+                lambda: metric_value(agent.metrics(), "farm_agent_spool_depth") == 3,
                 "holding the readings in its spool",
+                10,
             )
             assert agent.terminate() == 0
             shutil.copy(spool, copy)
         finally:
             postgres.start()
         agent.start()
-        agent.wait_connected()
+        agent.wait_ready()
         device.publish_all(readings(topic, 300, 3))
         await wait_for_messages(postgres.dsn, queue, 9)
         assert agent.terminate() == 0
@@ -107,13 +102,13 @@ async def test_a_spool_restored_from_an_older_copy_loses_and_duplicates_nothing(
         shutil.copy(copy, spool)  # restored from the backup
 
         agent.start()
-        agent.wait_connected()
+        agent.wait_ready()
         device.publish_all(readings(topic, 400, 3))
         await wait_for_messages(postgres.dsn, queue, 12)
     await wait_until(
-        lambda: metric_value(metrics_page(agent), "farm_agent_spool_depth") == 0,
-        10,
+        lambda: metric_value(agent.metrics(), "farm_agent_spool_depth") == 0,
         "done with the restored readings",
+        10,
     )
     await asyncio.sleep(0.5)
 
@@ -164,12 +159,11 @@ async def test_an_old_ledger_becomes_marks_and_its_relayed_keys_stay_suppressed(
         await connection.close()
 
     agent = start_agent(config)
-    agent.wait_connected()
     messages = await wait_for_messages(postgres.dsn, queue, 1)
     await wait_until(
-        lambda: metric_value(metrics_page(agent), "farm_agent_spool_depth") == 0,
-        10,
+        lambda: metric_value(agent.metrics(), "farm_agent_spool_depth") == 0,
         "done with the spooled readings",
+        10,
     )
 
     messages = await queue_messages(postgres.dsn, queue)

@@ -2,24 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Callable
 from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.agent.health_support import metric_values, wait_for_http_port, wait_for_metric
-from tests.agent.support import TEST_SECRET, AgentProcess, fetch, publisher
+from tests.agent.support import wait_for_metric
 from tests.contract import assert_health_contract
+from tests.support.agent import TEST_SECRET, AgentProcess
+from tests.support.metrics import metric_values
+from tests.support.mqtt import publisher
+from tests.support.waiting import wait_until
 from tools.services import Mosquitto
 
 ConfigMaker = Callable[..., dict[str, Any]]
 FAST = {"interval_s": 0.5, "timeout_s": 2}
-
-
-async def get(port: int, path: str) -> tuple[int, str]:
-    return await asyncio.to_thread(fetch, f"http://127.0.0.1:{port}{path}")
 
 
 async def test_metrics_parse_as_prometheus_text_and_counters_move_with_traffic(
@@ -31,14 +29,12 @@ async def test_metrics_parse_as_prometheus_text_and_counters_move_with_traffic(
     config = make_config(probes=FAST)
     queue = config["backend"]["queue"]
     agent = start_agent(config)
-    agent.wait_connected()
-    port = await wait_for_http_port(agent)
-    before = await wait_for_metric(port, 'farm_agent_health_status{status="ok"}', 1)
+    before = await wait_for_metric(agent, 'farm_agent_health_status{status="ok"}', 1)
 
     with publisher(mosquitto.port, f"{test_id}-pub") as device:
         device.publish_all([(f"{test_id}/field/soil", str(n)) for n in range(5)])
-    after = await wait_for_metric(port, "farm_agent_readings_relayed_total", 5)
-    _, text = await get(port, "/metrics")
+    after = await wait_for_metric(agent, "farm_agent_readings_relayed_total", 5)
+    text = agent.metrics()
 
     assert before["farm_agent_readings_received_total"] == 0
     assert after["farm_agent_readings_received_total"] == 5
@@ -59,14 +55,17 @@ async def test_metrics_parse_as_prometheus_text_and_counters_move_with_traffic(
     assert TEST_SECRET not in text
 
 
-async def next_health(port: int, accept: Callable[[dict[str, Any]], bool]) -> tuple[int, str]:
+async def next_health(
+    agent: AgentProcess, accept: Callable[[dict[str, Any]], bool]
+) -> tuple[int, str]:
     """/health once it shows what `accept` waits for (the next probe round, or a change)."""
-    for _ in range(50):
-        status, body = await get(port, "/health")
-        if status == 200 and accept(json.loads(body)):
-            return status, body
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"/health never showed it: {body}")
+
+    def shown() -> tuple[int, str] | None:
+        status, body = agent.get("/health")
+        return (status, body) if status == 200 and accept(json.loads(body)) else None
+
+    found: tuple[int, str] = await wait_until(shown, "/health showing it", 5)
+    return found
 
 
 async def test_health_endpoint_serves_the_latest_health_with_the_relay_p95(
@@ -76,15 +75,13 @@ async def test_health_endpoint_serves_the_latest_health_with_the_relay_p95(
     test_id: str,
 ) -> None:
     agent = start_agent(make_config(probes=FAST))
-    agent.wait_connected()
-    port = await wait_for_http_port(agent)
-    await wait_for_metric(port, 'farm_agent_health_status{status="ok"}', 1)
-    _, idle = await get(port, "/health")
+    await wait_for_metric(agent, 'farm_agent_health_status{status="ok"}', 1)
+    _, idle = agent.get("/health")
 
     with publisher(mosquitto.port, f"{test_id}-pub") as device:
         device.publish_all([(f"{test_id}/field/soil", str(n)) for n in range(3)])
-    await wait_for_metric(port, "farm_agent_readings_relayed_total", 3)
-    status, busy = await next_health(port, lambda h: h["relay"]["relayed_total"] == 3)
+    await wait_for_metric(agent, "farm_agent_readings_relayed_total", 3)
+    status, busy = await next_health(agent, lambda h: h["relay"]["relayed_total"] == 3)
 
     assert json.loads(idle)["relay"]["e2e_latency_p95_ms"] is None, "nothing relayed yet"
     assert status == 200
@@ -98,18 +95,20 @@ async def test_readyz_needs_a_route_to_the_database(
     make_config: ConfigMaker, start_agent: Callable[..., AgentProcess]
 ) -> None:
     healthy = start_agent(make_config(probes=FAST))
-    healthy.wait_connected()
     closed = "postgresql://postgres@127.0.0.1:1/farm"
     stranded_id = f"stranded-{healthy.config_path.stem[:40]}"
     stranded = start_agent(
-        make_config(agent_id=stranded_id, pooler_dsn=closed, direct_dsn=None, probes=FAST)
+        make_config(agent_id=stranded_id, pooler_dsn=closed, direct_dsn=None, probes=FAST),
+        ready=False,
     )
-    ready_port = await wait_for_http_port(healthy)
-    stranded_port = await wait_for_http_port(stranded)
 
-    ready_status, ready = await get(ready_port, "/readyz")
-    await wait_for_metric(stranded_port, 'farm_agent_health_status{status="down"}', 1)
-    stranded_status, not_ready = await get(stranded_port, "/readyz")
+    ready_status, ready = healthy.get("/readyz")
+    await wait_until(stranded.is_serving, "the stranded agent serving its endpoint", 20)
+    await wait_for_metric(stranded, 'farm_agent_health_status{status="down"}', 1)
+    await wait_until(
+        lambda: stranded.readiness()["checks"]["mqtt_connected"], "the stranded agent on MQTT"
+    )
+    stranded_status, not_ready = stranded.get("/readyz")
 
     assert (ready_status, json.loads(ready)["ready"]) == (200, True)
     assert stranded_status == 503
@@ -120,5 +119,5 @@ async def test_readyz_needs_a_route_to_the_database(
         "database_route": False,
     }
     assert json.loads(not_ready)["problems"] == ["no database route"]
-    values = metric_values((await get(stranded_port, "/metrics"))[1])
+    values = metric_values(stranded.metrics())
     assert values['farm_agent_probe_up{kind="postgres",probe="database_pooler"}'] == 0

@@ -13,8 +13,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from farm_agent.mqtt import BufferedClient
-from tests.agent.support import publisher
+from farm_agent.mqtt.buffered import BufferedClient
+from tests.support.mqtt import publisher
 from tools.services import Mosquitto
 
 

@@ -7,18 +7,10 @@ from collections.abc import Callable
 from typing import Any
 
 from farm_agent.config import AgentConfig, parse_config
-from tests.agent.health_support import (
-    Endpoint,
-    archive_finished,
-    create_queues,
-    judge,
-    result_named,
-    running_prober,
-    send,
-)
+from tests.agent.support import Endpoint, judge, result_named, running_prober
+from tests.support.queues import archive_finished, create_queues, send
 from tools.services import PgBouncer, Postgres
 
-pytest_plugins = ["tests.agent.health_fixtures"]
 ConfigMaker = Callable[..., dict[str, Any]]
 
 

@@ -13,20 +13,11 @@ import aiohttp
 import pytest
 
 from farm_agent.config import HttpProbeConfig, parse_config
-from farm_agent.probes import ProbeResult
-from farm_agent.probes.http import HttpProbe
-from farm_agent.probes.urls import scrub, where
-from tests.agent.health_support import (
-    HUGE_BODY_BYTES,
-    Endpoint,
-    farm_agent,
-    judge,
-    result_named,
-    running_prober,
-)
-from tests.agent.support import TEST_SECRET, write_config
-
-pytest_plugins = ["tests.agent.health_fixtures"]
+from farm_agent.health.probes import ProbeResult
+from farm_agent.health.probes.http import HttpProbe
+from farm_agent.masking import scrub, where
+from tests.agent.support import HUGE_BODY_BYTES, Endpoint, judge, result_named, running_prober
+from tests.support.agent import TEST_SECRET, farm_agent, write_config
 
 
 def probe_of(url: str, *, expect_cache: bool = True, expect_status: int = 200) -> HttpProbe:

@@ -5,21 +5,26 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
+import pytest
+
 from farm_agent.config import parse_config
-from farm_agent.discovery import discovery_messages
-from farm_agent.publish import ANNOUNCE_EVERY_S
+from farm_agent.health.discovery import discovery_messages
+from farm_agent.health.publishing import ANNOUNCE_EVERY_S
 from farm_agent.topics import health_topic, status_topic
-from tests.agent.health_support import Watcher, create_queues
-from tests.agent.support import AgentProcess, publisher
 from tests.contract import assert_health_contract, load_vectors
+from tests.support.agent import AgentProcess
+from tests.support.mqtt import Watcher, publisher
+from tests.support.queues import create_queues
 from tools.services import Mosquitto, PgBouncer, Postgres
 
-pytest_plugins = ["tests.agent.health_fixtures"]
 ConfigMaker = Callable[..., dict[str, Any]]
 FAST = {"interval_s": 0.5, "timeout_s": 2}
+# One round, then none for the rest of the test.
+IDLE = {"interval_s": 300, "timeout_s": 2}
 
 
 def topics_of(config: dict[str, Any]) -> tuple[str, str]:
@@ -35,7 +40,6 @@ async def test_status_is_retained_online_while_running_and_offline_after_a_clean
     config = make_config(probes=FAST)
     status, _ = topics_of(config)
     agent = start_agent(config)
-    agent.wait_connected()
     await watch(status).wait_for(status, lambda m: m.text == "online")
 
     late = watch(status)
@@ -55,7 +59,7 @@ async def test_sigkill_makes_the_broker_publish_the_offline_will(
 ) -> None:
     config = make_config(probes=FAST)
     status, _ = topics_of(config)
-    agent = start_agent(config)
+    agent = start_agent(config, ready=False)
     watcher = watch(status)
     await watcher.wait_for(status, lambda m: m.text == "online")
 
@@ -78,8 +82,7 @@ async def test_health_is_retained_each_interval_and_keeps_the_contract(
     await create_queues(postgres.dsn, backend["queue"], backend["dead_letter_queue"])
     _, health = topics_of(config)
     watcher = watch(health)
-    agent = start_agent(config)
-    agent.wait_connected()
+    start_agent(config)
 
     await watcher.wait_for(health, timeout=10)
     first = watcher.on(health)[0]
@@ -112,7 +115,7 @@ async def test_published_health_has_every_field_the_contract_vectors_show(
     config = make_config(probes={**FAST, "http": http})
     _, health = topics_of(config)
     watcher = watch(health)
-    start_agent(config)
+    start_agent(config, ready=False)
 
     published = (await watcher.wait_for(health, timeout=10)).json()
 
@@ -128,39 +131,90 @@ async def test_published_health_has_every_field_the_contract_vectors_show(
     assert set(example["cache"]) <= set(api["cache"])
 
 
-async def test_health_follows_the_relay_to_direct_when_the_pooler_dies_and_names_it(
+PoolerKilled = Callable[[dict[str, float]], Awaitable[tuple[Watcher, str, dict[str, Any]]]]
+
+
+@pytest.fixture
+def pooler_killed(
     make_config: ConfigMaker,
     start_agent: Callable[..., AgentProcess],
     watch: Callable[..., Watcher],
     mosquitto: Mosquitto,
     pgbouncer: PgBouncer,
     test_id: str,
-) -> None:
-    config = make_config(probes=FAST)
-    _, health = topics_of(config)
-    watcher = watch(health)
-    agent = start_agent(config)
-    agent.wait_connected()
-    await watcher.wait_for_health(health, lambda h: h["backend"]["route"] == "pooler")
+) -> Iterator[PoolerKilled]:
+    """An agent on the pooler whose pooler dies under traffic (back after the test).
 
-    pgbouncer.kill()
-    try:
+    Returns the watcher of its health topic, the topic, and the first health on `direct`.
+    """
+
+    async def run(probes: dict[str, float]) -> tuple[Watcher, str, dict[str, Any]]:
+        config = make_config(probes=probes)
+        _, health = topics_of(config)
+        watcher = watch(health)
+        start_agent(config)
+        await watcher.wait_for_health(health, lambda h: h["backend"]["route"] == "pooler")
+        pgbouncer.kill()
         with publisher(mosquitto.port, f"{test_id}-pub") as device:
             device.publish_all([(f"{test_id}/field/soil", str(n)) for n in range(5)])
         moved = await watcher.wait_for_health(
-            health, lambda h: h["backend"]["route"] == "direct", timeout=20
+            health, lambda h: h["backend"]["route"] == "direct", timeout=30
         )
-        named = await watcher.wait_for_health(
-            health, lambda h: any(p.startswith("pooler down:") for p in h["problems"])
-        )
-    finally:
+        return watcher, health, moved
+
+    yield run
+    if not pgbouncer.running:
         pgbouncer.start()
+
+
+async def test_health_follows_the_relay_to_direct_when_the_pooler_dies_and_names_it(
+    pooler_killed: PoolerKilled,
+) -> None:
+    watcher, health, moved = await pooler_killed(FAST)
+    named = await watcher.wait_for_health(
+        health, lambda h: any(p.startswith("pooler down:") for p in h["problems"])
+    )
 
     assert moved["backend"]["fallbacks_total"] >= 1
     assert named["status"] == "degraded"
     assert named["backend"]["pooler_latency_ms"] is None
     assert named["backend"]["direct_latency_ms"] is not None
     assert_health_contract(named)
+
+
+async def test_a_route_change_is_published_at_once_not_at_the_next_probe_round(
+    pooler_killed: PoolerKilled,
+) -> None:
+    _, _, moved = await pooler_killed(IDLE)
+
+    assert moved["backend"]["fallbacks_total"] == 1
+    assert moved["status"] == "ok", "judged on the last round, in which the pooler answered"
+
+
+async def test_an_idle_agent_sleeps_until_its_next_probe_round(
+    make_config: ConfigMaker,
+    start_agent: Callable[..., AgentProcess],
+    watch: Callable[..., Watcher],
+) -> None:
+    config = make_config(probes=IDLE)
+    _, health = topics_of(config)
+    watcher = watch(health)
+    agent = start_agent(config)
+    await watcher.wait_for(health)
+    await asyncio.sleep(1)  # the first round's connections are closed by then
+
+    before = event_loop_wakeups(agent.pid)
+    await asyncio.sleep(3)
+    woke = event_loop_wakeups(agent.pid) - before
+
+    assert woke <= 1, f"the event loop woke {woke} times in 3 s with nothing to do"
+
+
+def event_loop_wakeups(pid: int) -> int:
+    """How often the process's main thread, its event loop, has slept and woken (Linux)."""
+    status = Path(f"/proc/{pid}/task/{pid}/status").read_text()
+    line = next(line for line in status.splitlines() if line.startswith("voluntary_ctxt"))
+    return int(line.split()[1])
 
 
 async def test_discovery_announces_each_key_figure_with_availability_device_and_classes(
@@ -172,7 +226,7 @@ async def test_discovery_announces_each_key_figure_with_availability_device_and_
     node = f"farm_agent_{config['agent_id']}"
     status, health = topics_of(config)
     watcher = watch(f"homeassistant/+/{node}/+/config")
-    start_agent(config)
+    start_agent(config, ready=False)
 
     await watcher.wait_for(f"homeassistant/sensor/{node}/relayed/config")
     await watcher.wait_for(f"homeassistant/binary_sensor/{node}/backend_problem/config")
@@ -221,7 +275,7 @@ async def test_discovery_is_sent_again_when_home_assistant_comes_online(
     # Messages of one connection arrive in order: the last one closes the first round.
     last, _ = discovery_messages(parse_config(config))[-1]
     watcher = watch(f"homeassistant/+/{node}/+/config")
-    start_agent(config)
+    start_agent(config, ready=False)
     await watcher.wait_for(last)
     watcher.clear()
 
@@ -247,7 +301,7 @@ async def test_a_flood_of_home_assistant_announcements_gets_a_few_discovery_roun
     birth = f"{discovery}/status"
     last, _ = discovery_messages(parse_config(config))[-1]
     watcher = watch(f"{discovery}/+/{node}/+/config", birth)
-    agent = start_agent(config)
+    agent = start_agent(config, ready=False)
     await watcher.wait_for(last)
     watcher.clear()
 
@@ -280,7 +334,7 @@ async def test_discovery_prefix_null_publishes_no_discovery_at_all(
     config = make_config(probes=FAST, mqtt={"discovery_prefix": None})
     _, health = topics_of(config)
     watcher = watch("#")
-    start_agent(config)
+    start_agent(config, ready=False)
     await watcher.wait_for(health, timeout=10)
     watcher.publish("homeassistant/status", "online")
     await watcher.wait_for(health, lambda m: not m.retain, timeout=5)

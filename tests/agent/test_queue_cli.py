@@ -9,14 +9,14 @@ from typing import Any
 
 import asyncpg
 
-from tests.agent.health_support import archive_finished, create_queues, farm_agent, send
-from tests.agent.support import (
-    TEST_SECRET,
-    AgentProcess,
-    publisher,
+from tests.support.agent import TEST_SECRET, AgentProcess, farm_agent, write_config
+from tests.support.mqtt import publisher
+from tests.support.queues import (
+    archive_finished,
+    create_queues,
     queue_messages,
+    send,
     wait_for_messages,
-    write_config,
 )
 from tools.services import Mosquitto, Postgres
 
@@ -107,8 +107,7 @@ async def test_requeue_moves_a_real_dead_letter_back_with_its_envelope_and_count
     config = make_config()
     backend = config["backend"]
     path = write_config(tmp_path / "agent.yaml", config)
-    agent = start_agent(config)
-    agent.wait_connected()
+    start_agent(config)
     with publisher(mosquitto.port, f"{test_id}-pub") as device:
         device.publish(f"{test_id}/barn/temp", b"\xff\xfe not text", wait=True)
     [original] = await wait_for_messages(postgres.dsn, backend["dead_letter_queue"], 1)

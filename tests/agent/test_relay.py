@@ -6,7 +6,9 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from tests.agent.support import AgentProcess, publisher, wait_for_messages
+from tests.support.agent import AgentProcess
+from tests.support.mqtt import publisher
+from tests.support.queues import wait_for_messages
 from tools.services import Mosquitto, Postgres
 
 
@@ -19,7 +21,6 @@ async def test_readings_reach_the_queue_exactly_once_with_payloads_intact(
 ) -> None:
     config = make_config()
     agent = start_agent(config)
-    agent.wait_connected()
     sent: list[tuple[str, str]] = []
     for index in range(600):
         topic = f"{test_id}/field{index % 3}/soil/moisture"
@@ -54,7 +55,7 @@ async def test_an_agent_subscribed_to_its_own_status_topics_refuses_to_start_nam
         mqtt={"topic_prefix": prefix, "discovery_prefix": None},
     )
 
-    agent = start_agent(config)
+    agent = start_agent(config, ready=False)
 
     assert agent.wait_exit(20) == 2
     assert f"mqtt.topics.1: '{prefix}/#' overlaps mqtt.topic_prefix" in agent.log()

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from farm_agent.config import MAX_RECEIVE_MAXIMUM
-from tests.agent.support import farm_agent_cli, write_config
+from tests.support.agent import farm_agent_cli, write_config
 
 
 def config_with(**mqtt: Any) -> dict[str, Any]:

@@ -7,7 +7,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from tests.agent.support import AgentProcess, publisher, queue_messages, wait_for_messages
+from tests.support.agent import AgentProcess
+from tests.support.mqtt import publisher
+from tests.support.queues import queue_messages, wait_for_messages
 from tools.services import Mosquitto, Postgres
 
 
@@ -37,14 +39,13 @@ async def test_a_retained_reading_reaches_the_queue_once_across_restarts_and_rec
         device.wait_acked([device.client.publish(state_topic, "21.5", qos=1, retain=True).mid], 10)
 
     agent = start_agent(config)
-    agent.wait_connected()
     await wait_for_messages(postgres.dsn, queue, 1)
     agent.terminate()
     agent.start()
-    agent.wait_connected()
+    agent.wait_ready()
     agent.kill()
     agent.start()
-    agent.wait_connected()
+    agent.wait_ready()
     mosquitto.restart()  # the broker drops the connection; the agent reconnects
     wait_reconnected(agent)
     with publisher(mosquitto.port, f"{test_id}-pub") as device:

@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 
 from farm_agent.topics import health_topic
-from tests.agent.health_support import Watcher
-from tests.agent.support import TEST_SECRET, AgentProcess, publisher, wait_for_messages
+from tests.support.agent import TEST_SECRET, AgentProcess
+from tests.support.mqtt import Watcher, publisher
+from tests.support.queues import wait_for_messages
 from tools.services import Mosquitto, PgBouncer, Postgres, Services
 
-pytest_plugins = ["tests.agent.health_fixtures"]
 ConfigMaker = Callable[..., dict[str, Any]]
 SSL_REQUEST = 80877103
 
@@ -110,7 +110,7 @@ async def test_a_pooler_refusing_the_login_fails_over_and_readings_flow_over_dir
     test_id: str,
 ) -> None:
     config = make_config(pooler_dsn=refusing_pooler_dsn)
-    agent = start_agent(config)
+    agent = start_agent(config, ready=False)
     await wait_subscribed(agent)
 
     with publisher(mosquitto.port, f"{test_id}-pub") as device:
@@ -136,7 +136,6 @@ async def test_an_idle_agent_leaves_a_dead_pooler_and_returns_when_it_is_back(
     topic = health_topic("farm_resilience", config["agent_id"])
     watcher = watch(topic)
     agent = start_agent(config)
-    agent.wait_connected()
     await watcher.wait_for_health(topic, lambda h: h["backend"]["route"] == "pooler")
 
     pgbouncer.kill()

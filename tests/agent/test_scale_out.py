@@ -6,13 +6,9 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from tests.agent.support import (
-    AgentProcess,
-    StreamPublisher,
-    assert_exactly_once,
-    queue_messages,
-    wait_for_messages,
-)
+from tests.support.agent import AgentProcess
+from tests.support.mqtt import StreamPublisher
+from tests.support.queues import assert_exactly_once, queue_messages, wait_for_messages
 from tools.services import Mosquitto, Postgres
 
 
@@ -24,10 +20,10 @@ async def test_two_agents_on_a_shared_subscription_relay_each_reading_once_and_s
     test_id: str,
 ) -> None:
     shared = [f"$share/relay/{test_id}/#"]
-    east = start_agent(make_config(agent_id="scale-east", topics=shared))
-    west = start_agent(make_config(agent_id="scale-west", topics=shared))
-    east.wait_connected()
-    west.wait_connected()
+    east = start_agent(make_config(agent_id="scale-east", topics=shared), ready=False)
+    west = start_agent(make_config(agent_id="scale-west", topics=shared), ready=False)
+    east.wait_ready()
+    west.wait_ready()
     queue = make_config()["backend"]["queue"]
     topics = [f"{test_id}/field{n}/soil/moisture" for n in range(6)]
     stream = StreamPublisher(mosquitto.port, f"{test_id}-pub", topics, total=3000, rate=500).start()
@@ -39,7 +35,7 @@ async def test_two_agents_on_a_shared_subscription_relay_each_reading_once_and_s
     stream.join()
     # Readings in flight to the killed agent wait in its session on the broker.
     east.start()
-    east.wait_connected()
+    east.wait_ready()
     messages = await wait_for_messages(postgres.dsn, queue, len(stream.sent))
 
     assert len(carried_on) >= relayed_when_east_died + 300, "the surviving agent carries on"

@@ -12,7 +12,8 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from tests.agent.support import TEST_SECRET, AgentProcess, wait_for_messages
+from tests.support.agent import TEST_SECRET, AgentProcess
+from tests.support.queues import wait_for_messages
 from tools.services import BrokerSecurity, Mosquitto, Postgres, Services, make_certificates
 
 USERNAME = "farm-agent"
@@ -75,7 +76,6 @@ async def test_agent_relays_over_tls_with_a_password_from_a_file_or_the_environm
     else:
         config = tls_config(make_config, broker, ca_file, password="${FARM_TEST_MQTT_PASSWORD}")
         agent = start_agent(config, env={"FARM_TEST_MQTT_PASSWORD": TEST_SECRET})
-    agent.wait_connected()
     topic = f"{test_id}/greenhouse/air/temperature"
 
     publish_over_tls(broker, ca_file, topic, ["19.5", "19.7", "19.9"])
@@ -93,7 +93,7 @@ async def test_wrong_password_is_one_clear_error_and_calm_retries_not_a_crash_lo
     broker, ca_file = secure_broker
     config = tls_config(make_config, broker, ca_file, password=TEST_SECRET + "-wrong")
 
-    agent = start_agent(config)
+    agent = start_agent(config, ready=False)
     await asyncio.sleep(8)
 
     assert agent.running, "a refused login must not end the agent"
@@ -116,7 +116,7 @@ async def test_server_certificate_from_an_unknown_ca_is_refused(
     other_ca, _, _ = make_certificates(tmp_path)
     config = tls_config(make_config, broker, other_ca, password=TEST_SECRET)
 
-    agent = start_agent(config)
+    agent = start_agent(config, ready=False)
     await asyncio.sleep(4)
 
     assert agent.running

@@ -7,8 +7,10 @@ from typing import Any
 
 import pytest
 
-from tests.agent.support import AgentProcess, publisher, wait_for_messages, with_secret
 from tests.e2e.faulty_network import FaultyProxy
+from tests.support.agent import AgentProcess, with_secret
+from tests.support.mqtt import publisher
+from tests.support.queues import wait_for_messages
 from tools.services import Mosquitto, Postgres
 
 UPLINK_BYTES_PER_S = 256 * 1024
@@ -48,7 +50,6 @@ async def test_batches_too_large_for_the_uplink_shrink_until_every_reading_arriv
         },
     )
     agent = start_agent(config)
-    agent.wait_connected()
     topic = f"{test_id}/camera/thumbnail"
     readings: list[tuple[str, bytes | str]] = [
         (topic, f'{{"n": {n}, "image": "{"A" * READING_BYTES}"}}') for n in range(300)

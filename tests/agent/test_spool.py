@@ -6,8 +6,8 @@ import sqlite3
 from pathlib import Path
 
 from farm_agent.config import MAX_RECEIVE_MAXIMUM
-from farm_agent.envelope import SpooledReading
-from farm_agent.spool import DEFAULT_REMEMBER, Arrival, Spool
+from farm_agent.relay.envelope import SpooledReading
+from farm_agent.relay.spool import DEFAULT_REMEMBER, Arrival, Spool
 from tests.agent.support import write_version_1_spool
 
 BATCH_BYTES = 1 << 20

@@ -8,20 +8,13 @@ from typing import Any
 
 import asyncpg
 
+from farm_agent.config import parse_config
 from farm_agent.tasks import submit
-from tests.agent.health_support import Watcher
-from tests.agent.support import AgentProcess, publisher
-from tests.agent.task_support import (
-    agent_config_of,
-    dead_letters,
-    query_rows,
-    queue_rows,
-    running_worker,
-    send_raw,
-    send_texts,
-    tasks_section,
-    wait_until,
-)
+from tests.agent.support import running_worker, tasks_section
+from tests.support.agent import AgentProcess
+from tests.support.mqtt import Watcher, publisher
+from tests.support.queues import query_rows, queue_messages, queue_rows, send, send_texts
+from tests.support.waiting import wait_until
 from tools.services import Mosquitto, Postgres, free_port
 
 ConfigMaker = Callable[..., dict[str, Any]]
@@ -58,13 +51,13 @@ async def test_relayed_readings_become_tasks_stored_once_each_with_numbers_exact
 ) -> None:
     document = make_config()
     queue = document["backend"]["queue"]
-    config = agent_config_of({**document, "tasks": readings_source(test_id, queue)})
+    config = parse_config({**document, "tasks": readings_source(test_id, queue)})
     # As the relay writes them: JSON payloads embedded as the sensor sent them.
     exact = json.dumps(reading(test_id, 1, None)).replace(
         '"payload": null', '"payload": {"value": 20.100000000000001, "unit": "%"}'
     )
     await send_texts(postgres.dsn, queue, exact)
-    await send_raw(
+    await send(
         postgres.dsn,
         queue,
         reading(test_id, 2, "dry"),
@@ -76,7 +69,7 @@ async def test_relayed_readings_become_tasks_stored_once_each_with_numbers_exact
     async with running_worker(config):
         rows = await wait_until(lambda: stored(postgres, test_id, 3), "three readings stored")
         [letter] = await wait_until(
-            lambda: dead_letters(postgres.dsn, config.tasks.dead_letter_queue), "a dead letter"
+            lambda: queue_messages(postgres.dsn, config.tasks.dead_letter_queue), "a dead letter"
         )
         await wait_until(lambda: _empty(postgres, queue), "the source queue emptied")
 
@@ -100,10 +93,9 @@ async def test_readings_relayed_from_mqtt_reach_the_readings_table(
     test_id: str,
 ) -> None:
     document = make_config()
-    agent = start_agent(document)
-    agent.wait_connected()
+    start_agent(document)
     queue = document["backend"]["queue"]
-    config = agent_config_of({**document, "tasks": readings_source(test_id, queue)})
+    config = parse_config({**document, "tasks": readings_source(test_id, queue)})
     sent = [(f"{test_id}/field{n}/temp", json.dumps({"celsius": 20 + n / 10})) for n in range(20)]
 
     async with running_worker(config):
@@ -123,7 +115,7 @@ async def test_send_notification_is_published_to_the_notify_topic_with_the_task_
     make_config: ConfigMaker, mosquitto: Mosquitto, postgres: Postgres, test_id: str
 ) -> None:
     prefix = f"farm_{test_id}"
-    config = agent_config_of(
+    config = parse_config(
         make_config(mqtt={"topic_prefix": prefix}, tasks=tasks_section(test_id, {}))
     )
     watcher = Watcher(mosquitto.port, f"{test_id}-watch", [f"{prefix}/notify/#"])
@@ -139,7 +131,7 @@ async def test_send_notification_is_published_to_the_notify_topic_with_the_task_
             message = await watcher.wait_for(f"{prefix}/notify/irrigation")
             await submit(postgres.dsn, "send_notification", {"text": 1}, queue=config.tasks.queue)
             [letter] = await wait_until(
-                lambda: dead_letters(postgres.dsn, config.tasks.dead_letter_queue),
+                lambda: queue_messages(postgres.dsn, config.tasks.dead_letter_queue),
                 "the bad notification dead-lettered",
             )
     finally:
@@ -160,14 +152,14 @@ async def test_notification_while_the_broker_is_unreachable_is_retried_then_dead
     make_config: ConfigMaker, postgres: Postgres, test_id: str
 ) -> None:
     port = free_port()
-    config = agent_config_of(
+    config = parse_config(
         make_config(mqtt_port=port, tasks=tasks_section(test_id, {}, max_attempts=2))
     )
     await submit(postgres.dsn, "send_notification", {"message": "hi"}, queue=config.tasks.queue)
 
     async with running_worker(config):
         [letter] = await wait_until(
-            lambda: dead_letters(postgres.dsn, config.tasks.dead_letter_queue), "a dead letter"
+            lambda: queue_messages(postgres.dsn, config.tasks.dead_letter_queue), "a dead letter"
         )
 
     assert letter["attempts"] == 2

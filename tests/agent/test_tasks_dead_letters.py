@@ -9,7 +9,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from farm_agent.config import AgentConfig
+from farm_agent.config import AgentConfig, parse_config
 from farm_agent.tasks import (
     list_dead_letters,
     purge_dead_letters,
@@ -18,27 +18,15 @@ from farm_agent.tasks import (
     task_request,
 )
 from farm_agent.tasks import sql as task_sql
-from tests.agent.task_support import (
-    agent_config_of,
-    create_runs_table,
-    dead_letters,
-    query_rows,
-    queue_rows,
-    running_worker,
-    runs_of,
-    send_raw,
-    task_type,
-    tasks_section,
-    wait_until,
-)
+from tests.agent.support import running_worker, runs_of, task_type, tasks_section
+from tests.support.queues import query_rows, queue_messages, queue_rows, send
+from tests.support.waiting import wait_until
 from tools.services import Postgres
 
 ConfigMaker = Callable[..., dict[str, Any]]
 
 
-@pytest.fixture(autouse=True)
-async def runs_table(postgres: Postgres) -> None:
-    await create_runs_table(postgres.dsn)
+pytestmark = pytest.mark.usefixtures("runs_table")
 
 
 @pytest.fixture
@@ -55,7 +43,7 @@ async def dead_lettered(
     await submit_many(postgres.dsn, requests, queue=config.tasks.queue)
     async with running_worker(config):
         await wait_until(
-            lambda: _at_least(dead_letters(postgres.dsn, config.tasks.dead_letter_queue), count),
+            lambda: _at_least(queue_messages(postgres.dsn, config.tasks.dead_letter_queue), count),
             f"{count} dead letters",
         )
 
@@ -64,7 +52,7 @@ async def test_requeue_by_type_puts_each_task_back_on_its_priority_queue_to_star
     make_config: ConfigMaker, postgres: Postgres, connection: asyncpg.Connection, test_id: str
 ) -> None:
     irrigate, report = task_type(test_id, "irrigate"), task_type(test_id, "report")
-    failing = agent_config_of(
+    failing = parse_config(
         make_config(tasks=tasks_section(test_id, {irrigate: "permanent", report: "permanent"}))
     )
     requests = [
@@ -81,7 +69,7 @@ async def test_requeue_by_type_puts_each_task_back_on_its_priority_queue_to_star
 
     assert requeued.by_priority == {"high": 5, "normal": 0, "low": 2}
     assert requeued.not_requeuable == 0
-    left = await dead_letters(postgres.dsn, tasks.dead_letter_queue)
+    left = await queue_messages(postgres.dsn, tasks.dead_letter_queue)
     assert sorted(letter["type"] for letter in left) == [report] * 3
     back = await queue_rows(postgres.dsn, tasks.queue_for("high"))
     back += await queue_rows(postgres.dsn, tasks.queue_for("low"))
@@ -96,7 +84,7 @@ async def test_requeue_by_type_puts_each_task_back_on_its_priority_queue_to_star
         assert envelope["submitted_at"] == before["submitted_at"]
     assert all(row["message"]["priority"] == "high" for row in back[:5])
 
-    fixed = agent_config_of(
+    fixed = parse_config(
         make_config(tasks=tasks_section(test_id, {irrigate: "succeed", report: "permanent"}))
     )
     async with running_worker(fixed):
@@ -112,8 +100,8 @@ async def test_requeue_keeps_dead_letters_that_were_never_tasks_and_honours_the_
     make_config: ConfigMaker, postgres: Postgres, connection: asyncpg.Connection, test_id: str
 ) -> None:
     report = task_type(test_id, "report")
-    config = agent_config_of(make_config(tasks=tasks_section(test_id, {report: "permanent"})))
-    await send_raw(postgres.dsn, config.tasks.queue_for("normal"), {"not": "a task"})
+    config = parse_config(make_config(tasks=tasks_section(test_id, {report: "permanent"})))
+    await send(postgres.dsn, config.tasks.queue_for("normal"), {"not": "a task"})
     await dead_lettered(postgres, config, [task_request(report, n) for n in range(4)], 5)
 
     first = await requeue_dead_letters(connection, config.tasks, limit=3)
@@ -130,7 +118,7 @@ async def test_purge_by_type_deletes_only_that_type(
     make_config: ConfigMaker, postgres: Postgres, connection: asyncpg.Connection, test_id: str
 ) -> None:
     irrigate, report = task_type(test_id, "irrigate"), task_type(test_id, "report")
-    config = agent_config_of(
+    config = parse_config(
         make_config(tasks=tasks_section(test_id, {irrigate: "permanent", report: "permanent"}))
     )
     requests = [task_request(irrigate, n) for n in range(5)] + [task_request(report, 0)]
@@ -150,7 +138,7 @@ async def test_settling_a_batch_again_never_sends_a_dead_letter_twice_nor_counts
 ) -> None:
     """A settle statement repeated (its commit's answer lost) finds nothing left to do."""
     kind = task_type(test_id, "twice")
-    config = agent_config_of(make_config(tasks=tasks_section(test_id, {})))
+    config = parse_config(make_config(tasks=tasks_section(test_id, {})))
     tasks = config.tasks
     await task_sql.set_up_tasks(connection, tasks)
     queue = tasks.queue_for("normal")
@@ -180,7 +168,7 @@ async def test_settling_a_batch_again_never_sends_a_dead_letter_twice_nor_counts
             [started[i]["started_at"] for i in done],
         )
 
-    letters = await dead_letters(postgres.dsn, tasks.dead_letter_queue)
+    letters = await queue_messages(postgres.dsn, tasks.dead_letter_queue)
     assert [letter["n"] for letter in letters] == [0, 1]
     assert len(await queue_rows(postgres.dsn, queue, "a")) == 2
     [counted] = await query_rows(

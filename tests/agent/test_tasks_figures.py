@@ -9,17 +9,12 @@ from typing import Any
 
 import asyncpg
 
-from farm_agent.config import TasksConfig
+from farm_agent.config import TasksConfig, parse_config
 from farm_agent.tasks import TaskHealth, read_task_figures, submit_many, task_request
 from farm_agent.tasks.histogram import ABSOLUTE_ERROR_S, RELATIVE_ERROR
-from tests.agent.task_support import (
-    agent_config_of,
-    query_rows,
-    running_worker,
-    task_type,
-    tasks_section,
-    wait_until,
-)
+from tests.agent.support import running_worker, task_type, tasks_section
+from tests.support.queues import query_rows
+from tests.support.waiting import wait_until
 from tools.services import Postgres
 
 ConfigMaker = Callable[..., dict[str, Any]]
@@ -39,7 +34,7 @@ async def test_figures_of_a_known_mix_of_1000_tasks_are_exact(
     make_config: ConfigMaker, postgres: Postgres, test_id: str
 ) -> None:
     steady, fussy, flaky = (task_type(test_id, name) for name in ("steady", "fussy", "flaky"))
-    config = agent_config_of(
+    config = parse_config(
         make_config(
             tasks=tasks_section(
                 test_id,

@@ -8,32 +8,24 @@ from typing import Any
 import asyncpg
 import pytest
 
+from farm_agent.config import parse_config
 from farm_agent.tasks import read_task_depths, read_task_figures, submit_many, task_request
-from tests.agent.task_support import (
-    agent_config_of,
-    create_runs_table,
-    queue_rows,
-    running_worker,
-    runs_of,
-    task_type,
-    tasks_section,
-    wait_until,
-)
+from tests.agent.support import running_worker, runs_of, task_type, tasks_section
+from tests.support.queues import queue_rows
+from tests.support.waiting import wait_until
 from tools.services import Postgres
 
 ConfigMaker = Callable[..., dict[str, Any]]
 
 
-@pytest.fixture(autouse=True)
-async def runs_table(postgres: Postgres) -> None:
-    await create_runs_table(postgres.dsn)
+pytestmark = pytest.mark.usefixtures("runs_table")
 
 
 async def test_high_tasks_run_before_normal_ones_and_normal_before_low(
     make_config: ConfigMaker, postgres: Postgres, test_id: str
 ) -> None:
     kinds = {priority: task_type(test_id, priority) for priority in ("high", "normal", "low")}
-    config = agent_config_of(
+    config = parse_config(
         make_config(
             tasks=tasks_section(
                 test_id, dict.fromkeys(kinds.values(), "succeed"), concurrency=1, max_wait_s=600
@@ -65,7 +57,7 @@ async def test_low_task_starts_within_max_wait_while_high_tasks_keep_the_worker_
 ) -> None:
     high, low = task_type(test_id, "high"), task_type(test_id, "low")
     max_wait_s = 4
-    config = agent_config_of(
+    config = parse_config(
         make_config(
             tasks=tasks_section(
                 test_id, {high: "slow", low: "succeed"}, concurrency=2, max_wait_s=max_wait_s
@@ -96,7 +88,7 @@ async def test_depth_of_each_priority_is_readable_and_unknowns_are_null(
     make_config: ConfigMaker, postgres: Postgres, test_id: str
 ) -> None:
     kind = task_type(test_id, "count")
-    config = agent_config_of(make_config(tasks=tasks_section(test_id, {kind: "succeed"})))
+    config = parse_config(make_config(tasks=tasks_section(test_id, {kind: "succeed"})))
     requests = [
         *(task_request(kind, n, "high") for n in range(2)),
         *(task_request(kind, n, "normal") for n in range(3)),

@@ -2,57 +2,43 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from farm_agent.tasks import submit, submit_many, task_request
-from tests.agent.support import farm_agent_cli, fetch, http_port, write_config
-from tests.agent.task_support import (
-    WorkerProcess,
-    create_runs_table,
-    dead_letters,
-    query_rows,
-    queue_rows,
-    runs_of,
-    sample,
-    task_type,
-    tasks_section,
-    wait_until,
-)
+from tests.agent.support import runs_of, task_type, tasks_section
+from tests.support.agent import AgentProcess, farm_agent_cli, write_config
+from tests.support.metrics import sample
+from tests.support.queues import query_rows, queue_messages, queue_rows
+from tests.support.waiting import wait_until
 from tools.services import Postgres
 
 ConfigMaker = Callable[..., dict[str, Any]]
 
 
-@pytest.fixture(autouse=True)
-async def runs_table(postgres: Postgres) -> None:
-    await create_runs_table(postgres.dsn)
+pytestmark = pytest.mark.usefixtures("runs_table")
 
 
 @pytest.fixture
-def start_worker(tmp_path: Path) -> Iterator[Callable[[dict[str, Any], str], WorkerProcess]]:
-    """Start `farm-agent work` processes; every one is stopped after the test."""
-    started: list[WorkerProcess] = []
+def start_worker(
+    start_agent: Callable[..., AgentProcess],
+) -> Callable[[dict[str, Any], str], AgentProcess]:
+    """Start `farm-agent work` processes (not waiting for them); all stopped after the test."""
 
-    def start(config: dict[str, Any], name: str) -> WorkerProcess:
-        worker = WorkerProcess(write_config(tmp_path / f"{name}.yaml", config))
-        started.append(worker)
-        worker.start()
-        return worker
+    def start(config: dict[str, Any], name: str) -> AgentProcess:
+        return start_agent(config, command="work", name=name, ready=False)
 
-    yield start
-    for worker in started:
-        worker.stop()
+    return start
 
 
 async def test_worker_killed_mid_task_leaves_it_to_another_worker_and_nothing_is_lost(
     make_config: ConfigMaker,
     postgres: Postgres,
     test_id: str,
-    start_worker: Callable[[dict[str, Any], str], WorkerProcess],
+    start_worker: Callable[[dict[str, Any], str], AgentProcess],
 ) -> None:
     slow, quick = task_type(test_id, "slow"), task_type(test_id, "quick")
     config = make_config(
@@ -86,7 +72,7 @@ async def test_worker_killed_mid_task_leaves_it_to_another_worker_and_nothing_is
     done = {run["task_id"] for run in await runs_of(postgres.dsn, quick)}
     assert done == set(quick_ids)
     assert await queue_rows(postgres.dsn, f"{queue}_normal") == []
-    assert await dead_letters(postgres.dsn, f"{queue}_dlq") == []
+    assert await queue_messages(postgres.dsn, f"{queue}_dlq") == []
     assert second.running
 
 
@@ -94,7 +80,7 @@ async def test_sigterm_lets_running_tasks_finish_then_exits(
     make_config: ConfigMaker,
     postgres: Postgres,
     test_id: str,
-    start_worker: Callable[[dict[str, Any], str], WorkerProcess],
+    start_worker: Callable[[dict[str, Any], str], AgentProcess],
 ) -> None:
     slow = task_type(test_id, "slow")
     config = make_config(tasks=tasks_section(test_id, {slow: "slow"}, concurrency=3))
@@ -118,7 +104,7 @@ async def test_sigterm_gives_back_a_task_that_outlasts_the_drain(
     make_config: ConfigMaker,
     postgres: Postgres,
     test_id: str,
-    start_worker: Callable[[dict[str, Any], str], WorkerProcess],
+    start_worker: Callable[[dict[str, Any], str], AgentProcess],
 ) -> None:
     slow = task_type(test_id, "slow")
     config = make_config(
@@ -143,7 +129,7 @@ async def test_worker_serves_its_metrics(
     make_config: ConfigMaker,
     postgres: Postgres,
     test_id: str,
-    start_worker: Callable[[dict[str, Any], str], WorkerProcess],
+    start_worker: Callable[[dict[str, Any], str], AgentProcess],
 ) -> None:
     quick, broken = task_type(test_id, "quick"), task_type(test_id, "broken")
     config = make_config(
@@ -158,23 +144,22 @@ async def test_worker_serves_its_metrics(
     await submit(postgres.dsn, quick, 0, "high", queue=queue)
     worker = start_worker(config, "worker")
     await wait_until(
-        lambda: dead_letters(postgres.dsn, f"{queue}_dlq"), "the broken task dead-lettered"
+        lambda: queue_messages(postgres.dsn, f"{queue}_dlq"), "the broken task dead-lettered"
     )
-    port = await wait_until(lambda: _port(worker), "the metrics port")
+    await wait_until(worker.is_serving, "the worker serving its endpoint")
 
     def page_settled() -> str | None:
-        status, page = fetch(f"http://127.0.0.1:{port}/metrics")
-        assert status == 200
+        page = worker.metrics()
         if sample(page, "farm_agent_tasks_total", type=quick, outcome="succeeded") != 4:
             return None
         return page if sample(page, "farm_agent_workers_alive") == 1 else None
 
-    page = await wait_until(_async(page_settled), "the metrics page counting every task")
+    page = await wait_until(page_settled, "the metrics page counting every task")
     assert sample(page, "farm_agent_tasks_total", type=broken, outcome="retried") == 1
     assert sample(page, "farm_agent_tasks_total", type=broken, outcome="dead_lettered") == 1
     assert sample(page, "farm_agent_task_duration_seconds_count", type=quick) == 4
     assert sample(page, "farm_agent_task_queue_depth", priority="high") == 0
-    assert fetch(f"http://127.0.0.1:{port}/readyz")[0] == 200
+    assert worker.get("/readyz")[0] == 200
 
 
 def test_work_with_a_handler_that_cannot_be_imported_exits_2_naming_the_key(
@@ -206,14 +191,3 @@ async def _visible(postgres: Postgres, queue: str) -> int:
         postgres.dsn, f'SELECT count(*) AS n FROM pgmq."q_{queue}" WHERE vt <= now()'
     )
     return int(rows[0]["n"])
-
-
-async def _port(worker: WorkerProcess) -> int | None:
-    return http_port(worker.log())
-
-
-def _async(check: Callable[[], Any]) -> Callable[[], Any]:
-    async def run() -> Any:
-        return check()
-
-    return run

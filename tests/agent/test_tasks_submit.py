@@ -15,8 +15,9 @@ import pytest
 import yaml
 
 from farm_agent.tasks import TaskInputError, submit
-from tests.agent.support import TEST_SECRET, farm_agent_cli, queue_length, write_config
-from tests.agent.task_support import queue_rows, tasks_section
+from tests.agent.support import tasks_section
+from tests.support.agent import TEST_SECRET, farm_agent_cli, write_config
+from tests.support.queues import queue_length, queue_rows
 from tools.services import Postgres, free_port
 
 ConfigMaker = Callable[..., dict[str, Any]]

@@ -11,37 +11,26 @@ from typing import Any
 import asyncpg
 import pytest
 
-from farm_agent.config import AgentConfig
+from farm_agent.config import AgentConfig, parse_config
 from farm_agent.tasks import TaskHealth, read_task_figures, submit
-from tests.agent.support import TEST_SECRET
+from tests.agent.support import running_worker, runs_of, task_type, tasks_section
 from tests.agent.task_handlers import PLAIN_RUNS
-from tests.agent.task_support import (
-    agent_config_of,
-    create_runs_table,
-    dead_letters,
-    queue_rows,
-    running_worker,
-    runs_of,
-    send_raw,
-    task_type,
-    tasks_section,
-    wait_until,
-)
+from tests.support.agent import TEST_SECRET
+from tests.support.queues import queue_messages, queue_rows, send
+from tests.support.waiting import wait_until
 from tools.services import PgBouncer, Postgres
 
 ConfigMaker = Callable[..., dict[str, Any]]
 
 
-@pytest.fixture(autouse=True)
-async def runs_table(postgres: Postgres) -> None:
-    await create_runs_table(postgres.dsn)
+pytestmark = pytest.mark.usefixtures("runs_table")
 
 
 async def test_failing_task_is_retried_with_backoff_then_dead_lettered_with_its_error(
     make_config: ConfigMaker, postgres: Postgres, test_id: str
 ) -> None:
     broken = task_type(test_id, "broken")
-    config = agent_config_of(
+    config = parse_config(
         make_config(
             tasks=tasks_section(
                 test_id, {broken: "fail"}, max_attempts=3, backoff={"base_s": 1, "max_s": 2}
@@ -55,7 +44,7 @@ async def test_failing_task_is_retried_with_backoff_then_dead_lettered_with_its_
 
     async with running_worker(config):
         letters = await wait_until(
-            lambda: dead_letters(postgres.dsn, config.tasks.dead_letter_queue), "a dead letter"
+            lambda: queue_messages(postgres.dsn, config.tasks.dead_letter_queue), "a dead letter"
         )
 
     [letter] = letters
@@ -84,12 +73,12 @@ async def test_permanent_error_is_dead_lettered_at_once_without_a_retry(
     make_config: ConfigMaker, postgres: Postgres, test_id: str
 ) -> None:
     doomed = task_type(test_id, "doomed")
-    config = agent_config_of(make_config(tasks=tasks_section(test_id, {doomed: "permanent"})))
+    config = parse_config(make_config(tasks=tasks_section(test_id, {doomed: "permanent"})))
     task_id = await submit(postgres.dsn, doomed, {"valve": 7}, queue=config.tasks.queue)
 
     async with running_worker(config):
         [letter] = await wait_until(
-            lambda: dead_letters(postgres.dsn, config.tasks.dead_letter_queue), "a dead letter"
+            lambda: queue_messages(postgres.dsn, config.tasks.dead_letter_queue), "a dead letter"
         )
 
     assert letter["id"] == task_id
@@ -102,13 +91,13 @@ async def test_permanent_error_is_dead_lettered_at_once_without_a_retry(
 async def test_task_of_a_type_without_handler_is_dead_lettered_naming_the_type(
     make_config: ConfigMaker, postgres: Postgres, test_id: str
 ) -> None:
-    config = agent_config_of(make_config(tasks=tasks_section(test_id, {})))
+    config = parse_config(make_config(tasks=tasks_section(test_id, {})))
     orphan = task_type(test_id, "orphan")
     task_id = await submit(postgres.dsn, orphan, [1, 2], "low", queue=config.tasks.queue)
 
     async with running_worker(config):
         [letter] = await wait_until(
-            lambda: dead_letters(postgres.dsn, config.tasks.dead_letter_queue), "a dead letter"
+            lambda: queue_messages(postgres.dsn, config.tasks.dead_letter_queue), "a dead letter"
         )
         figures = await _figures(postgres, config)
 
@@ -124,9 +113,9 @@ async def test_task_of_a_type_without_handler_is_dead_lettered_naming_the_type(
 async def test_message_that_is_not_a_task_is_dead_lettered_with_the_reason(
     make_config: ConfigMaker, postgres: Postgres, test_id: str
 ) -> None:
-    config = agent_config_of(make_config(tasks=tasks_section(test_id, {})))
+    config = parse_config(make_config(tasks=tasks_section(test_id, {})))
     queue = f"{config.tasks.queue}_normal"
-    await send_raw(
+    await send(
         postgres.dsn,
         queue,
         {"hello": "farm"},
@@ -137,7 +126,7 @@ async def test_message_that_is_not_a_task_is_dead_lettered_with_the_reason(
 
     async with running_worker(config):
         letters = await wait_until(
-            lambda: _at_least(dead_letters(postgres.dsn, config.tasks.dead_letter_queue), 4),
+            lambda: _at_least(queue_messages(postgres.dsn, config.tasks.dead_letter_queue), 4),
             "four dead letters",
         )
 
@@ -158,7 +147,7 @@ async def test_slow_task_keeps_its_lease_so_no_second_worker_runs_it(
     make_config: ConfigMaker, postgres: Postgres, test_id: str
 ) -> None:
     slow = task_type(test_id, "slow")
-    config = agent_config_of(
+    config = parse_config(
         make_config(
             tasks=tasks_section(
                 test_id, {slow: "slow"}, visibility_timeout_s=2, timeouts={slow: 20}
@@ -183,7 +172,7 @@ async def test_plain_handler_runs_on_a_thread_and_one_past_its_timeout_is_retrie
     make_config: ConfigMaker, postgres: Postgres, test_id: str
 ) -> None:
     sleepy = task_type(test_id, "sleepy")
-    config = agent_config_of(
+    config = parse_config(
         make_config(tasks=tasks_section(test_id, {sleepy: "plain_sleepy"}, timeouts={sleepy: 0.5}))
     )
     task_id = await submit(postgres.dsn, sleepy, {"seconds": 10}, queue=config.tasks.queue)
@@ -208,7 +197,7 @@ async def test_async_handler_past_its_timeout_is_cancelled_and_retried(
     make_config: ConfigMaker, postgres: Postgres, test_id: str
 ) -> None:
     sleepy = task_type(test_id, "sleepy")
-    config = agent_config_of(
+    config = parse_config(
         make_config(
             tasks=tasks_section(
                 test_id, {sleepy: "async_sleepy"}, timeouts={sleepy: 0.5}, max_attempts=1
@@ -219,7 +208,7 @@ async def test_async_handler_past_its_timeout_is_cancelled_and_retried(
 
     async with running_worker(config):
         [letter] = await wait_until(
-            lambda: dead_letters(postgres.dsn, config.tasks.dead_letter_queue), "a dead letter"
+            lambda: queue_messages(postgres.dsn, config.tasks.dead_letter_queue), "a dead letter"
         )
 
     assert letter["error"].startswith("TaskTimeoutError: ran longer than 0.5 s")
@@ -252,7 +241,7 @@ async def test_worker_moves_to_the_direct_connection_when_the_pooler_dies(
     make_config: ConfigMaker, postgres: Postgres, pgbouncer: PgBouncer, test_id: str
 ) -> None:
     quick = task_type(test_id, "quick")
-    config = agent_config_of(make_config(tasks=tasks_section(test_id, {quick: "succeed"})))
+    config = parse_config(make_config(tasks=tasks_section(test_id, {quick: "succeed"})))
     first = await submit(postgres.dsn, quick, 1, queue=config.tasks.queue)
 
     async with running_worker(config) as worker:

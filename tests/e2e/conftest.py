@@ -1,9 +1,8 @@
-"""The end-to-end runs reuse the agent's fixtures (config, processes, secret scan)."""
+"""The end-to-end runs use the shared fixtures of tests/conftest.py (config, processes)."""
 
-from tests.agent.conftest import (  # noqa: F401 - fixtures
-    make_config,
-    no_secret_ever_shown,
-    services_serving,
-    start_agent,
-    test_id,
-)
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def services_serving(serving: None, no_secret_ever_shown: None) -> None:
+    """Every end-to-end run: the services serving, and the session's secret scan."""

@@ -20,18 +20,15 @@ from typing import Any
 
 import pytest
 
-from tests.agent.support import (
-    AgentProcess,
-    StreamPublisher,
+from tests.e2e.faulty_network import FaultyProxy
+from tests.support.agent import AgentProcess, with_secret
+from tests.support.mqtt import StreamPublisher
+from tests.support.queues import (
     assert_exactly_once,
     assert_relayed_in_received_order,
-    fetch,
-    http_port,
-    metric_value,
     wait_for_messages,
-    with_secret,
 )
-from tests.e2e.faulty_network import FaultyProxy
+from tests.support.waiting import wait_until
 from tools.services import Mosquitto, PgBouncer, Postgres
 
 
@@ -64,23 +61,11 @@ def through(proxy: FaultyProxy, dsn: str) -> str:
 
 
 def route(agent: AgentProcess) -> str:
-    port = http_port(agent.log().split(f"--- start {agent.starts}")[-1])
-    if port is None:
+    """The agent's route now; `unknown` while a restarted agent does not answer yet."""
+    try:
+        return agent.route()
+    except (OSError, LookupError):
         return "unknown"
-    _, page = fetch(f"http://127.0.0.1:{port}/metrics")
-    for name in ("pooler", "direct"):
-        if metric_value(page, "farm_agent_backend_route", f'route="{name}"') == 1:
-            return name
-    return "none"
-
-
-async def until(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        await asyncio.sleep(0.25)
-    raise AssertionError(f"not {what} within {timeout} s")
 
 
 async def kill_and_restart(
@@ -91,7 +76,7 @@ async def kill_and_restart(
         agent.kill()
         await asyncio.sleep(rng.uniform(0.0, 0.5))
         agent.start()
-        agent.wait_connected(30)
+        agent.wait_ready(30)
 
 
 # The stream, then the drain and the count; the suite's run stays within the default.
@@ -112,7 +97,6 @@ async def test_chaos_run_delivers_every_reading_exactly_once_in_received_order(
         backend={"statement_timeout_s": 10, "connect_timeout_s": 3, "failback_interval_s": 1},
     )
     agent = start_agent(config)
-    agent.wait_connected()
     total_each = int(PLAN.rate_each * PLAN.seconds)
     streams = [
         StreamPublisher(
@@ -134,9 +118,9 @@ async def test_chaos_run_delivers_every_reading_exactly_once_in_received_order(
     postgres.restart()
     await asyncio.sleep(3)
     pgbouncer.kill()
-    await until(lambda: route(agent) == "direct", 60, "falling back to the direct route")
+    await wait_until(lambda: route(agent) == "direct", "falling back to the direct route", 60)
     pgbouncer.start()
-    await until(lambda: route(agent) == "pooler", 60, "failing back to the pooler")
+    await wait_until(lambda: route(agent) == "pooler", "failing back to the pooler", 60)
     for proxy in proxies:
         proxy.impair(latency_s=0.2, loss=0.05)
     await asyncio.sleep(15)

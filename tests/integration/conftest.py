@@ -28,7 +28,7 @@ from custom_components.farm_resilience.const import (
     EVENT_COMMAND,
     HUB_NAME,
 )
-from tests.agent.support import TEST_SECRET
+from tests.support.agent import TEST_SECRET
 from tools.services import Mosquitto
 
 from .sim import LAYOUT, Farm, Layout, async_setup_farm

@@ -49,8 +49,8 @@ from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 import custom_components.farm_resilience as integration
 from custom_components.farm_resilience.const import DEFAULT_OPTIONS, DOMAIN
-from tests.agent.support import TEST_SECRET
 from tests.contract import load_vectors
+from tests.support.agent import TEST_SECRET
 from tools.services import Mosquitto
 
 from .sim import SIM_DOMAIN, Behaviour, Farm

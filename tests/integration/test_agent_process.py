@@ -13,7 +13,8 @@ from homeassistant.data_entry_flow import FlowResultType
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
-from tests.agent.support import AgentProcess, Publisher, agent_config, with_secret, write_config
+from tests.support.agent import AgentProcess, agent_config, with_secret, write_config
+from tests.support.mqtt import Publisher
 from tools.services import Mosquitto, PgBouncer, Postgres
 
 from .support import (
@@ -64,7 +65,7 @@ def agent_process(
 async def start(hass: HomeAssistant, agent: AgentProcess) -> None:
     """Start the agent and wait until it is connected to the broker and the database."""
     agent.start()
-    await hass.async_add_executor_job(agent.wait_connected)
+    await hass.async_add_executor_job(agent.wait_ready)
 
 
 async def test_real_agent_is_discovered_killed_unavailable_and_degrades_the_hub_then_recovers(

@@ -11,7 +11,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.farm_resilience.agent_link import AgentLink
-from tests.agent.support import TEST_SECRET
+from tests.support.agent import TEST_SECRET
 
 from .sim import Behaviour, Farm
 from .support import (

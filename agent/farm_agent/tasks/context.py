@@ -6,8 +6,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 
 from farm_agent.config import AgentConfig
+from farm_agent.mqtt import ConfirmedPublisher
 from farm_agent.tasks.database import TaskDatabase
-from farm_agent.tasks.notify import MqttNotifier
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,7 +17,7 @@ class TaskContext:
     config: AgentConfig
     worker_id: str
     database: TaskDatabase
-    mqtt: MqttNotifier
+    mqtt: ConfirmedPublisher
 
 
 _CURRENT: ContextVar[TaskContext] = ContextVar("farm_agent_task_context")

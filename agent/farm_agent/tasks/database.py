@@ -17,10 +17,10 @@ from typing import Any, cast
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from farm_agent.config import BackendConfig, redact_dsn
-from farm_agent.database import choose_tls, ssl_argument
-from farm_agent.probes.postgres import routes
-from farm_agent.route import DIRECT, POOLER, describe_failure, is_connection_failure
+from farm_agent.config import BackendConfig
+from farm_agent.database import Route, choose_tls, routes, ssl_argument
+from farm_agent.failures import describe_failure, is_connection_failure
+from farm_agent.masking import redact_dsn
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -84,13 +84,13 @@ class TaskDatabase:
 
     async def _current_pool(self) -> asyncpg.Pool:
         async with self._pool_lock:
-            if self.route == DIRECT and POOLER in self._dsns:
+            if self.route == Route.DIRECT and Route.POOLER in self._dsns:
                 await self._try_pooler_again()
             if self._pool is None:
                 self._pool = await self._open(self.route)
             return self._pool
 
-    def _connect_options(self, route: str) -> dict[str, Any]:
+    def _connect_options(self, route: Route) -> dict[str, Any]:
         """How every connection of a route is opened: the pool's and the pooler probe's."""
         dsn = self._dsns[route]
         return {
@@ -100,11 +100,11 @@ class TaskDatabase:
             "timeout": self._backend.connect_timeout_s,
             "command_timeout": self._backend.statement_timeout_s,
             # Transaction-mode poolers hand each transaction to another server connection.
-            "statement_cache_size": 0 if route == POOLER else 100,
+            "statement_cache_size": 0 if route == Route.POOLER else 100,
             "server_settings": {"application_name": "farm-agent-worker"},
         }
 
-    async def _open(self, route: str) -> asyncpg.Pool:
+    async def _open(self, route: Route) -> asyncpg.Pool:
         pool = await asyncpg.create_pool(
             min_size=1, max_size=self._size, **self._connect_options(route)
         )
@@ -124,15 +124,15 @@ class TaskDatabase:
             return
         self._pooler_tried_at = now
         try:
-            probe = await asyncpg.connect(**self._connect_options(POOLER))
+            probe = await asyncpg.connect(**self._connect_options(Route.POOLER))
         except Exception as err:
             if not is_connection_failure(err):
                 raise
             return
         probe.terminate()
-        _LOGGER.info("worker database: direct -> pooler (%s)", redact_dsn(self._dsns[POOLER]))
+        _LOGGER.info("worker database: direct -> pooler (%s)", redact_dsn(self._dsns[Route.POOLER]))
         await self._close_pool()
-        self.route = POOLER
+        self.route = Route.POOLER
         self._failures = 0
 
     async def _failed(self, error: BaseException) -> None:
@@ -148,7 +148,7 @@ class TaskDatabase:
             )
         self._last_error = reason
         if self._failures >= self._backend.failover_after and len(self._dsns) > 1:
-            other = DIRECT if self.route == POOLER else POOLER
+            other = Route.DIRECT if self.route == Route.POOLER else Route.POOLER
             _LOGGER.error(
                 "worker database %s failed %d times in a row; using %s (%s)",
                 self.route,

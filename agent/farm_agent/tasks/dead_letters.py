@@ -18,7 +18,7 @@ from typing import Any
 import asyncpg
 
 from farm_agent.config import TASK_PRIORITIES, TasksConfig
-from farm_agent.probes.postgres import pgmq_table
+from farm_agent.pgmq import pgmq_table
 from farm_agent.tasks.envelope import NOT_A_TASK
 
 BATCH_SIZE = 100

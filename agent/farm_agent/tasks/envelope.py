@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from farm_agent.envelope import format_timestamp
 from farm_agent.tasks.task import (
     DEFAULT_PRIORITY,
     ENVELOPE_VERSION,
@@ -22,6 +21,7 @@ from farm_agent.tasks.task import (
     check_priority,
     check_type,
 )
+from farm_agent.timestamps import format_timestamp
 
 # Counted under this type when a message is not a task at all (it can never be a real type).
 NOT_A_TASK = "(invalid)"

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 
 from farm_agent.config import TasksConfig
-from farm_agent.probes.postgres import DATABASE_ERRORS
+from farm_agent.failures import DATABASE_ERRORS
 from farm_agent.tasks import sql
 from farm_agent.tasks.database import TaskDatabase
 from farm_agent.tasks.figures import read_task_depths, read_workers

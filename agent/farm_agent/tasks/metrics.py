@@ -10,7 +10,6 @@ from farm_agent.config import TASK_PRIORITIES
 
 # Handlers take milliseconds to minutes; the default processing target is 30 s.
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800)
-OUTCOMES = ("succeeded", "retried", "dead_lettered")
 
 
 class TaskMetrics:

@@ -20,8 +20,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from farm_agent.config import TasksConfig
-from farm_agent.probes.postgres import DATABASE_ERRORS
-from farm_agent.route import describe_failure, is_connection_failure
+from farm_agent.failures import DATABASE_ERRORS, describe_failure, is_connection_failure
 from farm_agent.tasks import sql
 from farm_agent.tasks.database import TaskDatabase
 from farm_agent.tasks.envelope import Delivery

@@ -13,8 +13,7 @@ from __future__ import annotations
 import asyncpg
 
 from farm_agent.config import TasksConfig
-from farm_agent.probes.postgres import pgmq_table
-from farm_agent.sql import SETUP_LOCK_ID, PgmqMissingError
+from farm_agent.pgmq import create_queues, lock_and_require_pgmq, pgmq_table
 from farm_agent.tasks.histogram import bucket_sql
 
 SET_UP_TASKS = """
@@ -262,16 +261,6 @@ def task_queues(tasks: TasksConfig) -> tuple[str, ...]:
 async def set_up_tasks(connection: asyncpg.Connection, tasks: TasksConfig) -> None:
     """Create the task tables and queues if missing; safe to run by several workers at once."""
     async with connection.transaction():
-        # The relay's lock too: both create the farm_resilience schema.
-        await connection.execute("SELECT pg_advisory_xact_lock($1)", SETUP_LOCK_ID)
-        has_pgmq = await connection.fetchval(
-            "SELECT to_regprocedure('pgmq.send_batch(text, jsonb[])') IS NOT NULL"
-        )
-        if not has_pgmq:
-            raise PgmqMissingError(
-                "PGMQ is not installed in this database: run CREATE EXTENSION pgmq "
-                "(on Supabase: enable Queues)"
-            )
+        await lock_and_require_pgmq(connection)
         await connection.execute(SET_UP_TASKS)
-        for queue in task_queues(tasks):
-            await connection.execute("SELECT pgmq.create($1::text)", queue)
+        await create_queues(connection, task_queues(tasks))

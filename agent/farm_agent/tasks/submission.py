@@ -14,8 +14,9 @@ from typing import Any
 
 import asyncpg
 
-from farm_agent.config import QUEUE_NAME_PATTERN, TASK_PRIORITIES, BackendTlsConfig
-from farm_agent.database import choose_tls, ssl_argument
+from farm_agent.config import QUEUE_NAME_PATTERN, TASK_PRIORITIES, AgentConfig, BackendTlsConfig
+from farm_agent.database import choose_tls, close_quietly, connect_any, ssl_argument
+from farm_agent.pgmq import create_queues
 from farm_agent.tasks.envelope import new_envelope, payload_text
 from farm_agent.tasks.task import DEFAULT_PRIORITY, TaskInputError, check_priority, check_type
 
@@ -122,6 +123,16 @@ async def submit_many(
     return [json.loads(envelope)["id"] for envelope in envelopes]
 
 
+async def submit_configured(config: AgentConfig, requests: Sequence[TaskRequest]) -> list[str]:
+    """Submit with the agent's config: its routes (pooler first), TLS rules and task queue."""
+    backend = config.backend
+    _, connection = await connect_any(backend, backend.connect_timeout_s)
+    try:
+        return await submit_many(connection, requests, queue=config.tasks.queue)
+    finally:
+        await close_quietly(connection)
+
+
 async def _send(
     connection: asyncpg.Connection,
     queue: str,
@@ -135,8 +146,9 @@ async def _send(
         await _send_batches(connection, queue, by_priority)
     except asyncpg.UndefinedTableError:
         # The queues do not exist yet (no worker ran): create them and send again.
-        for priority in TASK_PRIORITIES:
-            await connection.execute("SELECT pgmq.create($1::text)", f"{queue}_{priority}")
+        await create_queues(
+            connection, tuple(f"{queue}_{priority}" for priority in TASK_PRIORITIES)
+        )
         await _send_batches(connection, queue, by_priority)
 
 

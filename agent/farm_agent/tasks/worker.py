@@ -25,9 +25,9 @@ from typing import Any
 import asyncpg
 
 from farm_agent.config import AgentConfig
-from farm_agent.logs import secrets_of
-from farm_agent.probes.postgres import DATABASE_ERRORS
-from farm_agent.route import describe_failure, is_connection_failure
+from farm_agent.failures import DATABASE_ERRORS, describe_failure, is_connection_failure
+from farm_agent.masking import secrets_of
+from farm_agent.mqtt import ConfirmedPublisher
 from farm_agent.tasks import sql
 from farm_agent.tasks.context import TaskContext, set_context
 from farm_agent.tasks.database import TaskDatabase
@@ -36,7 +36,6 @@ from farm_agent.tasks.fairness import FairOrder
 from farm_agent.tasks.handlers import Handler, start_on_thread
 from farm_agent.tasks.heartbeat import Heartbeat
 from farm_agent.tasks.metrics import TaskMetrics
-from farm_agent.tasks.notify import MqttNotifier
 from farm_agent.tasks.settle import DEAD_LETTERED, RETRIED, SUCCEEDED, Outcome, Settler
 from farm_agent.tasks.task import PermanentError, Task
 
@@ -72,7 +71,9 @@ class Worker:
         )
         self.settler = Settler(self.database, tasks)
         self.heartbeat = Heartbeat(self.database, tasks, self.id, self.metrics)
-        self._mqtt = MqttNotifier(config.mqtt, f"farm-agent-{config.agent_id}-tasks-{os.getpid()}")
+        self._mqtt = ConfirmedPublisher(
+            config.mqtt, f"farm-agent-{config.agent_id}-tasks-{os.getpid()}"
+        )
         self._order = FairOrder(
             (
                 tasks.queue_for("high"),

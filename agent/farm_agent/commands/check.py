@@ -1,0 +1,60 @@
+"""`farm-agent check`: every probe once, judged like the running agent judges it, then shown."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from farm_agent.config import AgentConfig
+from farm_agent.health.judging import Health
+from farm_agent.health.once import check_once
+from farm_agent.health.status import HealthStatus
+from farm_agent.masking import mask, secrets_of
+
+EXIT_OK = 0
+EXIT_PROBLEM = 1
+STATUS_STYLE = {HealthStatus.OK: "green", HealthStatus.DOWN: "bold red"}
+
+
+def run_check(config: AgentConfig, as_json: bool) -> int:
+    """The `check` command: exit 0 when ok, 1 when degraded or down."""
+    health = asyncio.run(check_once(config))
+    secrets = secrets_of(config)
+    if as_json:
+        sys.stdout.write(health.to_text(secrets) + "\n")
+    else:
+        render(health, secrets, wide_console())
+    return EXIT_OK if health.status == HealthStatus.OK else EXIT_PROBLEM
+
+
+def wide_console() -> Console:
+    """A console for the answer: the terminal's width, or wide when piped to a file or journal."""
+    return Console(width=None if sys.stdout.isatty() else 160, highlight=False)
+
+
+def render(health: Health, secrets: list[str], console: Console) -> None:
+    """The health as a table a person reads at a glance."""
+    table = Table(title=f"farm-agent {health.agent_id} - {health.ts}")
+    for column in ("probe", "kind", "ok", "latency", "detail"):
+        table.add_column(column, no_wrap=column != "detail")
+    for probe in health.probes:
+        latency = "-" if probe.latency_ms is None else f"{probe.latency_ms:.1f} ms"
+        ok = "[green]yes[/]" if probe.ok else "[red]NO[/]"
+        table.add_row(probe.name, probe.kind, ok, latency, escape(mask(probe.detail, secrets)))
+    console.print(table)
+    figures = health.as_json()
+    for section in ("backend", "queue"):
+        shown = ", ".join(f"{key} {_shown(value)}" for key, value in figures[section].items())
+        console.print(f"[bold]{section}[/]: {escape(shown)}")
+    for problem in health.problems:
+        console.print(f"[yellow]problem[/]: {escape(mask(problem, secrets))}")
+    style = STATUS_STYLE.get(health.status, "yellow")
+    console.print(f"status: [{style}]{health.status}[/]")
+
+
+def _shown(value: object) -> str:
+    return "unknown" if value is None else str(value)

@@ -1,0 +1,202 @@
+"""`farm-agent`: the commands, their arguments and exit codes; the work lives elsewhere."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable, Sequence
+
+from farm_agent import __version__
+from farm_agent.commands.tasks import add_task_commands, run_task_command
+from farm_agent.config import AgentConfig, ConfigError, load_config
+from farm_agent.logs import configure_logging, quiet_logging
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_BAD_CONFIG = 2
+
+_LOGGER = logging.getLogger("farm_agent")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="farm-agent",
+        description=(
+            "Relay farm MQTT readings into a Supabase Queue (PGMQ) without losing or "
+            "duplicating any, and report backend health to Home Assistant."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"farm-agent {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def with_config(sub: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        sub.add_argument(
+            "--config",
+            metavar="PATH",
+            default=os.environ.get("FARM_AGENT_CONFIG"),
+            help="YAML config file (default: $FARM_AGENT_CONFIG)",
+        )
+        return sub
+
+    with_config(
+        commands.add_parser(
+            "run",
+            help="relay until SIGTERM/SIGINT, then drain gracefully",
+            description="Relay until SIGTERM or SIGINT; then stop acking, commit, and exit.",
+        )
+    )
+    with_config(
+        commands.add_parser(
+            "validate",
+            help="check a config file; exit 0, or 2 naming the offending key",
+            description="Check a config file: exit 0 if valid, 2 with the offending key if not.",
+        )
+    )
+    check = with_config(
+        commands.add_parser(
+            "check",
+            help="run every probe once; exit 0 ok, 1 degraded or down, 2 bad config",
+            description=(
+                "Run every probe once (database routes, queue, tasks, HTTP endpoints, MQTT) "
+                "without starting the relay; print a table, or the health JSON with --json."
+            ),
+        )
+    )
+    check.add_argument("--json", action="store_true", help="print the health JSON")
+    _add_queue_commands(commands, with_config)
+    add_task_commands(commands, with_config)
+    return parser
+
+
+def _add_queue_commands(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    with_config: Callable[[argparse.ArgumentParser], argparse.ArgumentParser],
+) -> None:
+    queue = commands.add_parser(
+        "queue",
+        help="look into the queue and the dead-letter queue; requeue or purge dead letters",
+        description="Look into the queue and its dead letters; put them back or delete them.",
+    )
+    actions = queue.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    def action(
+        parent: argparse._SubParsersAction[argparse.ArgumentParser], name: str, text: str
+    ) -> argparse.ArgumentParser:
+        sub = with_config(parent.add_parser(name, help=text, description=text))
+        sub.add_argument("--json", action="store_true", help="print JSON for scripts")
+        return sub
+
+    action(actions, "stats", "depth and age of both queues, and the last hour of tasks")
+    peek = action(actions, "peek", "show the oldest messages of the queue, leaving them there")
+    peek.add_argument("--limit", type=int, default=10, metavar="N", help="how many (default 10)")
+    dlq = actions.add_parser("dlq", help="the dead-letter queue: list, requeue, purge")
+    dlq_actions = dlq.add_subparsers(dest="dlq_action", required=True, metavar="ACTION")
+    listing = action(dlq_actions, "list", "show the oldest dead letters with their reasons")
+    listing.add_argument("--limit", type=int, default=10, metavar="N", help="how many (default 10)")
+    requeue = action(
+        dlq_actions,
+        "requeue",
+        "move dead letters back to the queue, envelope kept, `requeued` counted up",
+    )
+    requeue.add_argument("--limit", type=int, metavar="N", help="only the oldest N")
+    requeue.add_argument(
+        "--batch-size",
+        type=_positive,
+        metavar="N",
+        help="dead letters per transaction (default 500); progress goes to stderr",
+    )
+    requeue.add_argument(
+        "--id",
+        type=int,
+        action="append",
+        default=[],
+        dest="ids",
+        metavar="MSG_ID",
+        help="only this message (repeatable)",
+    )
+    purge = action(dlq_actions, "purge", "delete every dead letter (asks first)")
+    purge.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return value
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        config = load_config(args.config)
+    except ConfigError as err:
+        print(f"farm-agent: config error: {err}", file=sys.stderr)
+        return EXIT_BAD_CONFIG
+    if args.command == "validate":
+        print(f"{args.config}: valid (agent_id {config.agent_id})")
+        return EXIT_OK
+    if args.command == "check":
+        return check(config, args.json)
+    if args.command == "queue":
+        return queue(config, args)
+    if args.command in ("task", "work"):
+        return run_task_command(config, args)
+    return run(config)
+
+
+def check(config: AgentConfig, as_json: bool) -> int:
+    from farm_agent.commands.check import run_check  # noqa: PLC0415 - keeps `validate` light
+
+    quiet_logging(config)
+    return run_check(config, as_json)
+
+
+def queue(config: AgentConfig, args: argparse.Namespace) -> int:
+    from farm_agent.commands.queue import (  # noqa: PLC0415 - keeps `validate` light
+        QueueRequest,
+        run_queue_command,
+    )
+    from farm_agent.relay.queues import REQUEUE_BATCH  # noqa: PLC0415
+
+    quiet_logging(config)
+    action = args.action if args.action != "dlq" else f"dlq {args.dlq_action}"
+    request = QueueRequest(
+        action=action,
+        as_json=args.json,
+        limit=getattr(args, "limit", None),
+        ids=tuple(getattr(args, "ids", ())),
+        yes=getattr(args, "yes", False),
+        batch_size=getattr(args, "batch_size", None) or REQUEUE_BATCH,
+    )
+    return run_queue_command(config, request)
+
+
+def run(config: AgentConfig) -> int:
+    from farm_agent.agent import StageFailedError  # noqa: PLC0415 - keeps `validate` light
+    from farm_agent.relay import SpoolError  # noqa: PLC0415
+
+    configure_logging(config)
+    try:
+        asyncio.run(_run_until_signalled(config))
+    except (SpoolError, StageFailedError) as err:
+        _LOGGER.error("%s", err)  # noqa: TRY400 - the message says it all, no traceback
+        return EXIT_FAILURE
+    return EXIT_OK
+
+
+async def _run_until_signalled(config: AgentConfig) -> None:
+    from farm_agent.agent import Agent  # noqa: PLC0415 - keeps `validate` light
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await Agent(config).run(stop)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,7 @@
+"""Health: probe the backend, judge what the probes and the relay say, publish the verdict.
+
+`probes` look (one module per kind, `runner` runs a round), `judging` turns a round
+and the relay's snapshot into a `Health` report, `publishing` sends it over MQTT with
+the agent's status and `discovery`, `once` runs it all a single time (`farm-agent check`).
+The relay is read only through `farm_agent.relay` (`RelaySnapshot`, its listeners).
+"""

@@ -1,0 +1,162 @@
+"""The relay's figures: Prometheus metrics for /metrics, and the totals the health report shows.
+
+Each stage records through one method here, which moves the Prometheus figure and the
+total the relay's snapshot reads together (per batch, never per reading).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from farm_agent.database import Route
+
+# From publish to commit: most readings take milliseconds, a backlog drains in minutes.
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800)
+# The health's e2e p95 covers the readings of the last few minutes, not the whole uptime.
+WINDOW_S = 300.0
+WINDOW_SIZE = 10_000
+P95_REFRESH_S = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class RelaySnapshot:
+    """The relay at one moment: its route, its fallbacks and its counters."""
+
+    route: Route
+    fallbacks_total: int
+    received_total: int
+    relayed_total: int
+    dead_lettered_total: int
+    spool_depth: int
+    e2e_latency_p95_ms: float | None
+    spool_full: bool
+    spool_disk_full: bool = False
+
+
+class LatencyWindow:
+    """The relay latency histogram, plus the last readings' latencies for a rolling p95."""
+
+    def __init__(self, histogram: Histogram) -> None:
+        self.histogram = histogram
+        self._samples: deque[tuple[float, float]] = deque(maxlen=WINDOW_SIZE)
+        self._p95: tuple[float, float | None] = (-math.inf, None)
+
+    def observe(self, seconds: float) -> None:
+        self.histogram.observe(seconds)
+        self._samples.append((time.monotonic(), seconds))
+
+    def p95_ms(self) -> float | None:
+        """p95 over the last WINDOW_S seconds; None when no reading was relayed in that time."""
+        now = time.monotonic()
+        computed_at, p95 = self._p95
+        # Sorting up to WINDOW_SIZE samples is cheap, but not twice a second on a Pi;
+        # the first readings after a quiet spell are shown at once, though.
+        fresh = p95 is None and self._samples and self._samples[-1][0] > computed_at
+        if now - computed_at < P95_REFRESH_S and not fresh:
+            return p95
+        recent = sorted(seconds for at, seconds in self._samples if at >= now - WINDOW_S)
+        p95 = recent[math.ceil(0.95 * len(recent)) - 1] * 1000 if recent else None
+        self._p95 = (now, p95)
+        return p95
+
+
+class RelayMetrics:
+    """Counters and gauges of one agent, in a registry of its own (several agents per test)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry(auto_describe=True)
+        registry = self.registry
+        self.received_total = 0
+        self.relayed_total = 0
+        self.dead_lettered_total = 0
+        self.received = Counter(
+            "farm_agent_readings_received", "Readings committed to the spool", registry=registry
+        )
+        self.relayed = Counter(
+            "farm_agent_readings_relayed", "Readings committed to the queue", registry=registry
+        )
+        self.dead_lettered = Counter(
+            "farm_agent_readings_dead_lettered",
+            "Readings sent to the dead-letter queue",
+            registry=registry,
+        )
+        self.redeliveries = Counter(
+            "farm_agent_mqtt_redeliveries",
+            "Broker redeliveries (DUP) of readings already on disk, not stored twice",
+            registry=registry,
+        )
+        self.duplicates_suppressed = Counter(
+            "farm_agent_duplicates_suppressed",
+            "Readings the ledger showed were already in the queue (resent after a crash)",
+            registry=registry,
+        )
+        self.batches_failed = Counter(
+            "farm_agent_batches_failed",
+            "Batches that failed and will be retried",
+            registry=registry,
+        )
+        self.spool_depth = Gauge(
+            "farm_agent_spool_depth",
+            "Readings on local disk waiting for the queue",
+            registry=registry,
+        )
+        self.backpressure = Gauge(
+            "farm_agent_spool_backpressure",
+            "1 while the spool is full and MQTT messages are left unacknowledged",
+            registry=registry,
+        )
+        self.spool_disk_full = Gauge(
+            "farm_agent_spool_disk_full",
+            "1 while the spool's disk has no room: MQTT messages are left unacknowledged",
+            registry=registry,
+        )
+        self.route = Gauge(
+            "farm_agent_backend_route",
+            "1 for the route the relay uses now (pooler, direct or none)",
+            ["route"],
+            registry=registry,
+        )
+        self.fallbacks = Counter(
+            "farm_agent_backend_fallbacks",
+            "Switches from the pooler to the direct connection",
+            registry=registry,
+        )
+        self.relay_latency = LatencyWindow(
+            Histogram(
+                "farm_agent_relay_latency_seconds",
+                "Time from MQTT arrival to queue commit",
+                buckets=LATENCY_BUCKETS,
+                registry=registry,
+            )
+        )
+        self.set_route(Route.NONE)
+
+    def set_route(self, active: Route) -> None:
+        for route in Route:
+            self.route.labels(route=route).set(1 if route == active else 0)
+
+    def spooled(self, stored: int, redelivered: int, depth: int) -> None:
+        """Readings committed to the spool (`redelivered` more recognised as redeliveries)."""
+        self.received.inc(stored)
+        self.redeliveries.inc(redelivered)
+        self.spool_depth.set(depth)
+        self.received_total += stored
+
+    def forwarded(self, relayed: int, dead_lettered: int, duplicates: int, depth: int) -> None:
+        """A batch the queue committed and the spool let go."""
+        self.relayed.inc(relayed)
+        self.dead_lettered.inc(dead_lettered)
+        self.duplicates_suppressed.inc(duplicates)
+        self.spool_depth.set(depth)
+        self.relayed_total += relayed
+        self.dead_lettered_total += dead_lettered
+
+    def spool_blocked(self, full: bool, disk_full: bool) -> None:
+        """Whether ingest waits for room in the spool, or for room on its disk."""
+        self.backpressure.set(1 if full or disk_full else 0)
+        self.spool_disk_full.set(1 if disk_full else 0)
