@@ -48,6 +48,37 @@ def _offenders(snapshot: HubSnapshot) -> list[dict[str, Any]]:
     ]
 
 
+def _budget_attributes(snapshot: HubSnapshot) -> dict[str, Any]:
+    """Return the error budget's workings: allowed and actual failures, burn rates."""
+    slo = snapshot.slo
+    allowed = slo.allowed_failures
+    return {
+        "allowed_failures": None if allowed is None else round(allowed, 2),
+        "failed": snapshot.figures.failed,
+        "commands": snapshot.figures.commands,
+        **{
+            f"burn_rate_{window}": None if rate is None else round(rate, 2)
+            for window, rate in slo.burn_rates.items()
+        },
+        "burn_alerts": [fired.alert.name for fired in slo.alerts],
+    }
+
+
+def _availability_attributes(snapshot: HubSnapshot) -> dict[str, Any]:
+    """Return the devices watched and the worst ones' availability over the window."""
+    return {
+        "devices": snapshot.uptime.devices,
+        "worst": [
+            {
+                "device": device.name,
+                "availability": round(device.availability_pct, 3),
+                "downtime_s": round(device.downtime_s, 1),
+            }
+            for device in snapshot.uptime.worst
+        ],
+    }
+
+
 def _command_latency(
     key: str, value_fn: Callable[[HubSnapshot], float | None]
 ) -> FarmResilienceSensorEntityDescription:
@@ -87,11 +118,29 @@ SENSORS: tuple[FarmResilienceSensorEntityDescription, ...] = (
         },
     ),
     FarmResilienceSensorEntityDescription(
+        key="error_budget_remaining",
+        translation_key="error_budget_remaining",
+        native_unit_of_measurement=PERCENTAGE,
+        state_class=SensorStateClass.MEASUREMENT,
+        suggested_display_precision=1,
+        value_fn=lambda snapshot: snapshot.slo.budget_remaining_pct,
+        attributes_fn=_budget_attributes,
+    ),
+    FarmResilienceSensorEntityDescription(
         key="unavailable_devices",
         translation_key="unavailable_devices",
         state_class=SensorStateClass.MEASUREMENT,
         value_fn=lambda snapshot: len(snapshot.outages),
         attributes_fn=lambda snapshot: {"devices": snapshot.outages, "flaps": snapshot.flaps},
+    ),
+    FarmResilienceSensorEntityDescription(
+        key="device_availability",
+        translation_key="device_availability",
+        native_unit_of_measurement=PERCENTAGE,
+        state_class=SensorStateClass.MEASUREMENT,
+        suggested_display_precision=2,
+        value_fn=lambda snapshot: snapshot.uptime.availability_pct,
+        attributes_fn=_availability_attributes,
     ),
     FarmResilienceSensorEntityDescription(
         key="stale_sensors",

@@ -37,6 +37,7 @@ from .sim import (
     async_add_to_farm,
     nearest_rank,
     relay_boards,
+    shown_below_target,
     unreliable_delay,
     within_histogram_bound,
 )
@@ -133,6 +134,7 @@ class Ledger:
 
 def expected_reasons(per_entity: dict[str, list[int]], failed: int, commands: int) -> list[str]:
     """Return the degraded reasons the ground truth calls for, in the hub's order."""
+    assert shown_below_target(commands, failed, 99, 0.95)
     reasons = [
         f"All tracked entities: {failed} of {commands} commands failed "
         f"({100 * (commands - failed) / commands:.1f} % < 99 %)"
@@ -140,7 +142,7 @@ def expected_reasons(per_entity: dict[str, list[int]], failed: int, commands: in
     below = sorted(
         (100 * (total - bad) / total, -bad, entity_id, total, bad)
         for entity_id, (total, bad) in per_entity.items()
-        if total >= DEFAULT_OPTIONS["min_samples"] and 100 * (total - bad) / total < 99
+        if total >= DEFAULT_OPTIONS["min_samples"] and shown_below_target(total, bad, 99, 0.999)
     )
     reasons += [
         f"{entity_id}: {bad} of {total} commands failed ({rate:.1f} % < 99 %)"
