@@ -121,7 +121,7 @@ class BurnWindows:
 
     def as_list(self) -> list[list[int]]:
         """Return the longest window's minutes as JSON-ready data: [minute, commands, failed]."""
-        return [list(slot) for slot in self._windows["6h"].slots]
+        return [slot.copy() for slot in self._windows["6h"].slots]
 
     def load(self, slots: list[tuple[int, int, int]], now: float) -> None:
         """Replace the counts with stored minutes (validated), dropping what lies before."""

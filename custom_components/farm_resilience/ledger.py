@@ -36,7 +36,15 @@ class Bucket:
 
     def as_list(self) -> list[float]:
         """Return the bucket as JSON-ready data, in field order."""
-        return [getattr(self, field.name) for field in fields(self)]
+        return [
+            self.start,
+            self.watched_s,
+            self.device_s,
+            self.down_s,
+            self.broker_s,
+            self.broker_down_s,
+            self.reconnects,
+        ]
 
     @classmethod
     def from_list(cls, values: list[float]) -> Bucket:

@@ -22,9 +22,9 @@ from typing import Any
 
 from homeassistant.helpers.storage import Store
 
-from .agent_health import shown
 from .const import OUTCOMES, STORAGE_VERSION
 from .devices import OUTAGE_DOWN, OUTAGE_FLAPPING, StoredDevice
+from .health_fields import shown
 from .statistics import (
     HISTOGRAM_BINS,
     HISTOGRAM_MIN_S,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .agent_health import shown
+from .health_fields import shown
 from .ledger import BUCKET_FIELDS
 from .stored_json import (
     UnreadableStorageError,

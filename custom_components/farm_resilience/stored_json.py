@@ -6,7 +6,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from .agent_health import shown
+from .health_fields import shown
 
 
 class UnreadableStorageError(ValueError):

@@ -135,7 +135,6 @@ def test_fleets_truly_at_99_5_percent_are_flagged_in_well_under_1_percent_of_eva
     for seed in range(20):
         fleet = Fleet(seed, failure_rate=0.005)
         shares.append(sum(fleet.command() for _ in range(3000)) / 3000)
-    print("SHARES", statistics.mean(shares), max(shares))
 
     assert statistics.mean(shares) < 0.005, shares
 
@@ -149,5 +148,4 @@ def test_fleets_truly_at_95_percent_are_flagged_within_about_60_commands() -> No
             sent += 1
         delays.append(sent)
 
-    print("DELAYS", statistics.median(delays), sorted(delays)[180])
     assert statistics.median(delays) <= 60, sorted(delays)
