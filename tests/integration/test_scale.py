@@ -380,13 +380,18 @@ STALE_AFTER_S = 900.0
 async def stale_sensors_report(
     hass: HomeAssistant, freezer: FrozenDateTimeFactory, sensors: list[str]
 ) -> WorkCounter:
-    """Let every monitored sensor go stale, then count the work of ten of them reporting."""
+    """Let every monitored sensor go stale, then count the work of ten of them reporting.
+
+    Each reports twice: the second report also learns an interval of its rhythm.
+    """
     await advance(hass, freezer, STALE_AFTER_S + 1)
     assert int(hass.states.get(STALE).state) == len(sensors)
     work = WorkCounter()
     with work:
         for sensor in sensors[:10]:
             hass.states.async_set(sensor, "21.5")
+            await advance(hass, freezer, STEP_S)
+            hass.states.async_set(sensor, "21.6")
             await advance(hass, freezer, STEP_S)
     assert int(hass.states.get(STALE).state) == len(sensors) - 10
     return work
