@@ -53,7 +53,7 @@ def degraded(hass: HomeAssistant) -> bool:
     return hass.states.get(DEGRADED).state == "on"
 
 
-async def test_fleet_truly_at_99_5_percent_is_flagged_in_well_under_1_percent_of_4000_commands(
+async def test_fleet_truly_at_99_5_percent_is_flagged_in_well_under_1_percent_of_3000_commands(
     hass: HomeAssistant, farm: Farm, hub: MockConfigEntry, freezer: FrozenDateTimeFactory
 ) -> None:
     farm.default = Behaviour(drop_probability=0.005)
