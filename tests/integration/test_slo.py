@@ -2,7 +2,7 @@
 
 Long simulated runs in a real Home Assistant core: a fleet of relays that drop a
 share of their commands (the simulator's seeded random numbers), one command every
-20 s of frozen time, the hub's degraded verdict read after every command.
+6 s of frozen time, the hub's degraded verdict read after every command.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from .support import DEGRADED, RATE, advance, call, reasons
 
 BUDGET = "sensor.farm_resilience_error_budget_remaining"
 RELAYS = 10
-STEP_S = 15.0
+STEP_S = 6.0
 LONG_RUN = 3000
 # The simulator's seed for each fleet at 95 %, one after the other.
 FLEET_SEEDS = range(1, 10)
