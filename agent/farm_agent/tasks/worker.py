@@ -144,6 +144,10 @@ class Worker:
                 continue
             idle_s = IDLE_MIN_S
             for delivery in deliveries:
+                if self.settler.holds(delivery):
+                    # Handed out again while this worker still holds it (its outcome waits to
+                    # commit, or a lease extension came late): settling it once is enough.
+                    continue
                 self._start(delivery)
 
     async def _read(self, free: int) -> list[Delivery]:
