@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from farm_agent.tasks.dead_letters import (
         DeadLetter,
         Requeued,
+        count_dead_letters,
         list_dead_letters,
         purge_dead_letters,
         requeue_dead_letters,
@@ -36,6 +37,7 @@ _HOMES = {
     "current_context": "context",
     "DeadLetter": "dead_letters",
     "Requeued": "dead_letters",
+    "count_dead_letters": "dead_letters",
     "list_dead_letters": "dead_letters",
     "purge_dead_letters": "dead_letters",
     "requeue_dead_letters": "dead_letters",
@@ -72,6 +74,7 @@ __all__ = [
     "TaskInputError",
     "TaskTypeFigures",
     "WorkerFigures",
+    "count_dead_letters",
     "current_context",
     "list_dead_letters",
     "purge_dead_letters",
