@@ -22,6 +22,7 @@ if TYPE_CHECKING:
         requeue_dead_letters,
     )
     from farm_agent.tasks.figures import (
+        ALIVE_HEARTBEATS,
         TaskHealth,
         TaskTypeFigures,
         WorkerFigures,
@@ -41,6 +42,7 @@ _HOMES = {
     "list_dead_letters": "dead_letters",
     "purge_dead_letters": "dead_letters",
     "requeue_dead_letters": "dead_letters",
+    "ALIVE_HEARTBEATS": "figures",
     "TaskHealth": "figures",
     "TaskTypeFigures": "figures",
     "WorkerFigures": "figures",
@@ -65,6 +67,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "ALIVE_HEARTBEATS",
     "DeadLetter",
     "PermanentError",
     "Requeued",
