@@ -18,6 +18,7 @@ from tests.agent.support import (
     CacheStatus,
     Endpoint,
     create_runs_table,
+    forget_task_figures,
 )
 from tests.support.mqtt import Watcher
 from tools.services import Mosquitto, Postgres
@@ -26,6 +27,22 @@ from tools.services import Mosquitto, Postgres
 @pytest.fixture(autouse=True)
 def services_serving(serving: None, no_secret_ever_shown: None) -> None:
     """Every agent test: the services serving, and the session's secret scan."""
+
+
+@pytest.fixture(autouse=True)
+async def no_task_figures_left_behind(
+    request: pytest.FixtureRequest, postgres: Postgres
+) -> AsyncIterator[None]:
+    """A test of tasks or workers leaves no task figures behind.
+
+    The figures and heartbeats are the database's, not one test queue's: what a test's
+    workers counted (a type below its target, a killed worker) would otherwise be judged
+    in the health of every test after it, for an hour.
+    """
+    yield
+    named = request.node.nodeid
+    if ("task" in named or "worker" in named) and postgres.running:
+        await forget_task_figures(postgres.dsn)
 
 
 @pytest.fixture

@@ -141,6 +141,18 @@ async def running_worker(
         await asyncio.wait_for(running, 30)
 
 
+async def forget_task_figures(dsn: str) -> None:
+    """Empty the task figures and heartbeats (the tables exist once a worker ran)."""
+    connection = await asyncpg.connect(dsn)
+    try:
+        if await connection.fetchval("SELECT to_regclass('farm_resilience.task_workers')"):
+            await connection.execute(
+                "DELETE FROM farm_resilience.task_minutes; DELETE FROM farm_resilience.task_workers"
+            )
+    finally:
+        await connection.close()
+
+
 async def create_runs_table(dsn: str) -> None:
     connection = await asyncpg.connect(dsn)
     try:

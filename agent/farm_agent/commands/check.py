@@ -45,6 +45,10 @@ def render(health: Health, secrets: list[str], console: Console) -> None:
         latency = "-" if probe.latency_ms is None else f"{probe.latency_ms:.1f} ms"
         ok = "[green]yes[/]" if probe.ok else "[red]NO[/]"
         table.add_row(probe.name, probe.kind, ok, latency, escape(mask(probe.detail, secrets)))
+    # The task figures' checks (task_checks.py): "-" where there was nothing to judge.
+    for check in health.task_checks:
+        ok = "-" if check.ok is None else "[green]yes[/]" if check.ok else "[red]NO[/]"
+        table.add_row(escape(check.name), "tasks", ok, "-", escape(mask(check.detail, secrets)))
     console.print(table)
     figures = health.as_json()
     for section in ("backend", "queue"):

@@ -93,14 +93,36 @@ def _add_queue_commands(
     action(actions, "stats", "depth and age of both queues, and the last hour of tasks")
     peek = action(actions, "peek", "show the oldest messages of the queue, leaving them there")
     peek.add_argument("--limit", type=int, default=10, metavar="N", help="how many (default 10)")
-    dlq = actions.add_parser("dlq", help="the dead-letter queue: list, requeue, purge")
+    dlq = actions.add_parser(
+        "dlq",
+        help="a dead-letter queue (the relay's, or with --queue tasks the tasks'): "
+        "list, requeue, purge",
+    )
     dlq_actions = dlq.add_subparsers(dest="dlq_action", required=True, metavar="ACTION")
-    listing = action(dlq_actions, "list", "show the oldest dead letters with their reasons")
+
+    def dlq_action(name: str, text: str) -> argparse.ArgumentParser:
+        sub = action(dlq_actions, name, text)
+        sub.add_argument(
+            "--queue",
+            metavar="NAME",
+            help="which dead letters: the relay's (default; 'relay' or its queue's name) "
+            "or the tasks' ('tasks', tasks.queue or tasks.dead_letter_queue)",
+        )
+        sub.add_argument(
+            "--type",
+            dest="task_type",
+            metavar="T",
+            help="only task dead letters of this type (with --queue tasks; "
+            "'(invalid)' for those that were no task)",
+        )
+        return sub
+
+    listing = dlq_action("list", "show the oldest dead letters with their reasons")
     listing.add_argument("--limit", type=int, default=10, metavar="N", help="how many (default 10)")
-    requeue = action(
-        dlq_actions,
+    requeue = dlq_action(
         "requeue",
-        "move dead letters back to the queue, envelope kept, `requeued` counted up",
+        "move dead letters back to their queue, envelope kept, `requeued` counted up "
+        "(a task to its priority's queue, attempts afresh)",
     )
     requeue.add_argument("--limit", type=int, metavar="N", help="only the oldest N")
     requeue.add_argument(
@@ -118,7 +140,7 @@ def _add_queue_commands(
         metavar="MSG_ID",
         help="only this message (repeatable)",
     )
-    purge = action(dlq_actions, "purge", "delete every dead letter (asks first)")
+    purge = dlq_action("purge", "delete every dead letter, or every one of --type (asks first)")
     purge.add_argument("--yes", action="store_true", help="do not ask for confirmation")
 
 
@@ -171,6 +193,8 @@ def queue(config: AgentConfig, args: argparse.Namespace) -> int:
         ids=tuple(getattr(args, "ids", ())),
         yes=getattr(args, "yes", False),
         batch_size=getattr(args, "batch_size", None) or REQUEUE_BATCH,
+        queue=getattr(args, "queue", None),
+        task_type=getattr(args, "task_type", None),
     )
     return run_queue_command(config, request)
 

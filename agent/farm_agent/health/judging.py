@@ -20,8 +20,11 @@ from farm_agent.database import Route, routes
 from farm_agent.health.probes.postgres import probe_name
 from farm_agent.health.probes.result import ProbeKind, ProbeResult, ProbeRound
 from farm_agent.health.status import HealthStatus
+from farm_agent.health.task_checks import TaskCheck, task_checks, task_problems
+from farm_agent.health.wording import figure as _figure
 from farm_agent.masking import mask
 from farm_agent.relay import RelaySnapshot
+from farm_agent.tasks import TaskHealth
 from farm_agent.timestamps import format_timestamp
 
 HEALTH_VERSION = 1
@@ -61,6 +64,9 @@ class Health:
     relay: RelaySnapshot
     probes: tuple[ProbeResult, ...]
     problems: tuple[str, ...]
+    # The task queues and workers (None: no task queue exists), and each check of them.
+    tasks: TaskHealth | None = None
+    task_checks: tuple[TaskCheck, ...] = ()
 
     def as_json(self) -> dict[str, Any]:
         """The contract's JSON shape (DESIGN.md), with `processing_p50_s` as an extension."""
@@ -94,6 +100,7 @@ class Health:
             },
             "probes": [probe.as_json() for probe in self.probes],
             "problems": list(self.problems),
+            "tasks": self.tasks.as_json() if self.tasks is not None else None,
         }
 
     def to_text(self, secrets: list[str]) -> str:
@@ -115,10 +122,13 @@ def assess(
     thresholds = config.probes.thresholds
     latencies = {route: _latency(found, route) for route in (Route.POOLER, Route.DIRECT)}
     reachable = [route for route in routes(config.backend) if latencies[route] is not None]
+    section = found.tasks.section if found.tasks is not None else None
+    checks = task_checks(section, thresholds) if section is not None else ()
     problems = [
         *config_problems,
         *_database_problems(config, found, reachable, thresholds),
         *_queue_problems(found, thresholds, bool(reachable)),
+        *task_problems(checks),
         *_probe_problems(found),
     ]
     if relay.spool_full:
@@ -150,6 +160,8 @@ def assess(
         relay=relay,
         probes=found.results,
         problems=bound_problems(problems),
+        tasks=section,
+        task_checks=checks,
     )
 
 
@@ -207,7 +219,8 @@ def _queue_problems(found: ProbeRound, thresholds: Thresholds, reachable: bool) 
             problems.append(f"queue depth {figures.depth} > {thresholds.queue_depth}")
         if figures.dlq_depth > thresholds.dlq_depth:
             problems.append(f"dead-letter queue holds {figures.dlq_depth} > {thresholds.dlq_depth}")
-    if tasks is not None:
+    # The workers' figures are judged type by type, on evidence (task_checks.py).
+    if tasks is not None and not tasks.from_workers:
         p95, success = tasks.processing_p95_s, tasks.task_success_pct
         if p95 is not None and p95 > thresholds.processing_s:
             problems.append(
@@ -236,13 +249,6 @@ def _probe_problems(found: ProbeRound) -> list[str]:
         else:
             problems.append(f"{result.name}: {result.detail}")
     return problems
-
-
-def _figure(value: float) -> str:
-    """A number as an operator reads it: 140, 97.9, 0.31."""
-    if float(value).is_integer():
-        return str(int(value))
-    return f"{value:.1f}" if abs(value) >= 1 else f"{value:.2g}"
 
 
 def _round(value: float | None, digits: int) -> float | None:

@@ -10,6 +10,7 @@ from typing import Any, Generic, TypeVar
 import asyncpg
 
 from farm_agent.config import BackendConfig
+from farm_agent.tasks import TaskHealth
 
 _F = TypeVar("_F")
 
@@ -80,13 +81,22 @@ class QueueFigures:
 
 @dataclass(frozen=True, slots=True)
 class TaskFigures:
-    """The last hour of finished tasks; None when nothing finished or failed in that hour."""
+    """The last hour of finished tasks; None when nothing finished or failed in that hour.
 
-    archived: int
-    dead_lettered: int
+    `archived` and `dead_lettered` are the relay queue's (its archive and dead letters;
+    None when that queue does not exist but the task queues do). The processing figures
+    are the task workers' when they counted any finished task in the hour
+    (`from_workers`), else the relay queue's. `section` is the health's `tasks` section:
+    None when none of the task queues exists.
+    """
+
+    archived: int | None
+    dead_lettered: int | None
     processing_p50_s: float | None
     processing_p95_s: float | None
     task_success_pct: float | None
+    section: TaskHealth | None = None
+    from_workers: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -49,6 +49,7 @@ class Prober:
         self._http = [HttpProbe(probe) for probe in config.probes.http]
         topic = probe_topic(config.mqtt.topic_prefix, config.agent_id)
         self._round_trip = MqttRoundTrip(link, topic)
+        self._task_probe = tasks.probe(config.tasks)
         self._session: aiohttp.ClientSession | None = None
         self._route_verdicts: RouteVerdicts | None = None
 
@@ -78,7 +79,7 @@ class Prober:
         )
         endpoints = asyncio.gather(*(self._probe_http(probe) for probe in self._http))
         queue_probe = self._with_connection(queue.PROBE, active_route)
-        task_probe = self._with_connection(tasks.PROBE, active_route)
+        task_probe = self._with_connection(self._task_probe, active_route)
         (
             database_results,
             (queue_result, queue_figures),
@@ -165,6 +166,7 @@ class Prober:
         metrics.record_tasks(
             done.processing_p95_s if done else None, done.task_success_pct if done else None
         )
+        metrics.record_task_queues(done.section if done else None)
 
     async def close(self) -> None:
         if self._session is not None:
