@@ -7,7 +7,9 @@ when it starts; nothing the agent shows during the session may hold the test sec
 from __future__ import annotations
 
 import asyncio
+import subprocess
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 
 import pytest
 from aiohttp import web
@@ -26,6 +28,24 @@ from tools.services import Mosquitto, Postgres
 @pytest.fixture(autouse=True)
 def services_serving(serving: None, no_secret_ever_shown: None) -> None:
     """Every agent test: the services serving, and the session's secret scan."""
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 16 MB filesystem of its own (tmpfs), removed after the test; fill it with `fill`."""
+    folder = tmp_path / "small-disk"
+    folder.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(folder)],
+        capture_output=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
 
 
 @pytest.fixture

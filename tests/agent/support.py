@@ -51,6 +51,17 @@ async def wait_for_metric(
     return found
 
 
+def fill(disk: Path) -> Path:
+    """Write a ballast file until the disk (`small_disk`) has not a byte left."""
+    ballast = disk / "ballast"
+    with ballast.open("wb", buffering=0) as out:
+        for chunk in (1 << 20, 4096, 1):
+            with contextlib.suppress(OSError):
+                while True:
+                    out.write(b"\0" * chunk)
+    return ballast
+
+
 # The probes and the judging in the test's own process ---------------------------
 
 
