@@ -128,6 +128,19 @@ def test_the_budget_spent_exactly_is_breached_and_breached_wins_over_at_risk() -
     assert almost.budget_remaining == Fraction(1, 100)
 
 
+def test_a_window_too_small_to_allow_one_bad_event_has_no_budget_and_cannot_be_breached() -> None:
+    # 999 rounds for a 99.9 % objective: the budget allows 0.999 of a bad one.
+    few = judge(DATABASE, events(window=(1, 999), m5=(0, 10), h1=(1, 120)))
+    enough = judge(DATABASE, events(window=(1, 1000), m5=(0, 10), h1=(1, 120)))
+
+    assert few.sli == Fraction(998, 999)
+    assert few.budget_remaining is None
+    assert few.as_json()["budget_remaining_pct"] is None
+    assert few.status == SloStatus.OK
+    assert enough.budget_remaining == 0
+    assert enough.status == SloStatus.BREACHED
+
+
 def test_an_overspent_budget_is_negative() -> None:
     report = judge(ObjectiveConfig("error_rate", 99.0), events(window=(300, 10_000)))
 

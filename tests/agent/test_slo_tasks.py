@@ -39,6 +39,7 @@ def tasks_config(make_config: Callable[..., dict[str, Any]], dsn: str) -> AgentC
             pooler_dsn=None,
             direct_dsn=with_secret(dsn),
             probes={"thresholds": {"processing_s": 30}},
+            slo={"objectives": None},  # the spec's five, the task objectives among them
         )
     )
 

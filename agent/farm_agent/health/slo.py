@@ -14,9 +14,12 @@ hours before it). With `target` the objective as a share (99.9 % is 0.999):
   spent (remaining <= 0); `at_risk` when a multi-window alert fires (fast: 1 h and 5 min
   both above 14.4; slow: 6 h and 30 min both above 6); else `ok`.
 
-Judged on evidence: an alert fires only when its short window holds at least
+Judged on evidence. An alert fires only when its short window holds at least
 MIN_SHORT_WINDOW_EVENTS events (a rate from fewer is not a measurement) and its long
-window at least MIN_BAD_EVENTS bad ones (one failure is an accident, not a burn).
+window at least MIN_BAD_EVENTS bad ones (one failure is an accident, not a burn). The
+budget is measured once the window holds enough events for it to allow one bad event
+(1 / (1 - target): 1,000 for 99.9 %); before that the budget remaining is unknown
+(null) and the objective cannot be `breached`, only `at_risk` or `ok`.
 The maths is exact (fractions), so a test can state its figures exactly.
 """
 
@@ -146,13 +149,16 @@ class ObjectiveReport:
             )
         if self.status == SloStatus.AT_RISK:
             alert = next(each for each in ALERTS if each.name == self.alert)
-            assert self.budget_remaining is not None
+            left = (
+                "too few events yet to measure the budget"
+                if self.budget_remaining is None
+                else f"{float(self.budget_remaining) * 100:.1f} % of the budget left"
+            )
             return (
                 f"SLO {self.name} at risk: error budget burning"
                 f" {_rate(self.burn_rates[alert.long])}x over {_WINDOW_WORDS[alert.long]}"
                 f" and {_rate(self.burn_rates[alert.short])}x over {_WINDOW_WORDS[alert.short]}"
-                f" (alert above {float(alert.burn_rate):g}x),"
-                f" {float(self.budget_remaining) * 100:.1f} % of the budget left"
+                f" (alert above {float(alert.burn_rate):g}x), {left}"
             )
         return None
 
@@ -199,9 +205,11 @@ def judge(objective: ObjectiveConfig, events: ObjectiveEvents) -> ObjectiveRepor
         return ObjectiveReport(
             objective.name, objective.target_pct, window, None, None, burn_rates, SloStatus.UNKNOWN
         )
-    remaining = 1 - _error_rate(window) / budget
+    # Too few events to allow even one bad one: the budget cannot be measured yet.
+    measured = window.total * budget >= 1
+    remaining = 1 - _error_rate(window) / budget if measured else None
     fired = next((alert for alert in ALERTS if _fires(alert, events, burn_rates)), None)
-    if remaining <= 0:
+    if remaining is not None and remaining <= 0:
         status = SloStatus.BREACHED
     elif fired is not None:
         status = SloStatus.AT_RISK
