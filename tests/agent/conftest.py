@@ -11,6 +11,7 @@ import subprocess
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
+import asyncpg
 import pytest
 from aiohttp import web
 
@@ -46,6 +47,20 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         yield folder
     finally:
         subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+@pytest.fixture
+async def figures_database(postgres: Postgres, test_id: str) -> AsyncIterator[str]:
+    """A database of this test's own, so no other test's task figures are counted."""
+    name = f"slo_{test_id[:40]}"
+    admin = await asyncpg.connect(postgres.dsn)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        yield f"{postgres.dsn.rsplit('/', 1)[0]}/{name}"
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
 
 
 @pytest.fixture

@@ -2,35 +2,15 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from fractions import Fraction
 from typing import Any
-
-import asyncpg
-import pytest
 
 from farm_agent.config import AgentConfig, parse_config
 from farm_agent.health.slo import Events, SloStatus, judge
 from farm_agent.health.slo_tasks import TaskEvents
-from farm_agent.histogram import bucket_of
-from farm_agent.tasks.sql import SET_UP_TASKS
+from tests.agent.support import add_task_minute, set_up_task_figures
 from tests.support.agent import with_secret
-from tools.services import Postgres
-
-
-@pytest.fixture
-async def figures_database(postgres: Postgres, test_id: str) -> AsyncIterator[str]:
-    """A database of this test's own, so no other test's task figures are counted."""
-    name = f"slo_{test_id[:40]}"
-    admin = await asyncpg.connect(postgres.dsn)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        yield f"{postgres.dsn.rsplit('/', 1)[0]}/{name}"
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
 
 
 def tasks_config(make_config: Callable[..., dict[str, Any]], dsn: str) -> AgentConfig:
@@ -44,56 +24,19 @@ def tasks_config(make_config: Callable[..., dict[str, Any]], dsn: str) -> AgentC
     )
 
 
-async def add_minute(
-    dsn: str,
-    minutes_ago: int,
-    task_type: str,
-    dead_lettered: int = 0,
-    **succeeded_in_s: int,
-) -> None:
-    """A row of the figures as a worker writes it: `s1=30` is 30 tasks done in 1 s."""
-    latencies = {float(key[1:].replace("_", ".")): count for key, count in succeeded_in_s.items()}
-    histogram: dict[str, int] = {}
-    for seconds, count in latencies.items():
-        bucket = str(bucket_of(seconds))
-        histogram[bucket] = histogram.get(bucket, 0) + count
-    connection = await asyncpg.connect(dsn)
-    try:
-        await connection.execute(
-            "INSERT INTO farm_resilience.task_minutes"
-            " (minute, type, succeeded, dead_lettered, total_histogram)"
-            " VALUES (date_trunc('minute', now()) - make_interval(mins => $1), $2, $3, $4, $5)",
-            minutes_ago,
-            task_type,
-            sum(latencies.values()),
-            dead_lettered,
-            json.dumps(histogram),
-        )
-    finally:
-        await connection.close()
-
-
-async def set_up_figures(dsn: str) -> None:
-    connection = await asyncpg.connect(dsn)
-    try:
-        await connection.execute(SET_UP_TASKS)
-    finally:
-        await connection.close()
-
-
 async def test_task_objectives_count_the_workers_figures_over_the_window_exactly(
     make_config: Callable[..., dict[str, Any]], figures_database: str
 ) -> None:
     config = tasks_config(make_config, figures_database)
     reader = TaskEvents(config)
     assert await reader.read() is None, "no worker ever ran here: unknown"
-    await set_up_figures(figures_database)
+    await set_up_task_figures(figures_database)
     # Now: 20 of 60 tasks took 60 s, over the 30 s limit; one more was dead-lettered.
-    await add_minute(figures_database, 0, "report", dead_lettered=1, s1=30, s60=20)
-    await add_minute(figures_database, 0, "notify", s0_5=10)
-    await add_minute(figures_database, 120, "report", s2=100)
-    await add_minute(figures_database, 29 * 24 * 60, "report", dead_lettered=2, s1=5000)
-    await add_minute(figures_database, 31 * 24 * 60, "report", dead_lettered=50)  # outside
+    await add_task_minute(figures_database, 0, "report", dead_lettered=1, s1=30, s60=20)
+    await add_task_minute(figures_database, 0, "notify", s0_5=10)
+    await add_task_minute(figures_database, 120, "report", s2=100)
+    await add_task_minute(figures_database, 29 * 24 * 60, "report", dead_lettered=2, s1=5000)
+    await add_task_minute(figures_database, 31 * 24 * 60, "report", dead_lettered=50)  # outside
 
     events = await reader.read()
 
@@ -111,7 +54,7 @@ async def test_task_objectives_count_the_workers_figures_over_the_window_exactly
     assert judge(objectives["task_success"], success).status == SloStatus.OK
 
     # The next round reads what workers added since; the older hours are kept, not re-read.
-    await add_minute(figures_database, 0, "alarm", s0_5=5)
+    await add_task_minute(figures_database, 0, "alarm", s0_5=5)
     again = await reader.read()
 
     assert again is not None
