@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from farm_agent.health.history import RETENTION_DAYS, History, Judgement, Outcome, RelayFigures
+from farm_agent.health.history import RETENTION_DAYS, History
+from farm_agent.health.history_rows import Judgement, Outcome, RelayFigures
 from farm_agent.health.slo import Events
 from farm_agent.histogram import bucket_of
 

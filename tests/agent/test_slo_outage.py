@@ -15,7 +15,8 @@ from typing import Any
 
 from farm_agent.config import AgentConfig, parse_config
 from farm_agent.database import Route
-from farm_agent.health.history import History, Outcome
+from farm_agent.health.history import History
+from farm_agent.health.history_rows import Outcome
 from farm_agent.health.judging import assess
 from farm_agent.health.slo import Events, ObjectiveReport, SloReport, SloStatus
 from farm_agent.health.slo_tracker import SloTracker

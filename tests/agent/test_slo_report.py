@@ -17,7 +17,8 @@ import pytest
 
 from farm_agent.commands.report import run_report
 from farm_agent.config import parse_config
-from farm_agent.health.history import History, Judgement, Outcome, RelayFigures
+from farm_agent.health.history import History
+from farm_agent.health.history_rows import Judgement, Outcome, RelayFigures
 from farm_agent.histogram import bucket_of, bucket_value, quantile
 from tests.agent.support import add_task_minute, set_up_task_figures
 from tests.support.agent import farm_agent, with_secret, write_config

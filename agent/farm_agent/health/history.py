@@ -27,14 +27,21 @@ import math
 import sqlite3
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
 
+from farm_agent.health.history_rows import (
+    Judgement,
+    Outcome,
+    RelayFigures,
+    SeriesMinute,
+    histogram_from,
+    histogram_text,
+    judgement_json,
+)
 from farm_agent.health.slo import WINDOW_MINUTES, Events, ObjectiveEvents
 
 _LOGGER = logging.getLogger(__name__)
-_N = TypeVar("_N", int, float)
 
 RETENTION_DAYS = 35
 MAX_STEP_BACK_MINUTES = 60
@@ -74,58 +81,6 @@ SELECT minute / 60, series, sum(good), sum(total) FROM minutes WHERE minute >= ?
 
 class HistoryError(RuntimeError):
     """The history file cannot be opened; the agent carries on without it."""
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """What one series saw in a round or a minute: events, and latencies as a histogram."""
-
-    good: int = 0
-    total: int = 0
-    # farm_agent.histogram buckets of the latency in seconds -> how many.
-    latency: Mapping[int, int] = field(default_factory=dict)
-
-    def __add__(self, other: Outcome) -> Outcome:
-        latency = dict(self.latency)
-        for bucket, count in other.latency.items():
-            latency[bucket] = latency.get(bucket, 0) + count
-        return Outcome(self.good + other.good, self.total + other.total, latency)
-
-    @property
-    def events(self) -> Events:
-        return Events(self.good, self.total)
-
-
-@dataclass(frozen=True, slots=True)
-class RelayFigures:
-    """The relay's figures in a minute: the largest seen of each; None when never known."""
-
-    queue_depth: int | None
-    spool_depth: int | None
-    relay_p95_ms: float | None
-
-    def __add__(self, other: RelayFigures) -> RelayFigures:
-        return RelayFigures(
-            _largest(self.queue_depth, other.queue_depth),
-            _largest(self.spool_depth, other.spool_depth),
-            _largest(self.relay_p95_ms, other.relay_p95_ms),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class Judgement:
-    """An objective as last judged in a minute."""
-
-    status: str
-    sli_pct: float | None
-    budget_remaining_pct: float | None
-
-
-@dataclass(frozen=True, slots=True)
-class SeriesMinute:
-    minute: int
-    series: str
-    outcome: Outcome
 
 
 @dataclass(slots=True)
@@ -228,7 +183,7 @@ class History:
                 self._db.executemany(
                     "INSERT OR REPLACE INTO minutes VALUES (?, ?, ?, ?, ?)",
                     [
-                        (minute, name, o.good, o.total, _histogram_text(o))
+                        (minute, name, o.good, o.total, histogram_text(o))
                         for name, o in series.items()
                     ],
                 )
@@ -250,7 +205,7 @@ class History:
                         "INSERT OR REPLACE INTO judged VALUES (?, ?)",
                         (
                             minute,
-                            json.dumps({name: _judgement_json(j) for name, j in judged.items()}),
+                            json.dumps({name: judgement_json(j) for name, j in judged.items()}),
                         ),
                     )
         except sqlite3.Error:
@@ -272,7 +227,7 @@ class History:
             self._current = _Minute(
                 minute,
                 {
-                    series: Outcome(good, total, _histogram(text))
+                    series: Outcome(good, total, histogram_from(text))
                     for series, good, total, text in rows
                 },
                 RelayFigures(*relay) if relay is not None else None,
@@ -349,7 +304,7 @@ class History:
             (first, last),
         )
         return [
-            SeriesMinute(minute, series, Outcome(good, total, _histogram(text)))
+            SeriesMinute(minute, series, Outcome(good, total, histogram_from(text)))
             for minute, series, good, total, text in rows
         ]
 
@@ -406,27 +361,3 @@ def _require_intact(db: sqlite3.Connection) -> None:
 def _corrupt(error: sqlite3.DatabaseError) -> bool:
     text = str(error)
     return "not a database" in text or "corrupt" in text or "malformed" in text
-
-
-def _histogram_text(outcome: Outcome) -> str:
-    return json.dumps({str(bucket): count for bucket, count in sorted(outcome.latency.items())})
-
-
-def _histogram(text: str) -> dict[int, int]:
-    return {int(bucket): int(count) for bucket, count in json.loads(text).items()}
-
-
-def _judgement_json(judgement: Judgement) -> dict[str, Any]:
-    return {
-        "status": judgement.status,
-        "sli_pct": judgement.sli_pct,
-        "budget_remaining_pct": judgement.budget_remaining_pct,
-    }
-
-
-def _largest(first: _N | None, second: _N | None) -> _N | None:
-    if first is None:
-        return second
-    if second is None:
-        return first
-    return max(first, second)

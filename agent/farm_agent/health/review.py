@@ -24,7 +24,8 @@ import asyncpg
 from farm_agent import __version__, database, histogram
 from farm_agent.config import AgentConfig
 from farm_agent.failures import DATABASE_ERRORS, describe_failure
-from farm_agent.health.history import History, Judgement, Outcome, RelayFigures, SeriesMinute
+from farm_agent.health.history import History
+from farm_agent.health.history_rows import Judgement, Outcome, RelayFigures, SeriesMinute
 from farm_agent.task_outcomes import TaskMinute, task_minutes
 
 # Worst first: an hour shows the worst status an objective had in it.

@@ -28,7 +28,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 from farm_agent.config import AgentConfig
 from farm_agent.database import Route
-from farm_agent.health.history import History, HistoryError, Judgement, Outcome, RelayFigures
+from farm_agent.health.history import History, HistoryError
+from farm_agent.health.history_rows import Judgement, Outcome, RelayFigures
 from farm_agent.health.probes import ProbeKind, ProbeRound
 from farm_agent.health.slo import (
     NO_EVENTS,
