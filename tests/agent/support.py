@@ -22,7 +22,7 @@ from aiohttp import web
 
 from farm_agent.config import AgentConfig
 from farm_agent.health.judging import Health, assess, first_reachable_route
-from farm_agent.health.probes import Prober, ProbeResult, ProbeRound
+from farm_agent.health.probes import ProbeKind, Prober, ProbeResult, ProbeRound
 from farm_agent.histogram import bucket_of
 from farm_agent.mqtt import MqttLink
 from farm_agent.relay import idle_snapshot
@@ -86,6 +86,12 @@ def judge(config: AgentConfig, found: ProbeRound) -> Health:
     """The health the agent would publish for this round, with an idle relay."""
     relay = idle_snapshot(first_reachable_route(config, found), config.spool.path)
     return assess(config, found, relay, time.time())
+
+
+def healthy_round() -> ProbeRound:
+    """A probe round in which the only route, the pooler, answered (as plain data)."""
+    pooler = ProbeResult("database_pooler", ProbeKind.POSTGRES, True, 1.5, "SELECT 1 in 1.50 ms")
+    return ProbeRound((pooler,), None, None, (pooler,), broker_connected=True)
 
 
 def result_named(found: ProbeRound, name: str) -> ProbeResult:

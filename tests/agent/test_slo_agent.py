@@ -15,11 +15,10 @@ from farm_agent import __version__
 from farm_agent.config import parse_config
 from farm_agent.database import Route
 from farm_agent.health.history import History
-from farm_agent.health.probes import ProbeKind, ProbeResult, ProbeRound
 from farm_agent.health.slo import Events, SloReport
 from farm_agent.health.slo_tracker import SloTracker
 from farm_agent.relay import idle_snapshot
-from tests.agent.support import fill
+from tests.agent.support import fill, healthy_round
 from tests.support.agent import AgentProcess, farm_agent_cli, write_config
 from tests.support.metrics import sample
 from tests.support.mqtt import publisher
@@ -107,11 +106,6 @@ async def test_the_agent_reports_its_version_and_objectives_and_a_restart_keeps_
     await wait_until(
         lambda: database_rounds(agent) > kept.total, "counting on from the kept rounds"
     )
-
-
-def healthy_round() -> ProbeRound:
-    pooler = ProbeResult("database_pooler", ProbeKind.POSTGRES, True, 1.5, "SELECT 1 in 1.50 ms")
-    return ProbeRound((pooler,), None, None, (pooler,), broker_connected=True)
 
 
 async def test_a_full_history_disk_is_one_logged_problem_and_the_rounds_carry_on(

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable
 from fractions import Fraction
 from typing import Any
 
 from farm_agent.config import AgentConfig, parse_config
+from farm_agent.database import Route
 from farm_agent.health.slo import Events, SloStatus, judge
 from farm_agent.health.slo_tasks import TaskEvents
-from tests.agent.support import add_task_minute, set_up_task_figures
+from farm_agent.health.slo_tracker import SloTracker
+from farm_agent.relay import idle_snapshot
+from tests.agent.support import add_task_minute, healthy_round, set_up_task_figures
 from tests.support.agent import with_secret
+from tests.support.waiting import wait_until
 
 
 def tasks_config(make_config: Callable[..., dict[str, Any]], dsn: str) -> AgentConfig:
@@ -60,3 +65,33 @@ async def test_task_objectives_count_the_workers_figures_over_the_window_exactly
     assert again is not None
     assert again["task_success"].window == Events(5165, 5168)
     assert again["task_latency"].windows["5m"] == Events(45, 65)
+
+
+async def test_the_running_tracker_judges_the_task_objectives_on_what_workers_add(
+    make_config: Callable[..., dict[str, Any]], figures_database: str
+) -> None:
+    config = tasks_config(make_config, figures_database)
+    await set_up_task_figures(figures_database)
+    await add_task_minute(figures_database, 0, "report", dead_lettered=1, s1=300)
+    tracker = SloTracker(config)
+    relay = idle_snapshot(Route.DIRECT, config.spool.path)
+
+    async def task_success() -> Events:
+        report = await tracker.observe(healthy_round(), relay, time.time(), Route.DIRECT)
+        return next(each for each in report.objectives if each.name == "task_success").window
+
+    first = await task_success()
+    await add_task_minute(figures_database, 0, "notify", s1=10)
+    # Read beside the rounds: a later round shows what the workers added.
+    later = await wait_until(
+        lambda: _when_counted(task_success(), 311), "the new tasks counted", 10
+    )
+    await tracker.close()
+
+    assert first == Events(300, 301)
+    assert later == Events(310, 311)
+
+
+async def _when_counted(window: Awaitable[Events], total: int) -> Events | None:
+    found = await window
+    return found if found.total == total else None

@@ -14,12 +14,15 @@ A round is judged on the history up to it plus the round itself, then written in
 transaction. The history failing (disk full, unusable file) never stops the agent:
 it is logged once, reported as a problem, and the objectives it feeds are unknown
 until it works again; the relay never waits for it (it runs on a thread of its own).
+The task figures are read beside the rounds, so a database that does not answer
+never holds up a round's health either.
 `check` reads the history another agent keeps, read-only, and adds nothing to it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import sqlite3
@@ -38,6 +41,7 @@ from farm_agent.health.slo import (
     SloReport,
     all_windows,
     judge,
+    unknown_report,
 )
 from farm_agent.health.slo_metrics import SloMetrics
 from farm_agent.health.slo_tasks import TASK_OBJECTIVES, TaskEvents
@@ -100,26 +104,57 @@ class SloTracker:
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="farm-agent-history")
         self._history: History | None = None
         self._trouble: str | None = None
+        self._task_read: asyncio.Task[dict[str, ObjectiveEvents] | None] | None = None
+        self._task_events: Mapping[str, ObjectiveEvents] | None = None
 
     async def observe(
         self, found: ProbeRound, relay: RelaySnapshot, now: float, active_route: Route | None
     ) -> SloReport:
-        """Judge the objectives with this round, and record it; never raises for the history."""
-        tasks = await self._tasks.read(active_route) if self._tasks is not None else None
-        figures = RelayFigures(
-            found.queue.depth if found.queue is not None else None,
-            relay.spool_depth,
-            relay.e2e_latency_p95_ms,
-        )
-        loop = asyncio.get_running_loop()
-        report = await loop.run_in_executor(
-            self._executor, self._judge_and_record, found, figures, tasks, now
-        )
+        """Judge the objectives with this round, and record it; never raises."""
+        try:
+            tasks = await self._latest_task_events(active_route)
+            figures = RelayFigures(
+                found.queue.depth if found.queue is not None else None,
+                relay.spool_depth,
+                relay.e2e_latency_p95_ms,
+            )
+            loop = asyncio.get_running_loop()
+            report = await loop.run_in_executor(
+                self._executor, self._judge_and_record, found, figures, tasks, now
+            )
+        except Exception:  # a bug here must not stop the health reports
+            _LOGGER.exception("judging the SLOs failed")
+            report = unknown_report(self._config.slo, ("SLOs unknown: judging them failed",))
         if self._metrics is not None:
             self._metrics.record(report)
         return report
 
+    async def _latest_task_events(
+        self, active_route: Route | None
+    ) -> Mapping[str, ObjectiveEvents] | None:
+        """The task objectives' events, read alongside the rounds rather than within them.
+
+        A read can take `probes.timeout_s` (a database that does not answer): it never
+        holds up a round's health. Each round takes the last read that finished and
+        starts the next one; only the first round waits for its read.
+        """
+        if self._tasks is None:
+            return None
+        reading = self._task_read
+        if reading is None:
+            self._task_events = await self._tasks.read(active_route)
+        elif reading.done():
+            self._task_events = reading.result()
+        else:
+            return self._task_events
+        self._task_read = asyncio.create_task(self._tasks.read(active_route))
+        return self._task_events
+
     async def close(self) -> None:
+        if self._task_read is not None:
+            self._task_read.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task_read
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._executor, self._close_history)
         self._executor.shutdown(wait=False)
