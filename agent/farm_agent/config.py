@@ -637,7 +637,8 @@ def _settled(valid: dict[str, Any], base_dir: Path) -> dict[str, Any]:
     `mqtt.password_file` becomes `mqtt.password`; the client id and the task
     dead-letter queue get their defaults from other keys; files resolve against the
     config's folder; `http.listen` and `tasks.backoff` flatten into their dataclasses;
-    the built-in task handlers join the configured ones.
+    the built-in task handlers join the configured ones; the objectives get their targets
+    and the SLO history its file beside the spool.
     """
     mqtt = dict(valid["mqtt"])
     password_file = mqtt.pop("password_file", None)
