@@ -31,6 +31,14 @@ BUILTIN_HANDLERS = {
     "sensor_reading": "farm_agent.tasks.builtin:store_readings",
     "send_notification": "farm_agent.tasks.builtin:notify_mqtt",
 }
+# The service level objectives the agent measures, with the spec's targets (DESIGN.md, "SLOs").
+SLO_OBJECTIVES = {
+    "database_availability": 99.9,
+    "api_availability": 99.9,
+    "error_rate": 99.0,
+    "task_success": 99.5,
+    "task_latency": 99.0,
+}
 SECRET_KEYS = frozenset({"password", "pooler_dsn", "direct_dsn"})
 # libpq's sslmode values, weakest first; `allow` and `prefer` fall back to plaintext.
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
@@ -177,6 +185,23 @@ class TasksConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ObjectiveConfig:
+    """One service level objective: which (`SLO_OBJECTIVES`) and its target, in %."""
+
+    name: str
+    target_pct: float
+
+
+@dataclass(frozen=True, slots=True)
+class SloConfig:
+    """The `slo:` section: the objectives, their window, and where the history is kept."""
+
+    window_days: int
+    objectives: tuple[ObjectiveConfig, ...]
+    history_path: Path
+
+
+@dataclass(frozen=True, slots=True)
 class AgentConfig:
     agent_id: str
     mqtt: MqttConfig
@@ -186,6 +211,7 @@ class AgentConfig:
     http: HttpConfig | None
     log_level: str
     tasks: TasksConfig
+    slo: SloConfig
 
 
 def _agent_id(value: Any) -> str:
@@ -441,6 +467,39 @@ TASKS_SCHEMA = vol.Schema(
     }
 )
 
+
+def _objective_name(value: Any) -> str:
+    if value not in SLO_OBJECTIVES:
+        raise vol.Invalid(f"unknown objective; the objectives are {', '.join(SLO_OBJECTIVES)}")
+    return str(value)
+
+
+OBJECTIVE_SCHEMA = vol.Schema(
+    {
+        vol.Required("name"): _objective_name,
+        # Without it, the spec's target for that objective (SLO_OBJECTIVES).
+        vol.Optional("target_pct"): vol.All(
+            vol.Coerce(float),
+            vol.Range(
+                min=0,
+                max=100,
+                min_included=False,
+                max_included=False,
+                msg="must be above 0 and below 100 (a target of 100 % leaves no error budget)",
+            ),
+        ),
+    }
+)
+
+SLO_SCHEMA = vol.Schema(
+    {
+        vol.Optional("window_days", default=30): vol.All(int, vol.Range(min=1, max=90)),
+        # None: the spec's objectives; a list replaces them.
+        vol.Optional("objectives", default=None): vol.Any(None, [OBJECTIVE_SCHEMA]),
+        vol.Optional("history_path", default=None): vol.Any(None, vol.All(str, vol.Length(min=1))),
+    }
+)
+
 CONFIG_SCHEMA = vol.Schema(
     {
         vol.Required("agent_id"): _agent_id,
@@ -450,6 +509,7 @@ CONFIG_SCHEMA = vol.Schema(
         vol.Optional("probes", default={}): PROBES_SCHEMA,
         vol.Optional("http", default={}): vol.Any(None, HTTP_SCHEMA),
         vol.Optional("tasks", default={}): TASKS_SCHEMA,
+        vol.Optional("slo", default={}): SLO_SCHEMA,
         vol.Optional("log_level", default="info"): vol.All(
             str, vol.Lower, vol.In(["debug", "info", "warning", "error"])
         ),
@@ -577,7 +637,8 @@ def _settled(valid: dict[str, Any], base_dir: Path) -> dict[str, Any]:
     `mqtt.password_file` becomes `mqtt.password`; the client id and the task
     dead-letter queue get their defaults from other keys; files resolve against the
     config's folder; `http.listen` and `tasks.backoff` flatten into their dataclasses;
-    the built-in task handlers join the configured ones.
+    the built-in task handlers join the configured ones; the objectives get their targets
+    and the SLO history its file beside the spool.
     """
     mqtt = dict(valid["mqtt"])
     password_file = mqtt.pop("password_file", None)
@@ -596,6 +657,7 @@ def _settled(valid: dict[str, Any], base_dir: Path) -> dict[str, Any]:
         "spool": spool,
         "http": http["listen"] if http is not None else None,
         "tasks": _settled_tasks(valid["tasks"], processing_s),
+        "slo": _settled_slo(valid["slo"], spool["path"], base_dir),
     }
 
 
@@ -658,6 +720,34 @@ def _settled_tasks(tasks: dict[str, Any], processing_s: float) -> dict[str, Any]
     }
     del settled["backoff"]
     return settled
+
+
+def _settled_slo(slo: dict[str, Any], spool_path: Path, base_dir: Path) -> dict[str, Any]:
+    """The objectives with their targets filled in; the history file beside the spool."""
+    listed = slo["objectives"]
+    if listed is None:
+        listed = [{"name": name} for name in SLO_OBJECTIVES]
+    seen: set[str] = set()
+    for index, objective in enumerate(listed):
+        if objective["name"] in seen:
+            raise ConfigError(f"slo.objectives.{index}.name: {objective['name']} is listed twice")
+        seen.add(objective["name"])
+    history = slo["history_path"]
+    return {
+        "window_days": slo["window_days"],
+        "objectives": [
+            {
+                "name": each["name"],
+                "target_pct": each.get("target_pct", SLO_OBJECTIVES[each["name"]]),
+            }
+            for each in listed
+        ],
+        "history_path": (
+            _resolved(history, base_dir)
+            if history is not None
+            else spool_path.with_name(f"{spool_path.stem}-history.db")
+        ),
+    }
 
 
 def _backend_tls(tls: dict[str, Any] | None, base_dir: Path) -> dict[str, Any]:

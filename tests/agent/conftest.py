@@ -7,8 +7,11 @@ when it starts; nothing the agent shows during the session may hold the test sec
 from __future__ import annotations
 
 import asyncio
+import subprocess
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 
+import asyncpg
 import pytest
 from aiohttp import web
 
@@ -43,6 +46,38 @@ async def no_task_figures_left_behind(
     named = request.node.nodeid
     if ("task" in named or "worker" in named) and postgres.running:
         await forget_task_figures(postgres.dsn)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 16 MB filesystem of its own (tmpfs), removed after the test; fill it with `fill`."""
+    folder = tmp_path / "small-disk"
+    folder.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(folder)],
+        capture_output=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+@pytest.fixture
+async def figures_database(postgres: Postgres, test_id: str) -> AsyncIterator[str]:
+    """A database of this test's own, so no other test's task figures are counted."""
+    name = f"slo_{test_id[:40]}"
+    admin = await asyncpg.connect(postgres.dsn)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        yield f"{postgres.dsn.rsplit('/', 1)[0]}/{name}"
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
 
 
 @pytest.fixture

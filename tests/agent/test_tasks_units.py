@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from farm_agent import histogram
 from farm_agent.config import ConfigError, parse_config
-from farm_agent.tasks import histogram
 from farm_agent.tasks.envelope import Delivery, dead_letter_body, read_reading, read_task
 from farm_agent.tasks.fairness import FairOrder
 from farm_agent.tasks.task import Task

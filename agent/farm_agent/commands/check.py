@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -18,6 +19,7 @@ from farm_agent.masking import mask, secrets_of
 EXIT_OK = 0
 EXIT_PROBLEM = 1
 STATUS_STYLE = {HealthStatus.OK: "green", HealthStatus.DOWN: "bold red"}
+OBJECTIVE_STYLE = {"ok": "green", "breached": "bold red", "unknown": "dim"}
 
 
 def run_check(config: AgentConfig, as_json: bool) -> int:
@@ -54,10 +56,34 @@ def render(health: Health, secrets: list[str], console: Console) -> None:
     for section in ("backend", "queue"):
         shown = ", ".join(f"{key} {_shown(value)}" for key, value in figures[section].items())
         console.print(f"[bold]{section}[/]: {escape(shown)}")
+    console.print(objectives_table(figures["slo"]))
     for problem in health.problems:
         console.print(f"[yellow]problem[/]: {escape(mask(problem, secrets))}")
     style = STATUS_STYLE.get(health.status, "yellow")
     console.print(f"status: [{style}]{health.status}[/]")
+
+
+def objectives_table(slo: dict[str, Any]) -> Table:
+    """The objectives as the health JSON has them: one line each, unknown where not measured."""
+    table = Table(title=f"service level objectives over {slo['window_days']} days")
+    for column in ("objective", "target", "SLI", "budget left", "burn 1h", "burn 6h", "status"):
+        table.add_column(column, no_wrap=True)
+    for objective in slo["objectives"]:
+        status = objective["status"]
+        table.add_row(
+            objective["name"],
+            f"{objective['target_pct']:g} %",
+            _unit(objective["sli_pct"], " %"),
+            _unit(objective["budget_remaining_pct"], " %"),
+            _unit(objective["burn_rate_1h"], "x"),
+            _unit(objective["burn_rate_6h"], "x"),
+            f"[{OBJECTIVE_STYLE.get(status, 'yellow')}]{status}[/]",
+        )
+    return table
+
+
+def _unit(value: float | None, unit: str) -> str:
+    return "-" if value is None else f"{value:g}{unit}"
 
 
 def _shown(value: object) -> str:

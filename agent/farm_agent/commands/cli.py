@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from farm_agent import __version__
 from farm_agent.commands.tasks import add_task_commands, run_task_command
@@ -67,6 +68,20 @@ def build_parser() -> argparse.ArgumentParser:
         )
     )
     check.add_argument("--json", action="store_true", help="print the health JSON")
+    report = with_config(
+        commands.add_parser(
+            "report",
+            help="write the weekly review: one self-contained HTML page with plots",
+            description=(
+                "Write the review of the last days (objectives, incidents, probes, relay, "
+                "tasks) from the agent's SLO history and the task figures: one HTML page."
+            ),
+        )
+    )
+    report.add_argument(
+        "--days", type=_days, default=7, metavar="N", help="how many days, 1-35 (default 7)"
+    )
+    report.add_argument("--out", type=Path, required=True, metavar="FILE.html", help="the page")
     _add_queue_commands(commands, with_config)
     add_task_commands(commands, with_config)
     return parser
@@ -144,6 +159,13 @@ def _add_queue_commands(
     purge.add_argument("--yes", action="store_true", help="do not ask for confirmation")
 
 
+def _days(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 35:
+        raise argparse.ArgumentTypeError("must be 1-35: the history keeps 35 days")
+    return value
+
+
 def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -151,7 +173,7 @@ def _positive(text: str) -> int:
     return value
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - a return per command
     args = build_parser().parse_args(argv)
     try:
         config = load_config(args.config)
@@ -165,6 +187,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return check(config, args.json)
     if args.command == "queue":
         return queue(config, args)
+    if args.command == "report":
+        return report(config, args.days, args.out)
     if args.command in ("task", "work"):
         return run_task_command(config, args)
     return run(config)
@@ -175,6 +199,13 @@ def check(config: AgentConfig, as_json: bool) -> int:
 
     quiet_logging(config)
     return run_check(config, as_json)
+
+
+def report(config: AgentConfig, days: int, out: Path) -> int:
+    from farm_agent.commands.report import run_report  # noqa: PLC0415 - keeps `validate` light
+
+    quiet_logging(config)
+    return run_report(config, days, out)
 
 
 def queue(config: AgentConfig, args: argparse.Namespace) -> int:

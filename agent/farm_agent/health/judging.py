@@ -15,10 +15,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from farm_agent import __version__
 from farm_agent.config import AgentConfig, Thresholds
 from farm_agent.database import Route, routes
 from farm_agent.health.probes.postgres import probe_name
 from farm_agent.health.probes.result import ProbeKind, ProbeResult, ProbeRound
+from farm_agent.health.slo import SloReport, unknown_report
 from farm_agent.health.status import HealthStatus
 from farm_agent.health.task_checks import TaskCheck, task_checks, task_problems
 from farm_agent.health.wording import figure as _figure
@@ -64,9 +66,11 @@ class Health:
     relay: RelaySnapshot
     probes: tuple[ProbeResult, ...]
     problems: tuple[str, ...]
+    slo: SloReport
     # The task queues and workers (None: no task queue exists), and each check of them.
     tasks: TaskHealth | None = None
     task_checks: tuple[TaskCheck, ...] = ()
+    version: str = __version__
 
     def as_json(self) -> dict[str, Any]:
         """The contract's JSON shape (DESIGN.md), with `processing_p50_s` as an extension."""
@@ -101,6 +105,8 @@ class Health:
             "probes": [probe.as_json() for probe in self.probes],
             "problems": list(self.problems),
             "tasks": self.tasks.as_json() if self.tasks is not None else None,
+            "version": self.version,
+            "slo": self.slo.as_json(),
         }
 
     def to_text(self, secrets: list[str]) -> str:
@@ -113,12 +119,16 @@ def assess(
     found: ProbeRound,
     relay: RelaySnapshot,
     now: float,
+    *,
     config_problems: Sequence[str] = (),
+    slo: SloReport | None = None,
 ) -> Health:
     """Judge one probe round and the relay's state against the configured thresholds.
 
-    `config_problems` come first: what is wrong with the settings themselves.
+    `config_problems` come first: what is wrong with the settings themselves. The
+    objectives (`slo`, all unknown when not given) add a problem each at risk or breached.
     """
+    slo = slo if slo is not None else unknown_report(config.slo)
     thresholds = config.probes.thresholds
     latencies = {route: _latency(found, route) for route in (Route.POOLER, Route.DIRECT)}
     reachable = [route for route in routes(config.backend) if latencies[route] is not None]
@@ -135,6 +145,7 @@ def assess(
         problems.append("spool full: new readings wait on the broker unacknowledged")
     if relay.spool_disk_full:
         problems.append("spool disk full: new readings wait on the broker unacknowledged")
+    problems.extend(slo.problems)
     down = not reachable or not found.broker_connected
     status = HealthStatus.DOWN if down else HealthStatus.DEGRADED if problems else HealthStatus.OK
     figures, tasks = found.queue, found.tasks
@@ -160,6 +171,7 @@ def assess(
         relay=relay,
         probes=found.results,
         problems=bound_problems(problems),
+        slo=slo,
         tasks=section,
         task_checks=checks,
     )

@@ -12,7 +12,7 @@ hour. Definitions, per type over the window:
   no handler, a message that was no task, or one whose worker kept dying;
 - success_pct: succeeded / (succeeded + dead_lettered), None when both are 0;
 - p50_s / p95_s: from enqueue to done (the archive commit) of the succeeded tasks, read
-  from the histogram (within 4.9 %, see histogram.py); wait_p95_s likewise to the start.
+  from the histogram (within 4.9 %, see farm_agent/histogram.py); wait_p95_s likewise to the start.
 
 A figure that cannot be known is None (JSON null): a queue that does not exist has no
 depth; before any worker ran there is no throughput.
@@ -30,8 +30,9 @@ from typing import Any
 
 import asyncpg
 
+from farm_agent import histogram
 from farm_agent.config import TASK_PRIORITIES, TasksConfig
-from farm_agent.tasks import histogram, sql
+from farm_agent.tasks import sql
 
 WINDOW_S = 3600.0
 # A worker is alive while its last heartbeat is younger than this many heartbeats.

@@ -13,13 +13,13 @@ from __future__ import annotations
 import asyncpg
 
 from farm_agent.config import TasksConfig
+from farm_agent.histogram import bucket_sql
 from farm_agent.pgmq import create_queues, lock_and_require_pgmq, pgmq_table
-from farm_agent.tasks.histogram import bucket_sql
 
 SET_UP_TASKS = """
 CREATE SCHEMA IF NOT EXISTS farm_resilience;
 -- One row per minute and task type, never one per task: counts and latency histograms
--- ({"bucket": tasks}, see farm_agent/tasks/histogram.py).
+-- ({"bucket": tasks}, see farm_agent/histogram.py).
 CREATE TABLE IF NOT EXISTS farm_resilience.task_minutes (
     minute timestamptz NOT NULL,
     type text NOT NULL,
