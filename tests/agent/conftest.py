@@ -20,12 +20,20 @@ from tests.agent.support import (
     create_runs_table,
 )
 from tests.support.mqtt import Watcher
-from tools.services import Mosquitto, Postgres
+from tools.services import Mosquitto, PgBouncer, Postgres, Services
 
 
 @pytest.fixture(autouse=True)
 def services_serving(serving: None, no_secret_ever_shown: None) -> None:
     """Every agent test: the services serving, and the session's secret scan."""
+
+
+@pytest.fixture(scope="session")
+def small_pgbouncer(services: Services) -> PgBouncer:
+    """A PgBouncer easily exhausted: 2 server connections, 12 clients, 1 s to wait for a server."""
+    return services.pgbouncer_with_limits(
+        "pgbouncer-small", default_pool_size=2, max_client_conn=12, query_wait_timeout=1
+    )
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from typing import Any
 
 from farm_agent.config import AgentConfig, Thresholds
 from farm_agent.database import Route, routes
+from farm_agent.health.probes.pool import is_exhaustion, pool_exhaustion
 from farm_agent.health.probes.postgres import probe_name
 from farm_agent.health.probes.result import ProbeKind, ProbeResult, ProbeRound
 from farm_agent.health.status import HealthStatus
@@ -191,11 +192,17 @@ def _database_problems(
         name = probe_name(route)
         result = next(probe for probe in found.databases if probe.name == name)
         if not result.ok:
-            problems.append(f"{route} down: {result.detail.split(':')[0]}")
+            # Exhaustion is said whole, with its figure; other errors by their class.
+            reason = result.detail if is_exhaustion(result.detail) else result.detail.split(":")[0]
+            problems.append(f"{route} down: {reason}")
         elif result.latency_ms is not None and result.latency_ms > thresholds.query_ms:
             problems.append(
                 f"{route} query {_figure(result.latency_ms)} ms > {_figure(thresholds.query_ms)} ms"
             )
+        figures = result.pool.figures if result.pool is not None else None
+        exhausted = pool_exhaustion(figures) if figures is not None and result.ok else None
+        if exhausted is not None:
+            problems.append(f"{route} {exhausted}")
     return problems
 
 
