@@ -17,6 +17,7 @@ from typing import Any
 
 from farm_agent.config import AgentConfig, Thresholds
 from farm_agent.database import Route, routes
+from farm_agent.health.cache_targets import cache_problems
 from farm_agent.health.probes.pool import is_exhaustion, pool_exhaustion
 from farm_agent.health.probes.postgres import probe_name
 from farm_agent.health.probes.result import ProbeKind, ProbeResult, ProbeRound
@@ -121,6 +122,7 @@ def assess(
         *_database_problems(config, found, reachable, thresholds),
         *_queue_problems(found, thresholds, bool(reachable)),
         *_probe_problems(found),
+        *cache_problems(config, found),
     ]
     if relay.spool_full:
         problems.append("spool full: new readings wait on the broker unacknowledged")

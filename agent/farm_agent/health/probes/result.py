@@ -26,13 +26,20 @@ class ProbeKind(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class CacheFigures:
-    """How an HTTP endpoint caches; None where the server did not say."""
+    """How an HTTP endpoint caches; None where the server did not say (or it was not checked)."""
 
     etag: bool
     cache_control: str | None
     revalidated_304: bool | None
     speedup: float | None
     hit_ratio: float | None
+    # How long a cached answer took: the 304, or a full answer a cache says it served.
+    cached_ms: float | None = None
+    # The cache-invalidation check (`invalidate`): still the old answer after the write?
+    stale_after_write: bool | None = None
+    fresh_after_write_ms: float | None = None
+    # How many probes `hit_ratio` covers: it is judged only on enough of them.
+    hit_samples: int = 0
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -41,6 +48,9 @@ class CacheFigures:
             "revalidated_304": self.revalidated_304,
             "speedup": self.speedup,
             "hit_ratio": self.hit_ratio,
+            "cached_ms": _rounded(self.cached_ms),
+            "stale_after_write": self.stale_after_write,
+            "fresh_after_write_ms": _rounded(self.fresh_after_write_ms),
         }
 
 
