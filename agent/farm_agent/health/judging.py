@@ -10,6 +10,7 @@ made-up zero.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -154,6 +155,15 @@ def assess(
         probes=found.results,
         problems=bound_problems(problems),
     )
+
+
+def with_more_problems(health: Health, more: Sequence[str]) -> Health:
+    """The report with further problems (what `check` finds beyond the probes); ok -> degraded."""
+    if not more:
+        return health
+    status = HealthStatus.DEGRADED if health.status == HealthStatus.OK else health.status
+    problems = bound_problems([*health.problems, *more])
+    return dataclasses.replace(health, status=status, problems=problems)
 
 
 def bound_problems(problems: Sequence[str]) -> tuple[str, ...]:
