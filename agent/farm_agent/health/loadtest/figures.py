@@ -44,8 +44,15 @@ class Progress:
     connected: int
     queries: int
     errors: int
+    # The route's clients are all done (the last queries may end after the duration).
+    done: bool = False
 
     def line(self) -> str:
+        if self.done:
+            return (
+                f"{self.route}: done in {self.elapsed_s:.1f} s, {self.queries:,} queries,"
+                f" {self.errors:,} errors"
+            )
         return (
             f"{self.route}: {self.elapsed_s:.0f}/{self.duration_s:g} s, {self.connected} clients"
             f" connected, {self.queries:,} queries, {self.errors:,} errors"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import re
 import time
 from collections.abc import Callable
@@ -68,7 +69,7 @@ async def load_route(
         with contextlib.suppress(asyncio.CancelledError):
             await watcher
     elapsed = time.monotonic() - started
-    show(_progress(route, plan, tally, elapsed))
+    show(dataclasses.replace(_progress(route, plan, tally, elapsed), elapsed_s=elapsed, done=True))
     return route_figures(tally, plan.clients, elapsed, console)
 
 

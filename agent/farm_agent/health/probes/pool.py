@@ -137,6 +137,9 @@ def with_pool(result: ProbeResult, report: PoolReport) -> ProbeResult:
         detail = f"{exhausted}; {detail}"
     elif report.unknown is not None:
         detail = f"{detail}; pool unknown: {report.unknown}"
+    elif figures is not None:
+        size = "?" if figures.pool_size is None else figures.pool_size
+        detail = f"{detail}; pool {figures.sv_active} of {size} busy, {figures.cl_waiting} waiting"
     return ProbeResult(
         result.name,
         result.kind,
