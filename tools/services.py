@@ -400,10 +400,18 @@ class PgBouncer:
     """PgBouncer in transaction mode: the local stand-in for Supavisor (port 6543).
 
     With a `password` it checks it (auth_type md5) instead of trusting every login.
+    `limits` override pool settings (`default_pool_size`, `max_client_conn`,
+    `query_wait_timeout`, ...), to provoke pool exhaustion. Its admin console
+    (`admin_dsn`) lets the `postgres` user read `SHOW POOLS` (stats_users).
     """
 
     def __init__(
-        self, root: Path, postgres: Postgres, password: str | None = None, name: str = "pgbouncer"
+        self,
+        root: Path,
+        postgres: Postgres,
+        password: str | None = None,
+        name: str = "pgbouncer",
+        limits: dict[str, int] | None = None,
     ) -> None:
         self.owner = _service_user()
         self.postgres = postgres
@@ -413,6 +421,7 @@ class PgBouncer:
         userlist = folder / "userlist.txt"
         userlist.write_text(f'"{postgres.user}" "{password or ""}"\n')
         config = folder / "pgbouncer.ini"
+        settings = {"max_client_conn": 500, "default_pool_size": 40, **(limits or {})}
         config.write_text(
             "[databases]\n"
             f"* = host=127.0.0.1 port={postgres.port}\n"
@@ -423,8 +432,8 @@ class PgBouncer:
             f"auth_type = {'md5' if password else 'trust'}\n"
             f"auth_file = {userlist}\n"
             "pool_mode = transaction\n"
-            "max_client_conn = 500\n"
-            "default_pool_size = 40\n"
+            + "".join(f"{key} = {value}\n" for key, value in settings.items())
+            + f"stats_users = {postgres.user}\n"
             "ignore_startup_parameters = extra_float_digits,options\n"
             "server_reset_query =\n"
             # After failed logins (the database was down) PgBouncer refuses clients for
@@ -443,6 +452,11 @@ class PgBouncer:
     @property
     def dsn(self) -> str:
         return f"postgresql://{self.postgres.user}@127.0.0.1:{self.port}/{self.postgres.database}"
+
+    @property
+    def admin_dsn(self) -> str:
+        """The admin console (`SHOW POOLS`), as the `postgres` user."""
+        return f"postgresql://{self.postgres.user}@127.0.0.1:{self.port}/pgbouncer"
 
     def start(self) -> None:
         if not self._proc.running:
@@ -596,6 +610,12 @@ class Services:
     def pgbouncer_with_password(self, password: str, name: str) -> PgBouncer:
         """A PgBouncer of its own in front of `postgres` that checks `password` (md5)."""
         bouncer = PgBouncer(self.root, self.postgres, password=password, name=name)
+        self._others.append(bouncer)
+        return bouncer
+
+    def pgbouncer_with_limits(self, name: str, **limits: int) -> PgBouncer:
+        """A PgBouncer of its own with small limits (`default_pool_size=2`, ...), to exhaust."""
+        bouncer = PgBouncer(self.root, self.postgres, name=name, limits=limits)
         self._others.append(bouncer)
         return bouncer
 

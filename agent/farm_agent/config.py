@@ -30,6 +30,7 @@ TASK_PRIORITIES = ("high", "normal", "low")
 BUILTIN_HANDLERS = {
     "sensor_reading": "farm_agent.tasks.builtin:store_readings",
     "send_notification": "farm_agent.tasks.builtin:notify_mqtt",
+    "canary": "farm_agent.tasks.builtin:canary",
 }
 # The service level objectives the agent measures, with the spec's targets (DESIGN.md, "SLOs").
 SLO_OBJECTIVES = {
@@ -39,7 +40,7 @@ SLO_OBJECTIVES = {
     "task_success": 99.5,
     "task_latency": 99.0,
 }
-SECRET_KEYS = frozenset({"password", "pooler_dsn", "direct_dsn"})
+SECRET_KEYS = frozenset({"password", "pooler_dsn", "direct_dsn", "pooler_admin_dsn", "token"})
 # libpq's sslmode values, weakest first; `allow` and `prefer` fall back to plaintext.
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 # The spool recognises broker redeliveries by packet id among its last 2 x receive_maximum
@@ -102,6 +103,8 @@ class BackendConfig:
     failback_after: int
     ledger_retention_days: float
     batch_max_bytes: int
+    # PgBouncer's admin console (database `pgbouncer`), for pool utilisation; a secret.
+    pooler_admin_dsn: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,12 +114,24 @@ class SpoolConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class InvalidateConfig:
+    """A write that must invalidate an HTTP probe's cached answer (the cache-invalidation check)."""
+
+    method: str
+    url: str
+    # Sent as JSON (text as it is); `{nonce}` in it becomes a fresh value for every write.
+    body: Any
+
+
+@dataclass(frozen=True, slots=True)
 class HttpProbeConfig:
     name: str
     url: str
     expect_status: int
     expect_cache: bool
     timeout_s: float
+    latency_ms: float | None = None
+    invalidate: InvalidateConfig | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +141,8 @@ class Thresholds:
     dlq_depth: int
     processing_s: float
     task_success: float
+    cache_hit_ratio: float
+    cached_ms: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +219,16 @@ class SloConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class HomeAssistantConfig:
+    """Where `farm-agent check` finds Home Assistant; `url` None: not checked."""
+
+    url: str | None
+    token: str | None
+    # The hub's entity that exists while the Farm Resilience hub is loaded.
+    hub_entity: str
+
+
+@dataclass(frozen=True, slots=True)
 class AgentConfig:
     agent_id: str
     mqtt: MqttConfig
@@ -212,6 +239,7 @@ class AgentConfig:
     log_level: str
     tasks: TasksConfig
     slo: SloConfig
+    home_assistant: HomeAssistantConfig
 
 
 def _agent_id(value: Any) -> str:
@@ -375,6 +403,7 @@ BACKEND_SCHEMA = vol.Schema(
         vol.Optional("failback_after", default=3): _POSITIVE_INT,
         vol.Optional("ledger_retention_days", default=7.0): _POSITIVE_NUMBER,
         vol.Optional("batch_max_bytes", default=512 * 1024): vol.All(int, vol.Range(min=1024)),
+        vol.Optional("pooler_admin_dsn", default=None): _dsn,
     }
 )
 
@@ -394,18 +423,34 @@ THRESHOLDS_SCHEMA = vol.Schema(
         vol.Optional("task_success", default=99.5): vol.All(
             vol.Coerce(float), vol.Range(min=0, max=100)
         ),
+        vol.Optional("cache_hit_ratio", default=0.9): vol.All(
+            vol.Coerce(float), vol.Range(min=0, max=1)
+        ),
+        vol.Optional("cached_ms", default=100.0): _POSITIVE_NUMBER,
+    }
+)
+
+_HTTP_URL = vol.All(str, vol.Match(r"^https?://", msg="must be an http(s):// URL"))
+
+INVALIDATE_SCHEMA = vol.Schema(
+    {
+        vol.Required("method"): vol.All(
+            str, vol.Upper, vol.In(["POST", "PUT", "PATCH"], msg="must be POST, PUT or PATCH")
+        ),
+        vol.Required("url"): _HTTP_URL,
+        vol.Optional("body", default=None): vol.Any(None, str, int, float, bool, dict, list),
     }
 )
 
 HTTP_PROBE_SCHEMA = vol.Schema(
     {
         vol.Required("name"): vol.All(str, vol.Match(r"^[A-Za-z0-9_.-]{1,64}$")),
-        vol.Required("url"): vol.All(
-            str, vol.Match(r"^https?://", msg="must be an http(s):// URL")
-        ),
+        vol.Required("url"): _HTTP_URL,
         vol.Optional("expect_status", default=200): vol.All(int, vol.Range(min=100, max=599)),
         vol.Optional("expect_cache", default=False): bool,
         vol.Optional("timeout_s", default=5.0): _POSITIVE_NUMBER,
+        vol.Optional("latency_ms", default=None): vol.Any(None, _POSITIVE_NUMBER),
+        vol.Optional("invalidate", default=None): vol.Any(None, INVALIDATE_SCHEMA),
     }
 )
 
@@ -491,6 +536,16 @@ OBJECTIVE_SCHEMA = vol.Schema(
     }
 )
 
+HOME_ASSISTANT_SCHEMA = vol.Schema(
+    {
+        vol.Optional("url", default=None): vol.Any(None, _HTTP_URL),
+        vol.Optional("token", default=None): _OPTIONAL_STR,
+        vol.Optional("hub_entity", default="binary_sensor.farm_resilience_degraded"): vol.Match(
+            r"^[a-z_]+\.[a-z0-9_]+$", msg="must be an entity id such as binary_sensor.x"
+        ),
+    }
+)
+
 SLO_SCHEMA = vol.Schema(
     {
         vol.Optional("window_days", default=30): vol.All(int, vol.Range(min=1, max=90)),
@@ -510,6 +565,7 @@ CONFIG_SCHEMA = vol.Schema(
         vol.Optional("http", default={}): vol.Any(None, HTTP_SCHEMA),
         vol.Optional("tasks", default={}): TASKS_SCHEMA,
         vol.Optional("slo", default={}): SLO_SCHEMA,
+        vol.Optional("home_assistant", default={}): HOME_ASSISTANT_SCHEMA,
         vol.Optional("log_level", default="info"): vol.All(
             str, vol.Lower, vol.In(["debug", "info", "warning", "error"])
         ),
@@ -551,9 +607,16 @@ def parse_config(raw: Any, base_dir: Path | None = None) -> AgentConfig:
     backend = valid["backend"]
     if backend["pooler_dsn"] is None and backend["direct_dsn"] is None:
         raise ConfigError("backend: set pooler_dsn, direct_dsn or both")
+    if backend["pooler_admin_dsn"] is not None and backend["pooler_dsn"] is None:
+        raise ConfigError(
+            "backend.pooler_admin_dsn: needs backend.pooler_dsn (whose pool it shows)"
+        )
     if backend["queue"] == backend["dead_letter_queue"]:
         raise ConfigError("backend.dead_letter_queue: must differ from backend.queue")
     _refuse_overlapping_topics(valid["mqtt"])
+    home_assistant = valid["home_assistant"]
+    if home_assistant["url"] is not None and not home_assistant["token"]:
+        raise ConfigError("home_assistant.token: required with home_assistant.url")
     return _freeze(valid, base_dir or Path.cwd())
 
 

@@ -24,7 +24,7 @@ from tests.agent.support import (
     forget_task_figures,
 )
 from tests.support.mqtt import Watcher
-from tools.services import Mosquitto, Postgres
+from tools.services import Mosquitto, PgBouncer, Postgres, Services
 
 
 @pytest.fixture(autouse=True)
@@ -78,6 +78,14 @@ async def figures_database(postgres: Postgres, test_id: str) -> AsyncIterator[st
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await admin.close()
+
+
+@pytest.fixture(scope="session")
+def small_pgbouncer(services: Services) -> PgBouncer:
+    """A PgBouncer easily exhausted: 2 server connections, 12 clients, 1 s to wait for a server."""
+    return services.pgbouncer_with_limits(
+        "pgbouncer-small", default_pool_size=2, max_client_conn=12, query_wait_timeout=1
+    )
 
 
 @pytest.fixture

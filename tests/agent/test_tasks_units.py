@@ -38,6 +38,7 @@ def test_tasks_config_defaults_follow_the_design() -> None:
     assert tasks.handlers == {
         "sensor_reading": "farm_agent.tasks.builtin:store_readings",
         "send_notification": "farm_agent.tasks.builtin:notify_mqtt",
+        "canary": "farm_agent.tasks.builtin:canary",
     }
     assert tasks.sources == ()
 
@@ -55,6 +56,7 @@ def test_tasks_config_takes_handlers_timeouts_and_sources() -> None:
     assert tasks.dead_letter_queue == "jobs_failed"
     assert tasks.handlers == {
         "sensor_reading": "farm_agent.tasks.builtin:store_readings",
+        "canary": "farm_agent.tasks.builtin:canary",
         "irrigate.zone": "farm_jobs.water:irrigate",
     }
     assert tasks.timeout_for("irrigate.zone") == 120

@@ -84,7 +84,41 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", type=Path, required=True, metavar="FILE.html", help="the page")
     _add_queue_commands(commands, with_config)
     add_task_commands(commands, with_config)
+    _add_loadtest_command(commands, with_config)
     return parser
+
+
+def _add_loadtest_command(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    with_config: Callable[[argparse.ArgumentParser], argparse.ArgumentParser],
+) -> None:
+    loadtest = with_config(
+        commands.add_parser(
+            "loadtest",
+            help="many clients against the pooler and the direct route; exit 1 if a route failed",
+            description=(
+                "Open N concurrent clients against each database route in turn and report "
+                "connect time, query p50/p95/p99, errors (pool exhaustion named), throughput "
+                "and the pooler's speed-up over direct. Read-only; asks before a remote host."
+            ),
+        )
+    )
+    loadtest.add_argument(
+        "--clients", type=int, default=100, metavar="N", help="concurrent clients (1-1000, 100)"
+    )
+    loadtest.add_argument(
+        "--duration", type=float, default=60.0, metavar="S", help="seconds per route (<=600, 60)"
+    )
+    loadtest.add_argument(
+        "--route", choices=("pooler", "direct", "both"), default="both", help="(default both)"
+    )
+    loadtest.add_argument(
+        "--query", metavar="SQL", help="one read-only statement (default SELECT 1)"
+    )
+    loadtest.add_argument("--json", action="store_true", help="print the figures as JSON")
+    loadtest.add_argument(
+        "--yes", action="store_true", help="do not ask before loading a remote database"
+    )
 
 
 def _add_queue_commands(
@@ -173,7 +207,7 @@ def _positive(text: str) -> int:
     return value
 
 
-def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - a return per command
+def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         config = load_config(args.config)
@@ -183,14 +217,18 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - a return 
     if args.command == "validate":
         print(f"{args.config}: valid (agent_id {config.agent_id})")
         return EXIT_OK
-    if args.command == "check":
-        return check(config, args.json)
-    if args.command == "queue":
-        return queue(config, args)
-    if args.command == "report":
-        return report(config, args.days, args.out)
-    if args.command in ("task", "work"):
-        return run_task_command(config, args)
+    commands: dict[str, Callable[[AgentConfig, argparse.Namespace], int]] = {
+        "check": lambda config, args: check(config, args.json),
+        "queue": queue,
+        "task": run_task_command,
+        "work": run_task_command,
+        "loadtest": loadtest,
+        "report": lambda config, args: report(config, args.days, args.out),
+    }
+    return commands.get(args.command, _relay)(config, args)
+
+
+def _relay(config: AgentConfig, _: argparse.Namespace) -> int:
     return run(config)
 
 
@@ -228,6 +266,24 @@ def queue(config: AgentConfig, args: argparse.Namespace) -> int:
         task_type=getattr(args, "task_type", None),
     )
     return run_queue_command(config, request)
+
+
+def loadtest(config: AgentConfig, args: argparse.Namespace) -> int:
+    from farm_agent.commands.loadtest import (  # noqa: PLC0415 - keeps `validate` light
+        LoadRequest,
+        run_loadtest_command,
+    )
+
+    quiet_logging(config)
+    request = LoadRequest(
+        clients=args.clients,
+        duration_s=args.duration,
+        route=args.route,
+        query=args.query,
+        as_json=args.json,
+        yes=args.yes,
+    )
+    return run_loadtest_command(config, request)
 
 
 def run(config: AgentConfig) -> int:

@@ -10,6 +10,7 @@ made-up zero.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,6 +19,8 @@ from typing import Any
 from farm_agent import __version__
 from farm_agent.config import AgentConfig, Thresholds
 from farm_agent.database import Route, routes
+from farm_agent.health.cache_targets import cache_problems
+from farm_agent.health.probes.pool import is_exhaustion, pool_exhaustion
 from farm_agent.health.probes.postgres import probe_name
 from farm_agent.health.probes.result import ProbeKind, ProbeResult, ProbeRound
 from farm_agent.health.slo import SloReport, unknown_report
@@ -140,6 +143,7 @@ def assess(
         *_queue_problems(found, thresholds, bool(reachable)),
         *task_problems(checks),
         *_probe_problems(found),
+        *cache_problems(config, found),
     ]
     if relay.spool_full:
         problems.append("spool full: new readings wait on the broker unacknowledged")
@@ -175,6 +179,15 @@ def assess(
         tasks=section,
         task_checks=checks,
     )
+
+
+def with_more_problems(health: Health, more: Sequence[str]) -> Health:
+    """The report with further problems (what `check` finds beyond the probes); ok -> degraded."""
+    if not more:
+        return health
+    status = HealthStatus.DEGRADED if health.status == HealthStatus.OK else health.status
+    problems = bound_problems([*health.problems, *more])
+    return dataclasses.replace(health, status=status, problems=problems)
 
 
 def bound_problems(problems: Sequence[str]) -> tuple[str, ...]:
@@ -215,11 +228,17 @@ def _database_problems(
         name = probe_name(route)
         result = next(probe for probe in found.databases if probe.name == name)
         if not result.ok:
-            problems.append(f"{route} down: {result.detail.split(':')[0]}")
+            # Exhaustion is said whole, with its figure; other errors by their class.
+            reason = result.detail if is_exhaustion(result.detail) else result.detail.split(":")[0]
+            problems.append(f"{route} down: {reason}")
         elif result.latency_ms is not None and result.latency_ms > thresholds.query_ms:
             problems.append(
                 f"{route} query {_figure(result.latency_ms)} ms > {_figure(thresholds.query_ms)} ms"
             )
+        figures = result.pool.figures if result.pool is not None else None
+        exhausted = pool_exhaustion(figures) if figures is not None and result.ok else None
+        if exhausted is not None:
+            problems.append(f"{route} {exhausted}")
     return problems
 
 
