@@ -94,6 +94,8 @@ class BackendConfig:
     failback_after: int
     ledger_retention_days: float
     batch_max_bytes: int
+    # None: decided by the hosts (farm_agent.schema.manages_schema).
+    manage_schema: bool | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -349,6 +351,7 @@ BACKEND_SCHEMA = vol.Schema(
         vol.Optional("failback_after", default=3): _POSITIVE_INT,
         vol.Optional("ledger_retention_days", default=7.0): _POSITIVE_NUMBER,
         vol.Optional("batch_max_bytes", default=512 * 1024): vol.All(int, vol.Range(min=1024)),
+        vol.Optional("manage_schema", default=None): vol.Any(None, bool),
     }
 )
 

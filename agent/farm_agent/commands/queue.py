@@ -30,6 +30,7 @@ from farm_agent.relay.queues import (
     queue_stats,
     requeue,
 )
+from farm_agent.schema.migrations import SHORT_HINT
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -58,7 +59,10 @@ def run_queue_command(
     except DATABASE_ERRORS as err:
         reason = describe_failure(err)
         if isinstance(err, asyncpg.UndefinedTableError):
-            reason = f"queue {config.backend.queue} or its dead-letter queue does not exist yet"
+            reason = (
+                f"queue {config.backend.queue} or its dead-letter queue does not exist yet "
+                f"({SHORT_HINT})"
+            )
         print(f"farm-agent: queue {request.action}: {mask(reason, secrets)}", file=sys.stderr)
         return EXIT_FAILED
 
