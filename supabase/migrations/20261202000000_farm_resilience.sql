@@ -14,7 +14,7 @@
 -- (no extension to create) keeps that one; a server without PGMQ at all stops here.
 DO $$
 BEGIN
-    IF to_regprocedure('pgmq.send_batch(text, jsonb[])') IS NOT NULL THEN
+    IF EXISTS (SELECT FROM pg_proc WHERE pronamespace = to_regnamespace('pgmq') AND proname = 'send_batch') THEN
         RETURN;
     END IF;
     IF NOT EXISTS (SELECT FROM pg_available_extensions WHERE name = 'pgmq') THEN

@@ -26,14 +26,14 @@ from farm_agent.config import parse_config
 from farm_agent.relay.marks import set_up_schema
 from farm_agent.schema import MIGRATIONS, SchemaMissingError, default_queues, manages_schema
 from farm_agent.schema.migrations import migration_text
-from farm_agent.tasks import read_task_figures
+from farm_agent.tasks import TaskHealth, read_task_figures
 from farm_agent.tasks.submission import submit_configured, task_request
 from tests.agent.support import running_worker
 from tests.support.agent import REPO, AgentProcess, farm_agent, with_secret, write_config
 from tests.support.mqtt import publisher
 from tests.support.queues import queue_messages, send
 from tests.support.waiting import wait_until
-from tools.services import PgBouncer, Postgres, set_up_agent_role
+from tools.services import PgBouncer, Postgres, ServiceError, set_up_agent_role
 
 ConfigMaker = Callable[..., dict[str, Any]]
 MIGRATION = REPO / MIGRATIONS[-1].path
@@ -74,10 +74,13 @@ def agent_config(make_config: ConfigMaker, project: Project) -> Callable[..., di
     """A config on the project as the agent's role: default queue names, no schema changes."""
 
     def make(**sections: Any) -> dict[str, Any]:
-        sections.setdefault("queue", "sensor_readings")
-        config = make_config(
-            pooler_dsn=project.pooler_dsn, direct_dsn=project.direct_dsn, **sections
-        )
+        sections = {
+            "pooler_dsn": project.pooler_dsn,
+            "direct_dsn": project.direct_dsn,
+            "queue": "sensor_readings",
+            **sections,
+        }
+        config = make_config(**sections)
         config["backend"]["manage_schema"] = False
         return config
 
@@ -249,17 +252,26 @@ async def test_agent_role_worker_stores_readings_dead_letters_tasks_and_counts_t
         [letter] = await wait_until(
             lambda: queue_messages(project.owner_dsn, "farm_tasks_dlq"), "a dead letter"
         )
-        connection = await asyncpg.connect(project.direct_dsn)
-        try:
-            figures = await read_task_figures(connection, config.tasks, 3600)
-        finally:
-            await connection.close()
+        figures = await wait_until(
+            lambda: _settled_figures(project.direct_dsn, config, orphan), "both tasks counted"
+        )
 
     assert json.loads(stored) == {"value": 20.5}
     assert letter["id"] == task_id
     assert figures.by_type[orphan].dead_lettered == 1
-    assert figures.by_type["sensor_reading"].succeeded >= 1
     assert any(worker.alive for worker in figures.workers)
+
+
+async def _settled_figures(dsn: str, config: Any, orphan: str) -> TaskHealth | None:
+    """The task figures as the agent's role reads them, once both tasks are counted."""
+    connection = await asyncpg.connect(dsn)
+    try:
+        figures = await read_task_figures(connection, config.tasks, 3600)
+    finally:
+        await connection.close()
+    stored = figures.by_type.get("sensor_reading")
+    counted = orphan in figures.by_type and stored is not None and stored.succeeded >= 1
+    return figures if counted else None
 
 
 # What the role may not do ---------------------------------------------------------------
@@ -409,6 +421,30 @@ async def test_agent_role_allowed_to_manage_the_schema_says_it_cannot_make_what_
     assert f"cannot set up the database as role {project.login}" in str(refused.value)
     assert "permission denied" in str(refused.value)
     assert MIGRATIONS[-1].path in str(refused.value)
+
+
+async def test_without_pgmq_the_migration_stops_and_the_agent_says_so_older_pgmq_counts(
+    agent_config: Callable[..., dict[str, Any]], postgres: Postgres
+) -> None:
+    database = f"bare_{uuid.uuid4().hex[:8]}"
+    postgres.run_sql("postgres", f"CREATE DATABASE {database}")
+    try:
+        with pytest.raises(ServiceError, match="PGMQ is not available on this server"):
+            postgres.run_sql(database, MIGRATION.read_text())
+        config = parse_config(agent_config(direct_dsn=postgres.dsn_for(database), pooler_dsn=None))
+        with pytest.raises(SchemaMissingError, match="PGMQ is not installed"):
+            await _set_up_relay(postgres.dsn_for(database), config)
+        # PGMQ before 1.5 (Supabase shipped 1.4) had send_batch(text, jsonb[], integer = 0).
+        postgres.run_sql(
+            database,
+            "CREATE SCHEMA pgmq; CREATE FUNCTION pgmq.send_batch(text, jsonb[], integer = 0)"
+            " RETURNS SETOF bigint LANGUAGE sql AS 'SELECT 1::bigint';",
+        )
+        with pytest.raises(SchemaMissingError) as missing:
+            await _set_up_relay(postgres.dsn_for(database), config)
+        assert "PGMQ" not in str(missing.value)
+    finally:
+        postgres.run_sql("postgres", f"DROP DATABASE {database} WITH (FORCE)")
 
 
 @pytest.mark.parametrize(

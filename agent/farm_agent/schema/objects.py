@@ -15,6 +15,11 @@ from dataclasses import dataclass
 from farm_agent.config import AgentConfig, parse_config
 
 SCHEMA = "farm_resilience"
+# PGMQ is there: any version's send_batch (before 1.5 its last argument had a default).
+HAS_PGMQ = (
+    "EXISTS (SELECT FROM pg_proc"
+    " WHERE pronamespace = to_regnamespace('pgmq') AND proname = 'send_batch')"
+)
 RELAY_MARKS = f"{SCHEMA}.relay_marks"
 TASK_MINUTES = f"{SCHEMA}.task_minutes"
 TASK_WORKERS = f"{SCHEMA}.task_workers"
@@ -69,7 +74,7 @@ EXTENSION = """
 -- (no extension to create) keeps that one; a server without PGMQ at all stops here.
 DO $$
 BEGIN
-    IF to_regprocedure('pgmq.send_batch(text, jsonb[])') IS NOT NULL THEN
+    IF {has_pgmq} THEN
         RETURN;
     END IF;
     IF NOT EXISTS (SELECT FROM pg_available_extensions WHERE name = 'pgmq') THEN
@@ -215,7 +220,7 @@ def objects_sql(queues: ProjectQueues) -> str:
     """PGMQ, the schema, its tables and function, and `queues`, all with row level security."""
     return "".join(
         (
-            EXTENSION,
+            EXTENSION.format(has_pgmq=HAS_PGMQ),
             RELAY_TABLES,
             TASK_TABLES,
             QUEUES.format(queues=sql_array(queues.queues)),

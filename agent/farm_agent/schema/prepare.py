@@ -21,7 +21,7 @@ from farm_agent.config import AgentConfig, BackendConfig
 from farm_agent.database import is_loopback, routes
 from farm_agent.failures import describe_failure, is_connection_failure
 from farm_agent.schema.migrations import managed_sql, migration_hint
-from farm_agent.schema.objects import OLD_LEDGER, ProjectQueues
+from farm_agent.schema.objects import HAS_PGMQ, OLD_LEDGER, ProjectQueues
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -30,9 +30,9 @@ SETUP_LOCK_ID = 0x4641524D
 # Moving an old ledger of millions of keys into marks reads it whole, once.
 SETUP_TIMEOUT_S = 3600.0
 
-FIND_PROBLEMS = """
+FIND_PROBLEMS = f"""
 SELECT
-    to_regprocedure('pgmq.send_batch(text, jsonb[])') IS NOT NULL AS has_pgmq,
+    {HAS_PGMQ} AS has_pgmq,
     current_user AS role,
     ARRAY(SELECT t FROM unnest($1::text[]) AS t WHERE to_regclass(t) IS NULL) AS missing_tables,
     ARRAY(SELECT t FROM unnest($1::text[]) AS t
