@@ -36,7 +36,7 @@ from tools.home_assistant import (
     require_frontend,
     write_config,
 )
-from tools.services import Services, free_port
+from tools.services import Services, free_port, set_up_agent_role
 
 AGENT_ID = "farm-east"
 SENSORS = 20
@@ -165,6 +165,10 @@ class DemoStack:
         self._set_up_home_assistant(broker.port)
 
     def _start_agent(self, broker_port: int) -> None:
+        # As on Supabase (docs/supabase.md): the owner applies the migrations, and the
+        # agent logs in with a role of its own in farm_agent, which may change no schema.
+        postgres = self.services.postgres
+        login = set_up_agent_role(postgres)
         config = {
             "agent_id": AGENT_ID,
             # The Farm Resilience integration shows the agent: no second device via discovery.
@@ -175,8 +179,9 @@ class DemoStack:
                 "discovery_prefix": None,
             },
             "backend": {
-                "pooler_dsn": self.services.pgbouncer.dsn,
-                "direct_dsn": self.services.postgres.dsn,
+                "pooler_dsn": self.services.pgbouncer.dsn_for(postgres.database, login),
+                "direct_dsn": postgres.dsn_for(postgres.database, login),
+                "manage_schema": False,
             },
             "spool": {"path": str(self.folder / "spool.db")},
             "probes": {"interval_s": 5},

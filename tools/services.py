@@ -26,6 +26,10 @@ from typing import NamedTuple
 
 POSTGRES_BIN_DIRS = ("/usr/lib/postgresql/15/bin",)
 PR_SET_CHILD_SUBREAPER = 36
+MIGRATIONS = Path(__file__).resolve().parents[1] / "supabase" / "migrations"
+# The login the demo (and the tests of least privilege) give the agent: a farm host's
+# own login role, IN ROLE farm_agent, as docs/supabase.md sets one up.
+AGENT_LOGIN = "farm_east"
 
 
 class ServiceError(RuntimeError):
@@ -328,6 +332,19 @@ class Postgres:
         self._psql("postgres", f"CREATE DATABASE {self.database}")
         self._psql(self.database, pgmq_sql())
 
+    def create_database(self, name: str) -> str:
+        """A new database with PGMQ installed (nothing else, as on a fresh Supabase); its DSN."""
+        self._psql("postgres", f"CREATE DATABASE {name}")
+        self._psql(name, pgmq_sql())
+        return self.dsn_for(name)
+
+    def run_sql(self, database: str, sql: str) -> None:
+        """Run a script with psql as the owner, stopping at the first error."""
+        self._psql(database, sql)
+
+    def dsn_for(self, database: str, user: str | None = None) -> str:
+        return f"postgresql://{user or self.user}@127.0.0.1:{self.port}/{database}"
+
     def _psql(self, database: str, sql: str) -> None:
         psql = _find_binary("psql", POSTGRES_BIN_DIRS)
         result = subprocess.run(
@@ -419,7 +436,9 @@ class PgBouncer:
         folder = root / name
         folder.mkdir()
         userlist = folder / "userlist.txt"
-        userlist.write_text(f'"{postgres.user}" "{password or ""}"\n')
+        # Trusting PgBouncer still lets in only the users its auth_file lists.
+        logins = [postgres.user] if password else [postgres.user, AGENT_LOGIN]
+        userlist.write_text("".join(f'"{login}" "{password or ""}"\n' for login in logins))
         config = folder / "pgbouncer.ini"
         settings = {"max_client_conn": 500, "default_pool_size": 40, **(limits or {})}
         config.write_text(
@@ -457,6 +476,9 @@ class PgBouncer:
     def admin_dsn(self) -> str:
         """The admin console (`SHOW POOLS`), as the `postgres` user."""
         return f"postgresql://{self.postgres.user}@127.0.0.1:{self.port}/pgbouncer"
+
+    def dsn_for(self, database: str, user: str | None = None) -> str:
+        return f"postgresql://{user or self.postgres.user}@127.0.0.1:{self.port}/{database}"
 
     def start(self) -> None:
         if not self._proc.running:
@@ -564,6 +586,30 @@ class Mosquitto:
     def restart(self) -> None:
         self.stop()
         self.start()
+
+
+def set_up_agent_role(postgres: Postgres, database: str | None = None) -> str:
+    """Apply supabase/migrations in order, and give the agent its login; returns the login.
+
+    The way docs/supabase.md sets up a Supabase project: the owner applies the
+    migrations, then creates a login role for the farm host IN ROLE farm_agent.
+    """
+    database = database or postgres.database
+    for migration in sorted(MIGRATIONS.glob("*.sql")):
+        postgres.run_sql(database, migration.read_text())
+    postgres.run_sql(
+        database,
+        f"""
+        DO $$
+        BEGIN
+            CREATE ROLE {AGENT_LOGIN} LOGIN IN ROLE farm_agent;
+        EXCEPTION WHEN duplicate_object THEN
+            GRANT farm_agent TO {AGENT_LOGIN};
+        END
+        $$;
+        """,
+    )
+    return AGENT_LOGIN
 
 
 class Services:

@@ -105,6 +105,8 @@ class BackendConfig:
     batch_max_bytes: int
     # PgBouncer's admin console (database `pgbouncer`), for pool utilisation; a secret.
     pooler_admin_dsn: str | None
+    # None: decided by the hosts (farm_agent.schema.manages_schema).
+    manage_schema: bool | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -404,6 +406,7 @@ BACKEND_SCHEMA = vol.Schema(
         vol.Optional("ledger_retention_days", default=7.0): _POSITIVE_NUMBER,
         vol.Optional("batch_max_bytes", default=512 * 1024): vol.All(int, vol.Range(min=1024)),
         vol.Optional("pooler_admin_dsn", default=None): _dsn,
+        vol.Optional("manage_schema", default=None): vol.Any(None, bool),
     }
 )
 

@@ -26,8 +26,8 @@ from farm_agent.health.probes import ProbeKind, Prober, ProbeResult, ProbeRound
 from farm_agent.histogram import bucket_of
 from farm_agent.mqtt import MqttLink
 from farm_agent.relay import idle_snapshot
+from farm_agent.schema.objects import TASK_TABLES
 from farm_agent.tasks.handlers import load_handlers
-from farm_agent.tasks.sql import SET_UP_TASKS
 from farm_agent.tasks.worker import Worker
 from tests.agent.task_handlers import CREATE_RUNS
 from tests.support.agent import AgentProcess
@@ -206,7 +206,7 @@ async def set_up_task_figures(dsn: str) -> None:
     """The task figures' tables, as a worker creates them (the `figures_database` has none)."""
     connection = await asyncpg.connect(dsn)
     try:
-        await connection.execute(SET_UP_TASKS)
+        await connection.execute("CREATE SCHEMA IF NOT EXISTS farm_resilience" + ";" + TASK_TABLES)
     finally:
         await connection.close()
 

@@ -219,7 +219,7 @@ async def test_a_worker_that_went_silent_without_stopping_is_a_problem_at_once(
     config = parse_config(make_config(tasks=tasks_section(test_id, {})))
     connection = await asyncpg.connect(postgres.dsn)
     try:
-        await sql.set_up_tasks(connection, config.tasks)
+        await sql.set_up_tasks(connection, config)
         await connection.execute(
             "INSERT INTO farm_resilience.task_workers (id, last_seen, running, concurrency,"
             " heartbeat_s, stopped) VALUES ($1, now() - interval '90 seconds', 0, 4, 1, false)",

@@ -46,7 +46,7 @@ async def tasks_ready(make_config: ConfigMaker, postgres: Postgres, test_id: str
     config = parse_config(make_config(tasks=tasks_section(test_id, {})))
     connection = await asyncpg.connect(postgres.dsn)
     try:
-        await task_sql.set_up_tasks(connection, config.tasks)
+        await task_sql.set_up_tasks(connection, config)
     finally:
         await connection.close()
     return config

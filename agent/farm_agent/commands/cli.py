@@ -82,6 +82,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--days", type=_days, default=7, metavar="N", help="how many days, 1-35 (default 7)"
     )
     report.add_argument("--out", type=Path, required=True, metavar="FILE.html", help="the page")
+    with_config(
+        commands.add_parser(
+            "sql",
+            help="print the SQL that sets up the database (the migrations) for the config",
+            description=(
+                "Print the migrations of supabase/migrations as SQL: for the queue names of "
+                "--config, or the default names without one. Apply it as the database owner."
+            ),
+        )
+    )
     _add_queue_commands(commands, with_config)
     add_task_commands(commands, with_config)
     _add_loadtest_command(commands, with_config)
@@ -209,6 +219,15 @@ def _positive(text: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "sql":  # the one command that works without a config, too
+        from farm_agent.commands.sql import print_sql  # noqa: PLC0415 - keeps `validate` light
+
+        return print_sql(args.config)
+    return _configured(args)
+
+
+def _configured(args: argparse.Namespace) -> int:
+    """Run a command that needs the config: load it, then dispatch."""
     try:
         config = load_config(args.config)
     except ConfigError as err:

@@ -33,6 +33,7 @@ from farm_agent.relay.queues import (
     queue_stats,
     requeue,
 )
+from farm_agent.schema.migrations import SHORT_HINT
 from farm_agent.tasks import count_dead_letters, requeue_dead_letters
 from farm_agent.tasks import purge_dead_letters as purge_task_dead_letters
 
@@ -81,9 +82,11 @@ def _missing(config: AgentConfig, request: QueueRequest, dead_letters: Target) -
     if request.action.startswith("dlq") and dead_letters.whose == DeadLetters.TASKS:
         return (
             f"queue {dead_letters.queue} does not exist yet "
-            "(a worker or `farm-agent task submit` creates it)"
+            f"(a worker or `farm-agent task submit` creates it; {SHORT_HINT})"
         )
-    return f"queue {config.backend.queue} or its dead-letter queue does not exist yet"
+    return (
+        f"queue {config.backend.queue} or its dead-letter queue does not exist yet ({SHORT_HINT})"
+    )
 
 
 async def _run(

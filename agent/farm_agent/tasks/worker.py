@@ -67,7 +67,7 @@ class Worker:
         self.metrics = metrics or TaskMetrics()
         self.id = worker_id or f"{config.agent_id}:{os.getpid()}"
         self.database = TaskDatabase(
-            config.backend, tasks.concurrency + 3, lambda c: sql.set_up_tasks(c, tasks)
+            config.backend, tasks.concurrency + 3, lambda c: sql.set_up_tasks(c, config)
         )
         self.settler = Settler(self.database, tasks)
         self.heartbeat = Heartbeat(self.database, tasks, self.id, self.metrics)
