@@ -79,6 +79,7 @@ def agent_config(make_config: ConfigMaker, project: Project) -> Callable[..., di
             "direct_dsn": project.direct_dsn,
             "queue": "sensor_readings",
             **sections,
+            "tasks": {"queue": "farm_tasks", **sections.get("tasks", {})},
         }
         config = make_config(**sections)
         config["backend"]["manage_schema"] = False
