@@ -6,9 +6,8 @@ import math
 
 from prometheus_client import CollectorRegistry, Gauge, Histogram
 
-from farm_agent.config import TASK_PRIORITIES
 from farm_agent.health.status import HealthStatus
-from farm_agent.tasks import TaskHealth
+from farm_agent.tasks import TaskHealth, TaskQueueGauges
 
 # Probes answer in milliseconds when healthy; the top buckets catch a struggling backend.
 PROBE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
@@ -61,17 +60,7 @@ class ProbeMetrics:
             registry=registry,
         )
         # The same names and meaning as on the worker's own /metrics (farm-agent work).
-        self.task_queue_depth = Gauge(
-            "farm_agent_task_queue_depth",
-            "Tasks waiting or running in each priority queue",
-            ["priority"],
-            registry=registry,
-        )
-        self.workers_alive = Gauge(
-            "farm_agent_workers_alive",
-            "Task workers whose heartbeat is less than three heartbeats old",
-            registry=registry,
-        )
+        self.task_queues = TaskQueueGauges(registry)
         self.cache_hit_ratio = Gauge(
             "farm_agent_http_cache_hit_ratio",
             "Share of the last 20 probes the cache said it answered",
@@ -102,10 +91,10 @@ class ProbeMetrics:
 
     def record_task_queues(self, section: TaskHealth | None) -> None:
         """The task queues' depths and the live workers; NaN while unknown or not in use."""
-        for priority in TASK_PRIORITIES:
-            depth = section.depth.get(priority) if section is not None else None
-            self.task_queue_depth.labels(priority=priority).set(_known(depth))
-        self.workers_alive.set(_known(section.workers_alive if section is not None else None))
+        if section is None:
+            self.task_queues.record({}, None)
+        else:
+            self.task_queues.record(section.depth, section.workers_alive)
 
     def record_status(self, status: HealthStatus) -> None:
         for name in HealthStatus:

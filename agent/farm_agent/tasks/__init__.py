@@ -29,6 +29,7 @@ if TYPE_CHECKING:
         read_task_depths,
         read_task_figures,
     )
+    from farm_agent.tasks.metrics import TaskQueueGauges
     from farm_agent.tasks.submission import submit, submit_many, task_request
     from farm_agent.tasks.task import PermanentError, Task, TaskInputError
 
@@ -48,6 +49,7 @@ _HOMES = {
     "WorkerFigures": "figures",
     "read_task_depths": "figures",
     "read_task_figures": "figures",
+    "TaskQueueGauges": "metrics",
     "submit": "submission",
     "submit_many": "submission",
     "task_request": "submission",
@@ -75,6 +77,7 @@ __all__ = [
     "TaskContext",
     "TaskHealth",
     "TaskInputError",
+    "TaskQueueGauges",
     "TaskTypeFigures",
     "WorkerFigures",
     "count_dead_letters",

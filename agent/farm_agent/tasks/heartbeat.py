@@ -58,7 +58,7 @@ class Heartbeat:
                 return
             depths = await read_task_depths(connection, tasks)
             workers = await read_workers(connection)
-            self._metrics.record_depths(depths, sum(worker.alive for worker in workers))
+            self._metrics.queues.record(depths, sum(worker.alive for worker in workers))
             if time.monotonic() - self._pruned_at >= PRUNE_EVERY_S:
                 await connection.execute(sql.PRUNE_MINUTES, tasks.figures_retention_days)
                 await connection.execute(sql.PRUNE_WORKERS)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -10,6 +11,31 @@ from farm_agent.config import TASK_PRIORITIES
 
 # Handlers take milliseconds to minutes; the default processing target is 30 s.
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800)
+
+
+class TaskQueueGauges:
+    """Depth by priority and live workers: on the worker's /metrics and the agent's alike."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.depth = Gauge(
+            "farm_agent_task_queue_depth",
+            "Tasks waiting or running in each priority queue",
+            ["priority"],
+            registry=registry,
+        )
+        self.workers_alive = Gauge(
+            "farm_agent_workers_alive",
+            "Task workers whose heartbeat is less than three heartbeats old",
+            registry=registry,
+        )
+        self.record({}, None)
+
+    def record(self, depths: Mapping[str, int | None], workers_alive: int | None) -> None:
+        """What the last reading found; a figure not known is NaN, never a made-up zero."""
+        for priority in TASK_PRIORITIES:
+            depth = depths.get(priority)
+            self.depth.labels(priority=priority).set(math.nan if depth is None else depth)
+        self.workers_alive.set(math.nan if workers_alive is None else workers_alive)
 
 
 class TaskMetrics:
@@ -31,24 +57,10 @@ class TaskMetrics:
             buckets=DURATION_BUCKETS,
             registry=registry,
         )
-        self.queue_depth = Gauge(
-            "farm_agent_task_queue_depth",
-            "Tasks waiting or running in each priority queue",
-            ["priority"],
-            registry=registry,
-        )
-        self.workers_alive = Gauge(
-            "farm_agent_workers_alive",
-            "Workers whose heartbeat is less than three heartbeats old",
-            registry=registry,
-        )
+        self.queues = TaskQueueGauges(registry)
         self.running = Gauge(
             "farm_agent_tasks_running", "Handlers this worker is running now", registry=registry
         )
-        for priority in TASK_PRIORITIES:
-            # Unknown until the first heartbeat reads it: NaN, never a made-up zero.
-            self.queue_depth.labels(priority=priority).set(math.nan)
-        self.workers_alive.set(math.nan)
         self._counters: dict[tuple[str, str], Counter] = {}
         self._durations: dict[str, Histogram] = {}
 
@@ -64,8 +76,3 @@ class TaskMetrics:
             if histogram is None:
                 histogram = self._durations[task_type] = self.duration.labels(type=task_type)
             histogram.observe(duration_s)
-
-    def record_depths(self, depths: dict[str, int | None], workers_alive: int) -> None:
-        for priority, depth in depths.items():
-            self.queue_depth.labels(priority=priority).set(math.nan if depth is None else depth)
-        self.workers_alive.set(workers_alive)
