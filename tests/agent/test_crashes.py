@@ -11,6 +11,7 @@ from tests.support.agent import AgentProcess
 from tests.support.metrics import metric_value
 from tests.support.mqtt import StreamPublisher, publisher
 from tests.support.queues import assert_exactly_once, wait_for_messages
+from tests.support.waiting import wait_until
 from tools.services import Mosquitto, Postgres
 
 
@@ -88,11 +89,23 @@ async def test_crash_between_queue_commit_and_spool_delete_is_suppressed_by_the_
     agent.env.pop("FARM_AGENT_FAILPOINTS", None)
     agent.start()
     agent.wait_ready()
-    messages = await wait_for_messages(postgres.dsn, config["backend"]["queue"], len(readings))
-    await asyncio.sleep(1)  # the spool's resend of the committed batch must not add anything
-    page = agent.metrics()
+    # Once the spool is empty, every reading it held (the committed batch again too) has
+    # been forwarded: what the queue holds then is final.
+    page = await wait_until(
+        lambda: _all_forwarded(agent, len(readings)), "every reading forwarded", timeout=30
+    )
 
     messages = await wait_for_messages(postgres.dsn, config["backend"]["queue"], len(readings))
     assert [m["payload"] for m in messages] == [int(payload) for _, payload in readings]
     assert metric_value(page, "farm_agent_duplicates_suppressed_total") == len(committed)
-    assert metric_value(page, "farm_agent_spool_depth") == 0
+
+
+async def _all_forwarded(agent: AgentProcess, count: int) -> str | None:
+    """The metrics page once the spool is empty and `count` readings went relayed or suppressed."""
+    page = await asyncio.to_thread(agent.metrics)
+    forwarded = metric_value(page, "farm_agent_readings_relayed_total") + metric_value(
+        page, "farm_agent_duplicates_suppressed_total"
+    )
+    return (
+        page if metric_value(page, "farm_agent_spool_depth") == 0 and forwarded >= count else None
+    )
