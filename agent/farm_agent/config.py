@@ -32,7 +32,7 @@ BUILTIN_HANDLERS = {
     "send_notification": "farm_agent.tasks.builtin:notify_mqtt",
     "canary": "farm_agent.tasks.builtin:canary",
 }
-# The service level objectives the agent measures, with the spec's targets (DESIGN.md, "SLOs").
+# The service level objectives the agent measures, with the spec's targets (docs/contracts.md).
 SLO_OBJECTIVES = {
     "database_availability": 99.9,
     "api_availability": 99.9,

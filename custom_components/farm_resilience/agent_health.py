@@ -1,4 +1,4 @@
-"""An agent's health payload (DESIGN.md, "MQTT contract"), read strictly into plain data."""
+"""An agent's health payload (docs/contracts.md, "Health"), read strictly into plain data."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""An agent's task figures and service levels (DESIGN.md, "Tasks" and "SLOs"), read strictly.
+"""An agent's task figures and service levels (docs/contracts.md, "Health"), read strictly.
 
 Both sections are optional: an older agent sends neither, and either may be null
 (unknown). What is kept for attributes is bounded (`bounds.MAX_TEXTS` task types,

@@ -12,7 +12,7 @@ HUB_NAME: Final = "Farm Resilience"
 HUB_UNIQUE_ID: Final = "hub"
 CONF_AGENT_ID: Final = "agent_id"
 
-# Edge agents: one config entry and one device each (DESIGN.md, "MQTT contract").
+# Edge agents: one config entry and one device each (docs/contracts.md, "Config entries").
 AGENT_MODEL: Final = "farm-agent"
 # agent_id as the agent's config schema allows it.
 AGENT_ID_PATTERN: Final = r"[a-z0-9_-]{1,64}"
@@ -23,7 +23,7 @@ HEALTH_VERSION: Final = 1
 # Dispatcher signal: an agent's availability or health changed (the hub listens).
 SIGNAL_AGENT_UPDATE: Final = f"{DOMAIN}_agent_update"
 
-# Option keys: a public contract (DESIGN.md), extend only.
+# Option keys: a public contract (docs/contracts.md, "Option keys"), extend only.
 CONF_TRACKED_ENTITIES: Final = "tracked_entities"
 CONF_COMMAND_TIMEOUT: Final = "command_timeout"
 CONF_SUCCESS_TARGET: Final = "success_target"
@@ -65,7 +65,7 @@ CONTROLLABLE_DOMAINS: Final = frozenset(
     }
 )
 
-# Outcomes of a command: a public contract (DESIGN.md), extend only.
+# Outcomes of a command: a public contract (docs/contracts.md, "Command outcomes"), extend only.
 OUTCOME_SUCCESS: Final = "success"
 OUTCOME_TIMEOUT: Final = "timeout"
 OUTCOME_UNAVAILABLE: Final = "unavailable"

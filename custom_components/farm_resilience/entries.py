@@ -1,7 +1,7 @@
 """The domain's two kinds of config entries, told apart in this one place.
 
 The hub's entry has no `agent_id` in its data; each edge agent's entry has one
-(DESIGN.md, "Integration contract"). Everything that must know which kind an
+(docs/contracts.md, "Config entries"). Everything that must know which kind an
 entry is asks `is_agent_entry` (or its negation `is_hub_entry`), which also
 narrows the entry's type, and with it the type of its runtime data.
 """

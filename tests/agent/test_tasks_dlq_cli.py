@@ -25,7 +25,7 @@ ConfigMaker = Callable[..., dict[str, Any]]
 
 
 def dead_letter(kind: str, n: int, priority: str = "normal") -> dict[str, Any]:
-    """A task dead letter as the worker writes it (DESIGN.md, "Tasks")."""
+    """A task dead letter as the worker writes it (docs/contracts.md, "Task dead letter")."""
     return {
         "v": 1,
         "id": str(uuid.uuid4()),

@@ -40,7 +40,7 @@ PROBE_FIELDS: dict[str, tuple[type | None, ...]] = {
     "latency_ms": (*NUMBER, None),
     "detail": (str,),
 }
-# The `tasks` section (DESIGN.md, "Tasks"): null when no task queue exists.
+# The `tasks` section (docs/contracts.md, "Health"): null when no task queue exists.
 TASK_FIELDS: dict[str, tuple[type | None, ...]] = {
     "dlq_depth": (int, None),
     "throughput_per_s": (*NUMBER, None),

@@ -57,7 +57,7 @@ from .sim import SIM_DOMAIN, Behaviour, Farm
 
 INTEGRATION_LOGGER = "custom_components.farm_resilience"
 
-# The hub's entities (DESIGN.md: a public contract).
+# The hub's entities (docs/contracts.md, "Entities of the hub": a public contract).
 RATE = "sensor.farm_resilience_command_success_rate"
 FAILED = "sensor.farm_resilience_commands_failed"
 UNAVAILABLE_DEVICES = "sensor.farm_resilience_unavailable_devices"

@@ -76,7 +76,7 @@ class Health:
     version: str = __version__
 
     def as_json(self) -> dict[str, Any]:
-        """The contract's JSON shape (DESIGN.md), with `processing_p50_s` as an extension."""
+        """The contract's JSON shape (docs/contracts.md, "Health"), extensions marked there."""
         backend, queue, relay = self.backend, self.queue, self.relay
         return {
             "v": HEALTH_VERSION,

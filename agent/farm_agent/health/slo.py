@@ -124,7 +124,7 @@ class ObjectiveReport:
     alert: str | None = None
 
     def as_json(self) -> dict[str, Any]:
-        """The contract's keys (DESIGN.md, "SLOs"), then the extensions: 5/30 min, counts."""
+        """The contract's keys (docs/contracts.md, "Health"), then extensions: 5/30 min, counts."""
         return {
             "name": self.name,
             "target_pct": self.target_pct,

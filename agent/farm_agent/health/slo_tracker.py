@@ -1,6 +1,6 @@
 """The objectives in the running agent: each probe round judged, then kept in the history.
 
-What each objective counts (`slo.objectives`, DESIGN.md "SLOs"):
+What each objective counts (`slo.objectives`, docs/contracts.md "slo"):
 
 - `database_availability`: one event per probe round, good when at least one
   configured database route answered its `SELECT 1` (the relay could work);

@@ -95,7 +95,7 @@ class WorkerFigures:
 
 @dataclass(frozen=True, slots=True)
 class TaskHealth:
-    """The health report's `tasks` section (DESIGN.md, "Tasks"), `wait_p95_s` an extension."""
+    """The health's `tasks` section (docs/contracts.md, "Health"), `wait_p95_s` an extension."""
 
     depth: dict[str, int | None]
     dlq_depth: int | None
