@@ -51,7 +51,7 @@ def health_topic(prefix: str, agent_id: str) -> str:
 def device_identifiers(agent_id: str) -> tuple[tuple[str, str], tuple[str, str]]:
     """Return the agent device's identifiers: the integration's, and its MQTT discovery's.
 
-    The agent's own MQTT discovery (agent/farm_agent/discovery.py) announces the
+    The agent's own MQTT discovery (agent/farm_agent/health/discovery.py) announces the
     same device as `farm_agent_<agent_id>`; carrying that identifier too, Home
     Assistant's device registry keeps one device with both config entries.
     """

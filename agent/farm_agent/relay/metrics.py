@@ -92,7 +92,7 @@ class RelayMetrics:
         )
         self.duplicates_suppressed = Counter(
             "farm_agent_duplicates_suppressed",
-            "Readings the ledger showed were already in the queue (resent after a crash)",
+            "Readings at or below their key space's mark, already in the queue (resent after a crash)",
             registry=registry,
         )
         self.batches_failed = Counter(
