@@ -92,7 +92,7 @@ class RelayMetrics:
         )
         self.duplicates_suppressed = Counter(
             "farm_agent_duplicates_suppressed",
-            "Readings at or below their key space's mark, already in the queue (resent after a crash)",
+            "Readings resent after a crash that their key space's mark showed already queued",
             registry=registry,
         )
         self.batches_failed = Counter(
