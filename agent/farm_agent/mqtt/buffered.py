@@ -23,6 +23,8 @@ from paho.mqtt.enums import MQTTErrorCode
 
 # Packet type, remaining length 2 (MQTT 5: reason code 0, success, left out), packet id.
 _PUBACK = struct.Struct("!BBH")
+# The longest paho's thread sleeps with nothing to do and no keepalive (0) to keep.
+IDLE_WAIT_S = 3600.0
 
 
 class BufferedClient(paho.Client):
@@ -88,6 +90,22 @@ class BufferedClient(paho.Client):
             and self._sock is not None
             and self._sock is self._read_from
         )
+
+    def _loop(self, timeout: float = 1.0) -> MQTTErrorCode:
+        # paho's thread passes 1 s: on a quiet link, a wake-up every second for nothing.
+        # Whatever needs the loop sooner wakes it (incoming bytes, or a packet queued
+        # from another thread through the socket pair); on its own it need only look
+        # again when a keepalive ping is due, or the broker's answer to one is late.
+        return super()._loop(self._until_keepalive_due())
+
+    def _until_keepalive_due(self) -> float:
+        """Seconds until paho must send a ping, or give up waiting for the answer to one."""
+        if self._keepalive == 0:
+            return IDLE_WAIT_S
+        with self._msgtime_mutex:
+            last_traffic = min(self._last_msg_in, self._last_msg_out)
+        due = last_traffic + self._keepalive
+        return min(IDLE_WAIT_S, max(0.0, due - paho.time_func()))
 
     def loop_misc(self) -> MQTTErrorCode:
         if self._buffered_packets_to_handle():
