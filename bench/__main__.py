@@ -26,6 +26,7 @@ from rich.progress import (
 
 from bench import home_assistant, machine, report, settings
 from bench.relay import RelayBench
+from bench.tasks import TaskBench
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -51,13 +52,16 @@ def main() -> int:
         with progress:
             relay = RelayBench(config.relay, progress, folder).run()
             ha = home_assistant.run(config.ha, progress)
+            tasks = TaskBench(config.tasks, progress).run()
         described = machine.describe(relay.postgres_version, folder)
     except KeyboardInterrupt:
         console.print("interrupted; services and processes stopped")
         return 130
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    text = report.render(config, described, relay, ha, time.monotonic() - started)
+    text = report.render(
+        config, described, relay, ha, tasks=tasks, elapsed_s=time.monotonic() - started
+    )
     Path(config.output).write_text(text)
     console.print(text.split("## Relay throughput")[0])
     console.print(f"written to {config.output} in {(time.monotonic() - started) / 60:.1f} min")

@@ -24,6 +24,11 @@ class Machine:
     spool_disk: str
 
 
+def stamp() -> str:
+    """When and at which commit: for a part measured on its own."""
+    return f"{datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}, commit {_commit()}"
+
+
 def _run(*argv: str) -> str:
     try:
         result = subprocess.run(argv, capture_output=True, text=True, check=False, cwd=REPO)

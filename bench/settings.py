@@ -23,10 +23,20 @@ class HaSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class TaskSettings:
+    """No-op tasks through the worker and the bare loop, `runs` times each."""
+
+    tasks: int
+    runs: int
+    concurrency: int
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     quick: bool
     relay: RelaySettings
     ha: HaSettings
+    tasks: TaskSettings
     output: str
 
 
@@ -54,6 +64,7 @@ def load() -> Settings:
             stale_runs=2,
             stale_sensors=2_000,
         )
+        tasks = TaskSettings(tasks=2_000, runs=2, concurrency=16)
     else:
         relay = RelaySettings(
             runs=3,
@@ -77,5 +88,7 @@ def load() -> Settings:
             stale_runs=6,
             stale_sensors=2_000,
         )
+        # Five runs: a single run's ratio swings by ±0.1 on a shared machine.
+        tasks = TaskSettings(tasks=10_000, runs=5, concurrency=16)
     default = BENCH / ("RESULTS-quick.md" if quick else "RESULTS.md")
-    return Settings(quick, relay, ha, os.environ.get("BENCH_RESULTS", str(default)))
+    return Settings(quick, relay, ha, tasks, os.environ.get("BENCH_RESULTS", str(default)))

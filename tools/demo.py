@@ -37,7 +37,7 @@ def status_line(figures: Figures, elapsed: float) -> str:
 def summary(figures: Figures) -> str:
     problems = [*figures.reasons, *(f"agent {AGENT_ID}: {p}" for p in figures.agent_problems)]
     lines = [
-        "Summary (Home Assistant's API and the agent's /metrics)",
+        "Summary (Home Assistant's API, the agent's and the worker's /metrics)",
         f"  commands          {figures.commands or 0} measured by Farm Resilience,"
         f" {_value(figures.failed, digits=0)} failed"
         f" (the simulated devices ignored {figures.device_ignored}"
@@ -48,6 +48,8 @@ def summary(figures: Figures) -> str:
         f"  readings relayed  {figures.relayed:.0f} of {figures.received:.0f} received"
         f" ({figures.dead_lettered:.0f} dead-lettered, {figures.spooled:.0f} still spooled;"
         f" Home Assistant's last health shows {_value(figures.relayed_in_ha, digits=0)})",
+        f"  tasks             {figures.stored:.0f} readings stored by the worker,"
+        f" {figures.notified:.0f} of {figures.frost_alerts} frost alerts published",
         f"  route             {figures.route}",
         f"  problems          {problems[0] if problems else 'none'}",
         *(f"                    {problem}" for problem in problems[1:]),
@@ -63,6 +65,8 @@ def watch(stack: DemoStack, seconds: float | None) -> None:
             time.sleep(STATUS_EVERY_S)
             if not stack.agent_running():
                 raise ServiceError("the agent exited")
+            if not stack.worker_running():
+                raise ServiceError("the task worker exited")
             print(status_line(stack.figures(), time.monotonic() - started), flush=True)
     except KeyboardInterrupt:
         print()
@@ -84,6 +88,7 @@ def main() -> int:
             f"  Home Assistant  {stack.dashboard_url}\n"
             f"  log in as       {stack.login.username} / {stack.login.password}\n"
             f"  agent metrics   http://127.0.0.1:{stack.agent_http}/metrics\n"
+            f"  worker metrics  http://127.0.0.1:{stack.worker_http}/metrics\n"
             "The demo automations toggle the pumps and valves every 10 s; the devices answer"
             " in 0.2-2 s and ignore a few percent of commands.",
             flush=True,
@@ -100,11 +105,17 @@ def main() -> int:
         # A second Ctrl-C must not cut the clean-up short.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        print("Stopping Home Assistant, the farm, the agent and the services ...", flush=True)
+        print(
+            "Stopping Home Assistant, the farm, the worker, the agent and the services ...",
+            flush=True,
+        )
         stack.close()
-    print(f"Everything stopped; agent exit code {stack.agent_exit_code}.")
+    print(
+        f"Everything stopped; agent exit code {stack.agent_exit_code},"
+        f" worker exit code {stack.worker_exit_code}."
+    )
     ok = figures is not None and (figures.commands or 0) > 0 and figures.relayed > 0
-    return 0 if ok and stack.agent_exit_code == 0 else 1
+    return 0 if ok and stack.agent_exit_code == stack.worker_exit_code == 0 else 1
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """Everything `make demo` runs, started and stopped as one: also used by the dashboard test.
 
-Throwaway Mosquitto, PostgreSQL+PGMQ and PgBouncer; the agent; a queue worker; the
-simulated farm (sensors and actuators); a real Home Assistant with MQTT, the Farm
-Resilience hub and the discovered agent set up through its own flows, and the
+Throwaway Mosquitto, PostgreSQL+PGMQ and PgBouncer; the agent; its task worker
+(`farm-agent work`, storing the relayed readings and publishing notifications); the
+simulated farm (sensors, actuators and frost alerts); a real Home Assistant with MQTT,
+the Farm Resilience hub and the discovered agent set up through its own flows, and the
 demo's automations sending commands.
 """
 
@@ -23,6 +24,7 @@ import yaml
 from tools.agent_process import AgentProcess
 from tools.farm_devices import FARM_ACTUATORS, FarmDevices, sensor_object_id
 from tools.farm_simulator import FarmSimulator, farm_sensors
+from tools.frost_alerts import FrostAlerts
 from tools.home_assistant import (
     DASHBOARD_PATH,
     DEMO_DIR,
@@ -34,15 +36,20 @@ from tools.home_assistant import (
     require_frontend,
     write_config,
 )
-from tools.queue_worker import QueueWorker
-from tools.services import Services, free_port
+from tools.services import Services, free_port, set_up_agent_role
 
 AGENT_ID = "farm-east"
 SENSORS = 20
 HUB = "sensor.farm_resilience_"
 AGENT = "sensor.farm_east_"
 AUTOMATIONS = DEMO_DIR / "automations.yaml"
+# Turns the worker's frost notifications into Home Assistant notifications.
+FROST_AUTOMATION = "demo_frost_alert"
 AGENT_READY_S = 60
+# Counted by the worker on its /metrics (labels as the page orders them, by name):
+# readings stored, notifications published.
+STORED = 'outcome="succeeded",type="sensor_reading"'
+NOTIFIED = 'outcome="succeeded",type="send_notification"'
 
 
 def metric(page: str, name: str, labels: str = "") -> float:
@@ -61,6 +68,15 @@ def _number(state: dict[str, Any] | None) -> float | None:
     except ValueError:
         return None
     return None if math.isnan(value) else value
+
+
+def _last_triggered(states: dict[str, dict[str, Any]], automation_id: str) -> str | None:
+    """When the automation with this id last ran its actions; None if never (or missing)."""
+    for entity_id, state in states.items():
+        attributes = state.get("attributes", {})
+        if entity_id.startswith("automation.") and attributes.get("id") == automation_id:
+            return attributes.get("last_triggered")
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +98,11 @@ class Figures:
     relayed: float
     spooled: float
     dead_lettered: float
-    archived: int
+    stored: float
+    notified: float
+    frost_alerts: int
+    # When Home Assistant's frost automation last turned an alert into a notification.
+    frost_shown_at: str | None
     device_commands: int
     device_ignored: int
 
@@ -108,10 +128,13 @@ class DemoStack:
         self.ignore_ratio = ignore_ratio
         self.agent: AgentProcess | None = None
         self.agent_http = free_port()
+        self.worker_http = free_port()
         self.simulator: FarmSimulator | None = None
         self.devices: FarmDevices | None = None
-        self.worker: QueueWorker | None = None
+        self.worker: AgentProcess | None = None
+        self.frost: FrostAlerts | None = None
         self.agent_exit_code: int | None = None
+        self.worker_exit_code: int | None = None
 
     @property
     def dashboard_url(self) -> str:
@@ -124,8 +147,8 @@ class DemoStack:
         self.progress("Starting throwaway Mosquitto, PostgreSQL+PGMQ and PgBouncer ...")
         broker = self.services.mosquitto()
         self._start_agent(broker.port)
-        self.worker = QueueWorker(self.services.postgres.dsn)
-        self.worker.start()
+        self.frost = FrostAlerts(self.services.postgres.dsn)
+        self.frost.start()
         self.simulator = FarmSimulator("127.0.0.1", broker.port, self.sensors)
         self.simulator.start()
         self.devices = FarmDevices(
@@ -142,6 +165,10 @@ class DemoStack:
         self._set_up_home_assistant(broker.port)
 
     def _start_agent(self, broker_port: int) -> None:
+        # As on Supabase (docs/supabase.md): the owner applies the migrations, and the
+        # agent logs in with a role of its own in farm_agent, which may change no schema.
+        postgres = self.services.postgres
+        login = set_up_agent_role(postgres)
         config = {
             "agent_id": AGENT_ID,
             # The Farm Resilience integration shows the agent: no second device via discovery.
@@ -152,19 +179,31 @@ class DemoStack:
                 "discovery_prefix": None,
             },
             "backend": {
-                "pooler_dsn": self.services.pgbouncer.dsn,
-                "direct_dsn": self.services.postgres.dsn,
+                "pooler_dsn": self.services.pgbouncer.dsn_for(postgres.database, login),
+                "direct_dsn": postgres.dsn_for(postgres.database, login),
+                "manage_schema": False,
             },
             "spool": {"path": str(self.folder / "spool.db")},
             "probes": {"interval_s": 5},
             "http": {"listen": f"127.0.0.1:{self.agent_http}"},
+            # The worker: the relayed readings are tasks of type sensor_reading, stored by
+            # the built-in store_readings; send_notification tasks go out over MQTT.
+            "tasks": {
+                "sources": [{"queue": "sensor_readings", "type": "sensor_reading"}],
+                "listen": f"127.0.0.1:{self.worker_http}",
+            },
         }
         path = self.folder / "agent.yaml"
         path.write_text(yaml.safe_dump(config, sort_keys=False))
-        # A session of its own: Ctrl-C reaches the demo only, and the demo stops the agent.
+        # Sessions of their own: Ctrl-C reaches the demo only, and the demo stops them.
         self.agent = AgentProcess(path, log_path=self.folder / "agent.log", own_session=True)
         self.agent.start()
         self.agent.wait_ready(AGENT_READY_S)
+        self.worker = AgentProcess(
+            path, command="work", log_path=self.folder / "worker.log", own_session=True
+        )
+        self.worker.start()
+        self.worker.wait_ready(AGENT_READY_S)
 
     def _set_up_home_assistant(self, broker_port: int) -> None:
         """MQTT, the hub and the discovered agent, through the same flows a person uses."""
@@ -186,18 +225,19 @@ class DemoStack:
         self._confirm_discovered_agent()
         self._wait_for_entities(["binary_sensor.farm_east_connectivity"])
         automations = self._demo_automations()
-        self.client.call("automation", "turn_on", {"entity_id": automations})
-        # The first commands now, not at the next multiple of 10 s.
-        self.client.call("automation", "trigger", {"entity_id": automations})
+        self.client.call("automation", "turn_on", {"entity_id": list(automations.values())})
+        # The first commands now, not at the next multiple of 10 s (a frost alert waits for one).
+        timed = [entity for id_, entity in automations.items() if id_ != FROST_AUTOMATION]
+        self.client.call("automation", "trigger", {"entity_id": timed})
 
-    def _demo_automations(self) -> list[str]:
-        """Entity ids of the automations of demo/automations.yaml (ids are from the aliases)."""
+    def _demo_automations(self) -> dict[str, str]:
+        """The automations of demo/automations.yaml: id -> entity id (made from the alias)."""
         ids = {item["id"] for item in yaml.safe_load(AUTOMATIONS.read_text())}
-        found = [
-            entity_id
+        found = {
+            state["attributes"]["id"]: entity_id
             for entity_id, state in self.client.states().items()
             if entity_id.startswith("automation.") and state["attributes"].get("id") in ids
-        ]
+        }
         if len(found) != len(ids):
             raise HomeAssistantError(f"automations missing: {sorted(ids)} gave {found}")
         return found
@@ -239,10 +279,18 @@ class DemoStack:
         except (OSError, LookupError, AssertionError):
             return ""
 
+    def worker_metrics(self) -> str:
+        """The worker's /metrics page; empty while it does not answer."""
+        try:
+            return self.worker.metrics() if self.worker is not None else ""
+        except (OSError, LookupError, AssertionError):
+            return ""
+
     def figures(self) -> Figures:
-        """Read Home Assistant's REST API and the agent's /metrics."""
+        """Read Home Assistant's REST API, the agent's and the worker's /metrics."""
         states = self.client.states()
         page = self.agent_metrics()
+        worker = self.worker_metrics()
         rate = states.get(HUB + "command_success_rate")
         degraded = states.get("binary_sensor.farm_resilience_degraded") or {}
         problem = states.get("binary_sensor.farm_east_backend_problem") or {}
@@ -265,7 +313,10 @@ class DemoStack:
             relayed=metric(page, "farm_agent_readings_relayed_total"),
             spooled=metric(page, "farm_agent_spool_depth"),
             dead_lettered=metric(page, "farm_agent_readings_dead_lettered_total"),
-            archived=self.worker.archived if self.worker else 0,
+            stored=metric(worker, "farm_agent_tasks_total", STORED),
+            notified=metric(worker, "farm_agent_tasks_total", NOTIFIED),
+            frost_alerts=self.frost.sent if self.frost else 0,
+            frost_shown_at=_last_triggered(states, FROST_AUTOMATION),
             device_commands=self.devices.commands if self.devices else 0,
             device_ignored=self.devices.ignored if self.devices else 0,
         )
@@ -273,22 +324,28 @@ class DemoStack:
     def agent_running(self) -> bool:
         return self.agent is not None and self.agent.running
 
+    def worker_running(self) -> bool:
+        return self.worker is not None and self.worker.running
+
     def logs(self) -> str:
-        """The tails of Home Assistant's and the agent's logs, for a failure report."""
-        agent_log = self.folder / "agent.log"
-        agent_tail = agent_log.read_text(errors="replace")[-2000:] if agent_log.exists() else ""
-        return (
-            f"--- Home Assistant log (tail) ---\n{self.home_assistant.tail()}\n"
-            f"--- agent log (tail) ---\n{agent_tail}"
-        )
+        """The tails of the Home Assistant, agent and worker logs, for a failure report."""
+        tails = [f"--- Home Assistant log (tail) ---\n{self.home_assistant.tail()}"]
+        for name in ("agent", "worker"):
+            log = self.folder / f"{name}.log"
+            tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+            tails.append(f"--- {name} log (tail) ---\n{tail}")
+        return "\n".join(tails)
 
     def close(self) -> None:
-        """Stop Home Assistant, the farm, the agent (graceful drain) and the services."""
+        """Stop Home Assistant, the farm, the worker and the agent (drained), and the services."""
         self.home_assistant.stop()
-        for part in (self.devices, self.simulator, self.worker):
+        for part in (self.devices, self.simulator, self.frost):
             if part is not None:
                 with contextlib.suppress(Exception):
                     part.stop()
+        if self.worker is not None:
+            self.worker.stop()
+            self.worker_exit_code = self.worker.returncode
         if self.agent is not None:
             self.agent.stop()  # SIGTERM: the graceful drain; SIGKILL after 15 s
             self.agent_exit_code = self.agent.returncode

@@ -26,6 +26,10 @@ from typing import NamedTuple
 
 POSTGRES_BIN_DIRS = ("/usr/lib/postgresql/15/bin",)
 PR_SET_CHILD_SUBREAPER = 36
+MIGRATIONS = Path(__file__).resolve().parents[1] / "supabase" / "migrations"
+# The login the demo (and the tests of least privilege) give the agent: a farm host's
+# own login role, IN ROLE farm_agent, as docs/supabase.md sets one up.
+AGENT_LOGIN = "farm_east"
 
 
 class ServiceError(RuntimeError):
@@ -328,6 +332,19 @@ class Postgres:
         self._psql("postgres", f"CREATE DATABASE {self.database}")
         self._psql(self.database, pgmq_sql())
 
+    def create_database(self, name: str) -> str:
+        """A new database with PGMQ installed (nothing else, as on a fresh Supabase); its DSN."""
+        self._psql("postgres", f"CREATE DATABASE {name}")
+        self._psql(name, pgmq_sql())
+        return self.dsn_for(name)
+
+    def run_sql(self, database: str, sql: str) -> None:
+        """Run a script with psql as the owner, stopping at the first error."""
+        self._psql(database, sql)
+
+    def dsn_for(self, database: str, user: str | None = None) -> str:
+        return f"postgresql://{user or self.user}@127.0.0.1:{self.port}/{database}"
+
     def _psql(self, database: str, sql: str) -> None:
         psql = _find_binary("psql", POSTGRES_BIN_DIRS)
         result = subprocess.run(
@@ -400,10 +417,18 @@ class PgBouncer:
     """PgBouncer in transaction mode: the local stand-in for Supavisor (port 6543).
 
     With a `password` it checks it (auth_type md5) instead of trusting every login.
+    `limits` override pool settings (`default_pool_size`, `max_client_conn`,
+    `query_wait_timeout`, ...), to provoke pool exhaustion. Its admin console
+    (`admin_dsn`) lets the `postgres` user read `SHOW POOLS` (stats_users).
     """
 
     def __init__(
-        self, root: Path, postgres: Postgres, password: str | None = None, name: str = "pgbouncer"
+        self,
+        root: Path,
+        postgres: Postgres,
+        password: str | None = None,
+        name: str = "pgbouncer",
+        limits: dict[str, int] | None = None,
     ) -> None:
         self.owner = _service_user()
         self.postgres = postgres
@@ -411,8 +436,11 @@ class PgBouncer:
         folder = root / name
         folder.mkdir()
         userlist = folder / "userlist.txt"
-        userlist.write_text(f'"{postgres.user}" "{password or ""}"\n')
+        # Trusting PgBouncer still lets in only the users its auth_file lists.
+        logins = [postgres.user] if password else [postgres.user, AGENT_LOGIN]
+        userlist.write_text("".join(f'"{login}" "{password or ""}"\n' for login in logins))
         config = folder / "pgbouncer.ini"
+        settings = {"max_client_conn": 500, "default_pool_size": 40, **(limits or {})}
         config.write_text(
             "[databases]\n"
             f"* = host=127.0.0.1 port={postgres.port}\n"
@@ -423,8 +451,8 @@ class PgBouncer:
             f"auth_type = {'md5' if password else 'trust'}\n"
             f"auth_file = {userlist}\n"
             "pool_mode = transaction\n"
-            "max_client_conn = 500\n"
-            "default_pool_size = 40\n"
+            + "".join(f"{key} = {value}\n" for key, value in settings.items())
+            + f"stats_users = {postgres.user}\n"
             "ignore_startup_parameters = extra_float_digits,options\n"
             "server_reset_query =\n"
             # After failed logins (the database was down) PgBouncer refuses clients for
@@ -443,6 +471,14 @@ class PgBouncer:
     @property
     def dsn(self) -> str:
         return f"postgresql://{self.postgres.user}@127.0.0.1:{self.port}/{self.postgres.database}"
+
+    @property
+    def admin_dsn(self) -> str:
+        """The admin console (`SHOW POOLS`), as the `postgres` user."""
+        return f"postgresql://{self.postgres.user}@127.0.0.1:{self.port}/pgbouncer"
+
+    def dsn_for(self, database: str, user: str | None = None) -> str:
+        return f"postgresql://{user or self.postgres.user}@127.0.0.1:{self.port}/{database}"
 
     def start(self) -> None:
         if not self._proc.running:
@@ -552,6 +588,30 @@ class Mosquitto:
         self.start()
 
 
+def set_up_agent_role(postgres: Postgres, database: str | None = None) -> str:
+    """Apply supabase/migrations in order, and give the agent its login; returns the login.
+
+    The way docs/supabase.md sets up a Supabase project: the owner applies the
+    migrations, then creates a login role for the farm host IN ROLE farm_agent.
+    """
+    database = database or postgres.database
+    for migration in sorted(MIGRATIONS.glob("*.sql")):
+        postgres.run_sql(database, migration.read_text())
+    postgres.run_sql(
+        database,
+        f"""
+        DO $$
+        BEGIN
+            CREATE ROLE {AGENT_LOGIN} LOGIN IN ROLE farm_agent;
+        EXCEPTION WHEN duplicate_object THEN
+            GRANT farm_agent TO {AGENT_LOGIN};
+        END
+        $$;
+        """,
+    )
+    return AGENT_LOGIN
+
+
 class Services:
     """One temporary folder holding every throwaway service; `close()` leaves nothing behind."""
 
@@ -596,6 +656,12 @@ class Services:
     def pgbouncer_with_password(self, password: str, name: str) -> PgBouncer:
         """A PgBouncer of its own in front of `postgres` that checks `password` (md5)."""
         bouncer = PgBouncer(self.root, self.postgres, password=password, name=name)
+        self._others.append(bouncer)
+        return bouncer
+
+    def pgbouncer_with_limits(self, name: str, **limits: int) -> PgBouncer:
+        """A PgBouncer of its own with small limits (`default_pool_size=2`, ...), to exhaust."""
+        bouncer = PgBouncer(self.root, self.postgres, name=name, limits=limits)
         self._others.append(bouncer)
         return bouncer
 

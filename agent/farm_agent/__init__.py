@@ -1,3 +1,3 @@
 """Farm Resilience edge agent: MQTT readings to a Supabase Queue, losing nothing."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

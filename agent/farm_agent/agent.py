@@ -13,10 +13,13 @@ import logging
 
 from prometheus_client import CollectorRegistry
 
+from farm_agent.build import register_build_info
 from farm_agent.config import AgentConfig
 from farm_agent.health.metrics import ProbeMetrics
 from farm_agent.health.probes import Prober
 from farm_agent.health.publishing import HealthPublisher, last_will
+from farm_agent.health.slo_metrics import SloMetrics
+from farm_agent.health.slo_tracker import SloTracker
 from farm_agent.http import HttpEndpoint, agent_endpoint
 from farm_agent.mqtt import MqttLink
 from farm_agent.relay import Relay, RelayMetrics, open_spool
@@ -41,6 +44,8 @@ class Agent:
         self.registry = CollectorRegistry(auto_describe=True)
         self.relay_metrics = RelayMetrics(self.registry)
         self.probe_metrics = ProbeMetrics(self.registry)
+        self.slo_metrics = SloMetrics(self.registry)
+        register_build_info(self.registry)
         self.link: MqttLink | None = None
         self.relay: Relay | None = None
         self.http: HttpEndpoint | None = None
@@ -64,7 +69,8 @@ class Agent:
         self.link = link = MqttLink(config.mqtt, loop, will=last_will(config))
         prober = Prober(config, link, self.probe_metrics)
         self.relay = relay = Relay(config, link, spool, self.relay_metrics)
-        publisher = HealthPublisher(config, link, prober, relay, self.probe_metrics)
+        slo = SloTracker(config, self.slo_metrics)
+        publisher = HealthPublisher(config, link, prober, relay, self.probe_metrics, slo=slo)
         prober.report_route_verdicts_to(relay.probed)
         if config.http is not None:
             self.http = agent_endpoint(self.registry, self.readiness, publisher.health_text)

@@ -30,8 +30,17 @@ TASK_PRIORITIES = ("high", "normal", "low")
 BUILTIN_HANDLERS = {
     "sensor_reading": "farm_agent.tasks.builtin:store_readings",
     "send_notification": "farm_agent.tasks.builtin:notify_mqtt",
+    "canary": "farm_agent.tasks.builtin:canary",
 }
-SECRET_KEYS = frozenset({"password", "pooler_dsn", "direct_dsn"})
+# The service level objectives the agent measures, with the spec's targets (DESIGN.md, "SLOs").
+SLO_OBJECTIVES = {
+    "database_availability": 99.9,
+    "api_availability": 99.9,
+    "error_rate": 99.0,
+    "task_success": 99.5,
+    "task_latency": 99.0,
+}
+SECRET_KEYS = frozenset({"password", "pooler_dsn", "direct_dsn", "pooler_admin_dsn", "token"})
 # libpq's sslmode values, weakest first; `allow` and `prefer` fall back to plaintext.
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 # The spool recognises broker redeliveries by packet id among its last 2 x receive_maximum
@@ -94,6 +103,10 @@ class BackendConfig:
     failback_after: int
     ledger_retention_days: float
     batch_max_bytes: int
+    # PgBouncer's admin console (database `pgbouncer`), for pool utilisation; a secret.
+    pooler_admin_dsn: str | None
+    # None: decided by the hosts (farm_agent.schema.manages_schema).
+    manage_schema: bool | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,12 +116,24 @@ class SpoolConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class InvalidateConfig:
+    """A write that must invalidate an HTTP probe's cached answer (the cache-invalidation check)."""
+
+    method: str
+    url: str
+    # Sent as JSON (text as it is); `{nonce}` in it becomes a fresh value for every write.
+    body: Any
+
+
+@dataclass(frozen=True, slots=True)
 class HttpProbeConfig:
     name: str
     url: str
     expect_status: int
     expect_cache: bool
     timeout_s: float
+    latency_ms: float | None = None
+    invalidate: InvalidateConfig | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +143,8 @@ class Thresholds:
     dlq_depth: int
     processing_s: float
     task_success: float
+    cache_hit_ratio: float
+    cached_ms: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +204,33 @@ class TasksConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ObjectiveConfig:
+    """One service level objective: which (`SLO_OBJECTIVES`) and its target, in %."""
+
+    name: str
+    target_pct: float
+
+
+@dataclass(frozen=True, slots=True)
+class SloConfig:
+    """The `slo:` section: the objectives, their window, and where the history is kept."""
+
+    window_days: int
+    objectives: tuple[ObjectiveConfig, ...]
+    history_path: Path
+
+
+@dataclass(frozen=True, slots=True)
+class HomeAssistantConfig:
+    """Where `farm-agent check` finds Home Assistant; `url` None: not checked."""
+
+    url: str | None
+    token: str | None
+    # The hub's entity that exists while the Farm Resilience hub is loaded.
+    hub_entity: str
+
+
+@dataclass(frozen=True, slots=True)
 class AgentConfig:
     agent_id: str
     mqtt: MqttConfig
@@ -186,6 +240,8 @@ class AgentConfig:
     http: HttpConfig | None
     log_level: str
     tasks: TasksConfig
+    slo: SloConfig
+    home_assistant: HomeAssistantConfig
 
 
 def _agent_id(value: Any) -> str:
@@ -349,6 +405,8 @@ BACKEND_SCHEMA = vol.Schema(
         vol.Optional("failback_after", default=3): _POSITIVE_INT,
         vol.Optional("ledger_retention_days", default=7.0): _POSITIVE_NUMBER,
         vol.Optional("batch_max_bytes", default=512 * 1024): vol.All(int, vol.Range(min=1024)),
+        vol.Optional("pooler_admin_dsn", default=None): _dsn,
+        vol.Optional("manage_schema", default=None): vol.Any(None, bool),
     }
 )
 
@@ -368,18 +426,34 @@ THRESHOLDS_SCHEMA = vol.Schema(
         vol.Optional("task_success", default=99.5): vol.All(
             vol.Coerce(float), vol.Range(min=0, max=100)
         ),
+        vol.Optional("cache_hit_ratio", default=0.9): vol.All(
+            vol.Coerce(float), vol.Range(min=0, max=1)
+        ),
+        vol.Optional("cached_ms", default=100.0): _POSITIVE_NUMBER,
+    }
+)
+
+_HTTP_URL = vol.All(str, vol.Match(r"^https?://", msg="must be an http(s):// URL"))
+
+INVALIDATE_SCHEMA = vol.Schema(
+    {
+        vol.Required("method"): vol.All(
+            str, vol.Upper, vol.In(["POST", "PUT", "PATCH"], msg="must be POST, PUT or PATCH")
+        ),
+        vol.Required("url"): _HTTP_URL,
+        vol.Optional("body", default=None): vol.Any(None, str, int, float, bool, dict, list),
     }
 )
 
 HTTP_PROBE_SCHEMA = vol.Schema(
     {
         vol.Required("name"): vol.All(str, vol.Match(r"^[A-Za-z0-9_.-]{1,64}$")),
-        vol.Required("url"): vol.All(
-            str, vol.Match(r"^https?://", msg="must be an http(s):// URL")
-        ),
+        vol.Required("url"): _HTTP_URL,
         vol.Optional("expect_status", default=200): vol.All(int, vol.Range(min=100, max=599)),
         vol.Optional("expect_cache", default=False): bool,
         vol.Optional("timeout_s", default=5.0): _POSITIVE_NUMBER,
+        vol.Optional("latency_ms", default=None): vol.Any(None, _POSITIVE_NUMBER),
+        vol.Optional("invalidate", default=None): vol.Any(None, INVALIDATE_SCHEMA),
     }
 )
 
@@ -441,6 +515,49 @@ TASKS_SCHEMA = vol.Schema(
     }
 )
 
+
+def _objective_name(value: Any) -> str:
+    if value not in SLO_OBJECTIVES:
+        raise vol.Invalid(f"unknown objective; the objectives are {', '.join(SLO_OBJECTIVES)}")
+    return str(value)
+
+
+OBJECTIVE_SCHEMA = vol.Schema(
+    {
+        vol.Required("name"): _objective_name,
+        # Without it, the spec's target for that objective (SLO_OBJECTIVES).
+        vol.Optional("target_pct"): vol.All(
+            vol.Coerce(float),
+            vol.Range(
+                min=0,
+                max=100,
+                min_included=False,
+                max_included=False,
+                msg="must be above 0 and below 100 (a target of 100 % leaves no error budget)",
+            ),
+        ),
+    }
+)
+
+HOME_ASSISTANT_SCHEMA = vol.Schema(
+    {
+        vol.Optional("url", default=None): vol.Any(None, _HTTP_URL),
+        vol.Optional("token", default=None): _OPTIONAL_STR,
+        vol.Optional("hub_entity", default="binary_sensor.farm_resilience_degraded"): vol.Match(
+            r"^[a-z_]+\.[a-z0-9_]+$", msg="must be an entity id such as binary_sensor.x"
+        ),
+    }
+)
+
+SLO_SCHEMA = vol.Schema(
+    {
+        vol.Optional("window_days", default=30): vol.All(int, vol.Range(min=1, max=90)),
+        # None: the spec's objectives; a list replaces them.
+        vol.Optional("objectives", default=None): vol.Any(None, [OBJECTIVE_SCHEMA]),
+        vol.Optional("history_path", default=None): vol.Any(None, vol.All(str, vol.Length(min=1))),
+    }
+)
+
 CONFIG_SCHEMA = vol.Schema(
     {
         vol.Required("agent_id"): _agent_id,
@@ -450,6 +567,8 @@ CONFIG_SCHEMA = vol.Schema(
         vol.Optional("probes", default={}): PROBES_SCHEMA,
         vol.Optional("http", default={}): vol.Any(None, HTTP_SCHEMA),
         vol.Optional("tasks", default={}): TASKS_SCHEMA,
+        vol.Optional("slo", default={}): SLO_SCHEMA,
+        vol.Optional("home_assistant", default={}): HOME_ASSISTANT_SCHEMA,
         vol.Optional("log_level", default="info"): vol.All(
             str, vol.Lower, vol.In(["debug", "info", "warning", "error"])
         ),
@@ -491,9 +610,16 @@ def parse_config(raw: Any, base_dir: Path | None = None) -> AgentConfig:
     backend = valid["backend"]
     if backend["pooler_dsn"] is None and backend["direct_dsn"] is None:
         raise ConfigError("backend: set pooler_dsn, direct_dsn or both")
+    if backend["pooler_admin_dsn"] is not None and backend["pooler_dsn"] is None:
+        raise ConfigError(
+            "backend.pooler_admin_dsn: needs backend.pooler_dsn (whose pool it shows)"
+        )
     if backend["queue"] == backend["dead_letter_queue"]:
         raise ConfigError("backend.dead_letter_queue: must differ from backend.queue")
     _refuse_overlapping_topics(valid["mqtt"])
+    home_assistant = valid["home_assistant"]
+    if home_assistant["url"] is not None and not home_assistant["token"]:
+        raise ConfigError("home_assistant.token: required with home_assistant.url")
     return _freeze(valid, base_dir or Path.cwd())
 
 
@@ -577,7 +703,8 @@ def _settled(valid: dict[str, Any], base_dir: Path) -> dict[str, Any]:
     `mqtt.password_file` becomes `mqtt.password`; the client id and the task
     dead-letter queue get their defaults from other keys; files resolve against the
     config's folder; `http.listen` and `tasks.backoff` flatten into their dataclasses;
-    the built-in task handlers join the configured ones.
+    the built-in task handlers join the configured ones; the objectives get their targets
+    and the SLO history its file beside the spool.
     """
     mqtt = dict(valid["mqtt"])
     password_file = mqtt.pop("password_file", None)
@@ -596,6 +723,7 @@ def _settled(valid: dict[str, Any], base_dir: Path) -> dict[str, Any]:
         "spool": spool,
         "http": http["listen"] if http is not None else None,
         "tasks": _settled_tasks(valid["tasks"], processing_s),
+        "slo": _settled_slo(valid["slo"], spool["path"], base_dir),
     }
 
 
@@ -658,6 +786,34 @@ def _settled_tasks(tasks: dict[str, Any], processing_s: float) -> dict[str, Any]
     }
     del settled["backoff"]
     return settled
+
+
+def _settled_slo(slo: dict[str, Any], spool_path: Path, base_dir: Path) -> dict[str, Any]:
+    """The objectives with their targets filled in; the history file beside the spool."""
+    listed = slo["objectives"]
+    if listed is None:
+        listed = [{"name": name} for name in SLO_OBJECTIVES]
+    seen: set[str] = set()
+    for index, objective in enumerate(listed):
+        if objective["name"] in seen:
+            raise ConfigError(f"slo.objectives.{index}.name: {objective['name']} is listed twice")
+        seen.add(objective["name"])
+    history = slo["history_path"]
+    return {
+        "window_days": slo["window_days"],
+        "objectives": [
+            {
+                "name": each["name"],
+                "target_pct": each.get("target_pct", SLO_OBJECTIVES[each["name"]]),
+            }
+            for each in listed
+        ],
+        "history_path": (
+            _resolved(history, base_dir)
+            if history is not None
+            else spool_path.with_name(f"{spool_path.stem}-history.db")
+        ),
+    }
 
 
 def _backend_tls(tls: dict[str, Any] | None, base_dir: Path) -> dict[str, Any]:

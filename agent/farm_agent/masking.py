@@ -31,12 +31,15 @@ MIN_SECRET_CHARS = 4
 
 
 def secrets_of(config: AgentConfig) -> list[str]:
-    """Every secret the config holds: the MQTT password and the DSN passwords."""
+    """Every secret the config holds: the MQTT password, DSN passwords, Home Assistant's token."""
     found = [config.mqtt.password] if config.mqtt.password else []
-    for dsn in (config.backend.pooler_dsn, config.backend.direct_dsn):
+    backend = config.backend
+    for dsn in (backend.pooler_dsn, backend.direct_dsn, backend.pooler_admin_dsn):
         password = urlsplit(dsn).password if dsn else None
         if password:
             found.append(password)
+    if config.home_assistant.token:
+        found.append(config.home_assistant.token)
     # Longest first, so a secret containing another is masked whole.
     return sorted(set(found), key=len, reverse=True)
 

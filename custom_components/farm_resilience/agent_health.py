@@ -3,26 +3,23 @@
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from .agent_tasks import SloReport, TaskFigures, parse_slo, parse_tasks
 from .bounds import Texts, bounded
 from .const import HEALTH_VERSION
+from .health_fields import InvalidHealthError, choice, count, number, section, shown, text
+
+__all__ = ["ROUTES", "AgentHealth", "InvalidHealthError", "parse_health", "shown"]
+
+# The longest version text an agent may report (Home Assistant shows it as the device's).
+MAX_VERSION_CHARS = 64
 
 ROUTES = ("pooler", "direct", "none")
 STATUSES = ("ok", "degraded", "down")
-# The largest count an agent can send: a PostgreSQL bigint, a Prometheus counter.
-# Anything larger is no count, and its digits would not fit in a state (255 characters).
-MAX_COUNT = 2**63 - 1
-# How much of a rejected value a message quotes.
-SHOWN_CHARS = 40
-
-
-class InvalidHealthError(ValueError):
-    """A health payload that must not change what Home Assistant shows; the message says why."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -40,6 +37,12 @@ class AgentHealth:
     spool_depth: int | None
     relay_latency_p95_ms: float | None
     relayed_total: int | None
+    # The agent's software version; None from agents that do not report it (before 0.2).
+    version: str | None
+    # The task queues and workers; None when not reported or unknown.
+    tasks: TaskFigures | None
+    # The agent's service level objectives; None when not reported or unknown.
+    slo: SloReport | None
     # At most `bounds.MAX_TEXTS`, each cut short: they reach attributes and reasons.
     problems: tuple[str, ...]
     # The payload as accepted, its problems bounded the same way (diagnostics show it).
@@ -73,33 +76,30 @@ def parse_health(raw: str | bytes | bytearray, agent_id: str) -> AgentHealth:
         )
     if payload.get("agent_id") != agent_id:
         raise InvalidHealthError(f"names agent {shown(payload.get('agent_id'))}")
-    backend = _section(payload, "backend")
-    queue = _section(payload, "queue")
-    relay = _section(payload, "relay")
+    backend = section(payload, "backend")
+    queue = section(payload, "queue")
+    relay = section(payload, "relay")
     problems = _problems(payload.get("problems"))
     return AgentHealth(
         agent_id=agent_id,
         ts=_timestamp(payload.get("ts")),
-        status=_choice(payload, "status", STATUSES),
-        route=_choice(backend, "route", ROUTES, "backend."),
-        pooler_latency_ms=_number(backend, "pooler_latency_ms", "backend."),
-        direct_latency_ms=_number(backend, "direct_latency_ms", "backend."),
-        queue_depth=_count(queue, "depth", "queue."),
-        dlq_depth=_count(queue, "dlq_depth", "queue."),
-        spool_depth=_count(relay, "spool_depth", "relay."),
-        relay_latency_p95_ms=_number(relay, "e2e_latency_p95_ms", "relay."),
-        relayed_total=_count(relay, "relayed_total", "relay."),
+        status=choice(payload, "status", STATUSES),
+        route=choice(backend, "route", ROUTES, "backend."),
+        pooler_latency_ms=number(backend, "pooler_latency_ms", "backend."),
+        direct_latency_ms=number(backend, "direct_latency_ms", "backend."),
+        queue_depth=count(queue, "depth", "queue."),
+        dlq_depth=count(queue, "dlq_depth", "queue."),
+        spool_depth=count(relay, "spool_depth", "relay."),
+        relay_latency_p95_ms=number(relay, "e2e_latency_p95_ms", "relay."),
+        relayed_total=count(relay, "relayed_total", "relay."),
+        version=None
+        if payload.get("version") is None
+        else text(payload, "version", "", MAX_VERSION_CHARS),
+        tasks=parse_tasks(payload),
+        slo=parse_slo(payload),
         problems=problems,
         payload={**payload, "problems": list(problems)},
     )
-
-
-def _section(payload: Mapping[str, Any], name: str) -> Mapping[str, Any]:
-    """Return a section of the payload, which must be an object."""
-    section = payload.get(name)
-    if not isinstance(section, dict):
-        raise InvalidHealthError(f"{name} is not an object")
-    return section
 
 
 def _timestamp(value: Any) -> datetime:
@@ -110,46 +110,6 @@ def _timestamp(value: Any) -> datetime:
         return datetime.fromisoformat(value)
     except ValueError as err:
         raise InvalidHealthError(f"ts {shown(value)} is not an ISO 8601 UTC time") from err
-
-
-def _choice(section: Mapping[str, Any], key: str, allowed: tuple[str, ...], where: str = "") -> str:
-    """Return a field that must be one of `allowed`."""
-    value = section.get(key)
-    if value not in allowed:
-        raise InvalidHealthError(f"{where}{key} {shown(value)} is not one of {', '.join(allowed)}")
-    return str(value)
-
-
-def _number(section: Mapping[str, Any], key: str, where: str) -> float | None:
-    """Return a non-negative finite figure, None when unknown (null or absent)."""
-    value = section.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidHealthError(f"{where}{key} {shown(value)} is not a number")
-    try:
-        number = float(value)
-    except OverflowError:  # an integer beyond any float
-        number = math.inf
-    if not math.isfinite(number) or number < 0:
-        raise InvalidHealthError(f"{where}{key} {shown(value)} is out of range")
-    return number
-
-
-def _count(section: Mapping[str, Any], key: str, where: str) -> int | None:
-    """Return a non-negative whole count, None when unknown (null or absent)."""
-    value = section.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_COUNT:
-        raise InvalidHealthError(f"{where}{key} {shown(value)} is not a count")
-    return value
-
-
-def shown(value: Any) -> str:
-    """Return a rejected value as a message quotes it: its repr, cut short."""
-    shown = repr(value)
-    return shown if len(shown) <= SHOWN_CHARS else f"{shown[: SHOWN_CHARS - 3]}..."
 
 
 def _problems(value: Any) -> tuple[str, ...]:

@@ -107,6 +107,8 @@ class AgentLink(DataUpdateCoordinator[AgentState]):
         self.status_received_at: float | None = None
         self.rejected = 0
         self.last_rejection: str | None = None
+        # The software version last shown on the agent's device.
+        self.sw_version: str | None = None
         self._rejecting = False
         self._silence_check = MonotonicCall(hass, self._async_on_silence, cancel_on_shutdown=True)
         self._unsubs: list[CALLBACK_TYPE] = []
@@ -170,7 +172,26 @@ class AgentLink(DataUpdateCoordinator[AgentState]):
             LOGGER.debug("Agent %s: replayed health older than the one shown", self.agent_id)
             return
         self._accept()
+        self._async_show_version(health.version)
         self._async_changed()
+
+    @callback
+    def _async_show_version(self, version: str | None) -> None:
+        """Show the agent's software version on its device when it reports one that is new.
+
+        An agent that reports none (before 0.2) leaves the device's version as it is.
+        """
+        if version is None or version == self.sw_version:
+            return
+        self.sw_version = version
+        dr.async_get(self.hass).async_get_or_create(
+            config_entry_id=self.config_entry.entry_id,
+            identifiers=set(device_identifiers(self.agent_id)),
+            name=self.agent_id,
+            manufacturer=HUB_NAME,
+            model=AGENT_MODEL,
+            sw_version=version,
+        )
 
     @callback
     def _async_changed(self) -> None:

@@ -7,7 +7,9 @@ from collections.abc import Callable
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
 
+from .agent_health import AgentHealth
 from .agent_link import AgentLink
+from .agent_tasks import SloObjective
 from .bounds import Texts
 from .const import DOMAIN, SIGNAL_AGENT_UPDATE
 from .entries import is_agent_entry
@@ -78,12 +80,53 @@ class AgentMonitor:
                     )
                 else:
                     self._check.request(alarm_at)
-            elif health is not None and health.has_problem:
-                problems = health.problems or (f"status {health.status}",)
-                reasons.extend(f"agent {link.agent_id}: {problem}" for problem in problems)
+            elif health is not None:
+                reasons.extend(f"agent {link.agent_id}: {why}" for why in _health_reasons(health))
         return Texts.from_list(reasons)
 
     @callback
     def _async_on_due(self, now: float) -> None:
         """An outage may have crossed the alert: let the hub recompute."""
         self._on_change()
+
+
+def _health_reasons(health: AgentHealth) -> list[str]:
+    """Return what an online agent reports short of healthy, in plain words.
+
+    Its problems are its own judgement of its figures, task figures included
+    (thresholds from its configuration); each objective at risk or breached is one more.
+    """
+    reasons = list(health.problems)
+    if not reasons and health.status != "ok":
+        reasons.append(f"status {health.status}")
+    if health.slo is not None:
+        reasons.extend(_objective_reason(objective) for objective in health.slo.objectives)
+    return [reason for reason in reasons if reason]
+
+
+def _objective_reason(objective: SloObjective) -> str:
+    """Return an objective's reason when it is at risk or breached, else an empty text."""
+    budget = objective.budget_remaining_pct
+    left = "" if budget is None else f", {budget:.0f} % of its error budget left"
+    if objective.status == "breached":
+        return f"SLO {objective.name} breached ({_sli(objective)}{left})"
+    if objective.status == "at_risk":
+        return f"SLO {objective.name} at risk ({_sli(objective)}{left}{_burn(objective)})"
+    return ""
+
+
+def _sli(objective: SloObjective) -> str:
+    """Return the objective's level against its target, in plain words."""
+    if objective.sli_pct is None:
+        return f"target {objective.target_pct:g} %"
+    return f"{objective.sli_pct:g} % against {objective.target_pct:g} %"
+
+
+def _burn(objective: SloObjective) -> str:
+    """Return the objective's burn rates that are known."""
+    rates = [
+        f"{rate:.1f}x over {window}"
+        for window, rate in (("1 h", objective.burn_rate_1h), ("6 h", objective.burn_rate_6h))
+        if rate is not None
+    ]
+    return f"; burning its budget {' and '.join(rates)}" if rates else ""

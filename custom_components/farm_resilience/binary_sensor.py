@@ -1,4 +1,4 @@
-"""Binary sensors: the hub's degraded verdict; an agent's connectivity and backend problem."""
+"""Binary sensors: the hub's degraded verdict and broker link; an agent's connectivity, problem."""
 
 from __future__ import annotations
 
@@ -25,6 +25,11 @@ DEGRADED = BinarySensorEntityDescription(
     key="degraded",
     translation_key="degraded",
     device_class=BinarySensorDeviceClass.PROBLEM,
+)
+BROKER_CONNECTED = BinarySensorEntityDescription(
+    key="broker_connected",
+    translation_key="broker_connected",
+    device_class=BinarySensorDeviceClass.CONNECTIVITY,
 )
 
 
@@ -76,7 +81,11 @@ async def async_setup_entry(
             FarmAgentBinarySensor(link, description) for description in AGENT_BINARY_SENSORS
         )
     else:
-        async_add_entities([FarmResilienceDegradedSensor(entry.runtime_data, DEGRADED)])
+        hub = entry.runtime_data
+        entities: list[BinarySensorEntity] = [FarmResilienceDegradedSensor(hub, DEGRADED)]
+        if hub.broker is not None:
+            entities.append(FarmResilienceBrokerSensor(hub, BROKER_CONNECTED))
+        async_add_entities(entities)
 
 
 class FarmResilienceDegradedSensor(FarmResilienceEntity[FarmResilienceHub], BinarySensorEntity):
@@ -91,6 +100,28 @@ class FarmResilienceDegradedSensor(FarmResilienceEntity[FarmResilienceHub], Bina
     def extra_state_attributes(self) -> dict[str, Any]:
         """Return the reasons in plain words."""
         return {"reasons": list(self.coordinator.data.reasons)}
+
+
+class FarmResilienceBrokerSensor(FarmResilienceEntity[FarmResilienceHub], BinarySensorEntity):
+    """On while Home Assistant is connected to the MQTT broker; uptime and reconnects."""
+
+    @property
+    def is_on(self) -> bool | None:
+        """Return whether Home Assistant is connected to the broker."""
+        broker = self.coordinator.data.broker
+        return None if broker is None else broker.connected
+
+    @property
+    def extra_state_attributes(self) -> dict[str, Any]:
+        """Return the link's uptime (%) and reconnects over the window."""
+        broker = self.coordinator.data.broker
+        if broker is None:
+            return {}
+        uptime = broker.uptime_pct
+        return {
+            "uptime_pct": None if uptime is None else round(uptime, 3),
+            "reconnects": broker.reconnects,
+        }
 
 
 class FarmAgentBinarySensor(FarmAgentEntity, BinarySensorEntity):

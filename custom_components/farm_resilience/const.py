@@ -90,6 +90,9 @@ BOUNCE_WINDOW_S: Final = 3.0
 EVENT_COMMAND: Final = "farm_resilience_command"
 EVENT_DEGRADED: Final = "farm_resilience_degraded"
 EVENT_RECOVERED: Final = "farm_resilience_recovered"
+# An outage (a device down or flapping, the broker link lost) is over: how long it lasted.
+EVENT_OUTAGE_OVER: Final = "farm_resilience_outage_over"
+OUTAGE_BROKER: Final = "broker_disconnected"
 
 SERVICE_SEND_COMMAND: Final = "send_command"
 SERVICE_RESET_STATISTICS: Final = "reset_statistics"

@@ -8,9 +8,11 @@ from itertools import islice
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 
 from .bounds import MAX_TEXTS, Texts, bounded
+from .burn import FiringAlert
 from .const import EVENT_DEGRADED, EVENT_RECOVERED, OUTCOME_SUCCESS
 from .models import HubOptions
 from .ranking import EntityFigures
+from .slo import CommandSlo
 from .statistics import WindowFigures
 
 # A provider returns the causes it sees as of a monotonic time, in plain words: the
@@ -47,22 +49,29 @@ class Degradation:
 
 def statistics_reasons(
     figures: WindowFigures,
+    slo: CommandSlo,
     below_target: list[EntityFigures],
     options: HubOptions,
 ) -> Texts:
     """Return the command statistics' reasons: success and latency targets missed.
 
-    `below_target`: the entities with at least `min_samples` commands and a success
-    rate below the target, each of which is a reason.
+    Success is judged on evidence (slo.py): the window's failures show a rate below
+    the target, or else the error budget burns fast in a long and a short window
+    alike (a collapse the window's long history still hides).
+    `below_target`: the entities whose own failures show a rate below the target,
+    each of which is a reason.
     """
     reasons: list[str] = []
     target = options.success_target
     rate = figures.success_rate
-    if rate is not None and figures.commands >= options.min_samples and rate < target:
+    if rate is not None and slo.below_target:
         reasons.append(
             f"All tracked entities: {figures.failed} of {figures.commands} commands failed "
             f"({rate:.1f} % < {target:g} %)"
         )
+    elif slo.alerts:
+        # The window's rate does not show it yet: the most urgent alert says why.
+        reasons.append(_burn_reason(slo.alerts[0]))
     successes = figures.counts[OUTCOME_SUCCESS]
     p95 = figures.latency_p95
     if p95 is not None and successes >= options.min_samples and p95 > options.latency_target:
@@ -76,3 +85,14 @@ def statistics_reasons(
         for entity in below_target
     )
     return Texts.of([*reasons, *islice(entities, MAX_TEXTS)], len(reasons) + len(below_target))
+
+
+def _burn_reason(fired: FiringAlert) -> str:
+    """Return the reason of a burn-rate alert that fires, in plain words."""
+    alert, counts = fired.alert, fired.long_counts
+    return (
+        f"All tracked entities: error budget burning {fired.long_rate:.1f}x over the last "
+        f"{alert.long_window} and {fired.short_rate:.1f}x over {alert.short_window} "
+        f"(> {alert.threshold:g}x; {counts.failed} of {counts.commands} commands failed "
+        f"in {alert.long_window})"
+    )

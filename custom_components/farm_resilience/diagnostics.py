@@ -12,6 +12,7 @@ from homeassistant.core import HomeAssistant
 from .agent_link import AgentLink
 from .entries import FarmResilienceConfigEntry, is_agent_entry
 from .hub import FarmResilienceHub
+from .rhythm import silence_limit
 
 # Nothing secret is expected; an agent's health could name an endpoint or a DSN by mistake.
 TO_REDACT = {"password", "username", "token", "api_key", "dsn", "pooler_dsn", "direct_dsn", "url"}
@@ -54,8 +55,31 @@ def _hub_diagnostics(hub: FarmResilienceHub, options: dict[str, Any]) -> dict[st
         "outages": snapshot.outages,
         "flaps": snapshot.flaps,
         "stale_sensors": snapshot.stale_sensors,
+        "sensor_rhythms": _rhythms(hub),
+        "slo": {
+            "budget_remaining_pct": snapshot.slo.budget_remaining_pct,
+            "allowed_failures": snapshot.slo.allowed_failures,
+            "below_target": snapshot.slo.below_target,
+            "burn_rates": snapshot.slo.burn_rates,
+            "burn_alerts": [fired.alert.name for fired in snapshot.slo.alerts],
+        },
+        "uptime": asdict(snapshot.uptime),
+        "broker": None if snapshot.broker is None else asdict(snapshot.broker),
         "reasons": snapshot.reasons,
         "agents": [link.agent_id for link in hub.agents.links()],
+    }
+
+
+def _rhythms(hub: FarmResilienceHub) -> dict[str, Any]:
+    """Return each monitored sensor's learned rhythm and the silence it is allowed."""
+    staleness = hub.staleness
+    return {
+        sensor: {
+            "p90_interval_s": rhythm.p90_s,
+            "intervals": len(rhythm.intervals),
+            "stale_after_s": silence_limit(rhythm, staleness.stale_after).seconds,
+        }
+        for sensor, rhythm in staleness.rhythms.items()
     }
 
 

@@ -69,6 +69,13 @@ class Downtime:
             count += 1
         return max(downtime, 0.0), count
 
+    def first_start(self, now: float) -> float | None:
+        """Return when the oldest spell within the window began (clipped to the window)."""
+        self.within(now, None)  # lets spells that ended before the window go
+        if not self._spells:
+            return None
+        return max(self._spells[0].start, now - self.window_s)
+
     def as_list(self) -> list[list[float]]:
         """Return the spells as JSON-ready data: [start, end, downtime, count] each."""
         return [[s.start, s.end, s.downtime, s.count] for s in self._spells]

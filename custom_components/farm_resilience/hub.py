@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import time
-import uuid
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -21,40 +20,46 @@ from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
 
 from .agents import AgentMonitor
 from .bounds import Texts
+from .broker import BrokerLink, broker_followed
+from .burn import BurnWindows
 from .const import (
+    COUNTED_OUTCOMES,
     DOMAIN,
     EVENT_COMMAND,
     HUB_NAME,
     LOGGER,
+    OUTCOME_SUCCESS,
     STORAGE_KEY,
     STORAGE_SAVE_DELAY,
     STORAGE_VERSION,
 )
 from .degradation import Degradation, statistics_reasons
-from .issues import async_clear_device_issues, async_raise_storage_issue
-from .models import HubOptions, HubSnapshot
+from .devices import DeviceRecord
+from .hub_storage import RUN, async_load_hub, hub_data
+from .issues import async_clear_device_issues
+from .models import BrokerFigures, HubOptions, HubSnapshot, UptimeFigures
 from .outages import OutageMonitor
 from .ranking import EntityFigures
+from .slo import CommandSlo, command_slo
 from .staleness import StaleMonitor
 from .statistics import BUCKET_SECONDS, WindowFigures, WindowStatistics
 from .storage import (
     STORAGE_MINOR_VERSION,
     HubStore,
     StoredMonitors,
-    UnreadableStorageError,
-    as_data,
-    parse,
 )
+from .timing import EarliestCall
 from .tracker import CommandOutcome, CommandTracker
+from .uptime import UptimeMonitor
 
 if TYPE_CHECKING:
     from .entries import HubConfigEntry
 
 WORST_OFFENDERS = 10
-# This run of Home Assistant: monotonic times kept in storage are valid only in it.
-RUN = uuid.uuid4().hex
-# Window figures, worst offenders, entities below the success target.
-type _Figures = tuple[WindowFigures, list[EntityFigures], list[EntityFigures]]
+# Devices are ranked by availability this long after one goes down or comes back.
+UPTIME_REFRESH_DELAY_S = 10.0
+# Window figures, worst offenders, entities below the success target, the objective.
+type _Figures = tuple[WindowFigures, list[EntityFigures], list[EntityFigures], CommandSlo]
 
 
 class FarmResilienceHub(DataUpdateCoordinator[HubSnapshot]):
@@ -79,8 +84,19 @@ class FarmResilienceHub(DataUpdateCoordinator[HubSnapshot]):
             min_samples=options.min_samples,
             success_target=options.success_target,
         )
+        self.burn = BurnWindows()
         self.degradation = Degradation(hass)
-        self.outages = OutageMonitor(hass, options.outage_alert, self.async_schedule_update)
+        self.uptime = UptimeMonitor(options.window_hours * 3600)
+        self._uptime_refresh = EarliestCall(hass, self._async_refresh_uptime)
+        self.outages = OutageMonitor(
+            hass, options.outage_alert, self.async_schedule_update, self._async_on_device
+        )
+        # Without Home Assistant's MQTT integration there is no broker link to follow.
+        self.broker = (
+            BrokerLink(hass, options.outage_alert, self.uptime, self.async_schedule_update)
+            if broker_followed(hass)
+            else None
+        )
         self.staleness = StaleMonitor(
             hass, options.monitored_sensors, options.stale_after, self.async_schedule_update
         )
@@ -100,7 +116,17 @@ class FarmResilienceHub(DataUpdateCoordinator[HubSnapshot]):
         self._update_scheduled = False
         self._save_pending = False
         self._figures: _Figures = self._compute_figures(0.0)
-        self.data = HubSnapshot(self._figures[0], [], [], {}, [], [])
+        self.data = HubSnapshot(
+            figures=self._figures[0],
+            slo=self._figures[3],
+            worst_offenders=[],
+            outages=[],
+            flaps={},
+            stale_sensors=[],
+            uptime=UptimeFigures(None, 0, []),
+            broker=None,
+            reasons=[],
+        )
 
     async def async_setup(self) -> None:
         """Load the stored window, then start following commands and health.
@@ -115,6 +141,8 @@ class FarmResilienceHub(DataUpdateCoordinator[HubSnapshot]):
             self._statistics_reasons,
             self.outages.reasons,
             self.staleness.reasons,
+            # The lost broker first: it is why the agents are unreachable.
+            *([] if self.broker is None else [self.broker.reasons]),
             self.agents.reasons,
         ):
             self._unsubs.append(self.degradation.async_add_provider(provider))
@@ -124,13 +152,18 @@ class FarmResilienceHub(DataUpdateCoordinator[HubSnapshot]):
             self.degradation.is_degraded = monitors is not None and monitors.degraded
             self.outages.async_restore({} if monitors is None else monitors.devices)
             self.outages.async_arm(at)
+            if self.broker is not None and monitors is not None:
+                self.broker.async_restore(monitors.broker_down_since, monitors.broker_alerted)
         self.tracker.async_start()
         self.outages.async_settle()
         self.staleness.async_start()
         self.agents.async_start()
+        if self.broker is not None:
+            self.broker.async_start()
         if self.hass.state is CoreState.running:
             self.staleness.async_arm(at, None if monitors is None else monitors.last_report)
             self.agents.async_arm(at)
+            self._arm_uptime(at)
         else:
             self._unsubs.append(async_at_started(self.hass, self._async_on_started))
         self._unsubs += [
@@ -158,6 +191,9 @@ class FarmResilienceHub(DataUpdateCoordinator[HubSnapshot]):
         self.staleness.async_stop()
         self.outages.async_stop()
         self.agents.async_stop()
+        if self.broker is not None:
+            self.broker.async_stop()
+        self._uptime_refresh.cancel()
         self._update_scheduled = True  # no refresh after unload
         await self._store.async_save(self._stored_data())
 
@@ -185,30 +221,13 @@ class FarmResilienceHub(DataUpdateCoordinator[HubSnapshot]):
     def async_reset_statistics(self) -> None:
         """Forget the window's figures and store the empty window."""
         self.statistics.reset()
+        self.burn.reset()
         self._store.async_delay_save(self._stored_data)
         self.async_schedule_update()
 
     async def _async_load(self) -> StoredMonitors | None:
-        """Load the stored window; start fresh, with a repair issue, from unreadable data."""
-        try:
-            stored = parse(await self._store.async_load() or {})
-        except (
-            UnreadableStorageError,
-            KeyError,
-            TypeError,
-            ValueError,
-            NotImplementedError,
-        ) as err:
-            reason = str(err) if isinstance(err, UnreadableStorageError) else repr(err)
-            LOGGER.warning(
-                "Stored statistics in %s could not be read (%s); starting with an empty window",
-                self._store.path,
-                reason,
-            )
-            async_raise_storage_issue(self.hass, self._store.path, reason)
-            return None
-        self.statistics.load(stored.buckets, stored.spans, time.time())
-        return stored.monitors
+        """Load the stored window and history (hub_storage.py); the monitors a reload kept."""
+        return await async_load_hub(self, self._store)
 
     @callback
     def _async_on_started(self, hass: HomeAssistant) -> None:
@@ -217,6 +236,37 @@ class FarmResilienceHub(DataUpdateCoordinator[HubSnapshot]):
         self.outages.async_arm(now)
         self.staleness.async_arm(now)
         self.agents.async_arm(now)
+        self._arm_uptime(now)
+        self.async_schedule_update()
+
+    @callback
+    def _arm_uptime(self, at: float) -> None:
+        """Start counting uptime (from now: time before this run watched counts neither way)."""
+        now = time.monotonic()
+        self.uptime.arm(now)
+        if self.broker is not None:
+            self.broker.async_arm(at)
+        self.uptime.refresh_devices(now, time.time())
+
+    @callback
+    def _async_on_device(self, key: str, device: DeviceRecord) -> None:
+        """Follow a device's state in the uptime figures; rank the devices again soon."""
+        now = time.monotonic()
+        changed = self.uptime.set_device(
+            key,
+            device.name,
+            watched=bool(device.entities),
+            down=device.is_down,
+            now=now,
+            wall=time.time(),
+        )
+        if changed and self.uptime.armed:
+            self._uptime_refresh.request(now + UPTIME_REFRESH_DELAY_S)
+
+    @callback
+    def _async_refresh_uptime(self, now: float) -> None:
+        """Rank the devices by availability (all changes of a burst at once)."""
+        self.uptime.refresh_devices(now, time.time())
         self.async_schedule_update()
 
     @callback
@@ -227,13 +277,16 @@ class FarmResilienceHub(DataUpdateCoordinator[HubSnapshot]):
 
     @callback
     def _async_on_tick(self, now: datetime) -> None:
-        """Let old buckets leave the window even when no command arrives."""
+        """Let old buckets leave the window even when no command arrives; rank the devices."""
+        self.uptime.refresh_devices(time.monotonic(), time.time())
         self.async_schedule_update()
 
     @callback
     def _async_on_outcome(self, outcome: CommandOutcome) -> None:
         """Count the outcome, announce it, and schedule a save and a refresh."""
         self.statistics.record(outcome.entity_id, outcome.outcome, outcome.latency_s, outcome.at)
+        if outcome.outcome in COUNTED_OUTCOMES:
+            self.burn.record(outcome.outcome != OUTCOME_SUCCESS, outcome.at)
         self.hass.bus.async_fire(
             EVENT_COMMAND,
             {
@@ -268,41 +321,55 @@ class FarmResilienceHub(DataUpdateCoordinator[HubSnapshot]):
     def _async_update(self) -> None:
         """Recompute figures and reasons, then hand the snapshot to the entities."""
         self._update_scheduled = False
-        now = time.monotonic()
-        self._figures = self._compute_figures(time.time())
+        now, wall = time.monotonic(), time.time()
+        self._figures = self._compute_figures(wall)
         self.degradation.async_refresh(now)
         self.async_set_updated_data(
             HubSnapshot(
                 figures=self._figures[0],
+                slo=self._figures[3],
                 worst_offenders=self._figures[1],
                 outages=sorted(self.outages.outages.values()),
                 flaps=self.outages.flaps(now),
                 stale_sensors=list(self.staleness.stale),
+                uptime=UptimeFigures(
+                    self.uptime.fleet_pct(now, wall),
+                    self.uptime.watched_devices(),
+                    list(self.uptime.worst),
+                ),
+                broker=None
+                if self.broker is None
+                else BrokerFigures(
+                    self.broker.connected,
+                    self.uptime.broker_pct(now, wall),
+                    self.uptime.reconnects(wall),
+                ),
                 reasons=list(self.degradation.reasons),
             )
         )
 
     def _compute_figures(self, now: float) -> _Figures:
-        """Return the window figures, worst offenders and entities below target as of `now`."""
+        """Return the window figures, offenders, entities below target, objective as of `now`."""
+        figures = self.statistics.figures(now)
+        slo = command_slo(
+            figures,
+            self.burn.counts(now),
+            target_pct=self.options.success_target,
+            min_samples=self.options.min_samples,
+        )
         return (
-            self.statistics.figures(now),
+            figures,
             self.statistics.worst_offenders(now, WORST_OFFENDERS),
             self.statistics.below_target(now),
+            slo,
         )
 
     def _statistics_reasons(self, now: float) -> Texts:
         """Reason provider for the command statistics."""
-        return statistics_reasons(self._figures[0], self._figures[2], self.options)
+        figures, _, below, slo = self._figures
+        return statistics_reasons(figures, slo, below, self.options)
 
     def _stored_data(self) -> dict[str, Any]:
-        """Return what goes to storage: the window and the monitors, never pending commands."""
+        """Return what goes to storage (hub_storage.py); no save is pending any more."""
         self._save_pending = False
-        armed_at = self.outages.armed_at
-        monitors = StoredMonitors(
-            run=RUN,
-            armed_at=armed_at if armed_at is not None and math.isfinite(armed_at) else None,
-            degraded=self.degradation.is_degraded,
-            devices=self.outages.as_stored(),
-            last_report=dict(self.staleness.last_report),
-        )
-        return as_data(self.statistics.as_dict(), monitors)
+        return hub_data(self)

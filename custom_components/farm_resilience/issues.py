@@ -1,14 +1,20 @@
-"""The hub's repair issues: one per device in outage, one for storage it could not read."""
+"""The hub's repair issues: one per device in outage, the broker link, unreadable storage.
+
+Home Assistant deletes a repair issue once it is cleared, so what it would say
+at the end (how long the outage lasted) goes into a `farm_resilience_outage_over`
+event and an info line in the log instead.
+"""
 
 from __future__ import annotations
 
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import issue_registry as ir
 
-from .const import DOMAIN
+from .const import DOMAIN, EVENT_OUTAGE_OVER, LOGGER
 
 DEVICE_ISSUE_PREFIX = "device_down_"
 STORAGE_ISSUE = "storage_unreadable"
+BROKER_ISSUE = "broker_disconnected"
 
 
 def device_issue_id(key: str) -> str:
@@ -36,6 +42,38 @@ def async_raise_device_issue(
 def async_clear_device_issue(hass: HomeAssistant, key: str) -> None:
     """Remove the repair issue of a device that is no longer in outage."""
     ir.async_delete_issue(hass, DOMAIN, device_issue_id(key))
+
+
+@callback
+def async_announce_outage_over(
+    hass: HomeAssistant, name: str, *, outage: str, lasted_s: float, device_id: str | None = None
+) -> None:
+    """Say how long an outage lasted, now that its repair issue is gone."""
+    LOGGER.info("%s: %s outage over after %.0f s", name, outage, lasted_s)
+    hass.bus.async_fire(
+        EVENT_OUTAGE_OVER,
+        {"device": name, "device_id": device_id, "outage": outage, "lasted_s": round(lasted_s, 1)},
+    )
+
+
+@callback
+def async_raise_broker_issue(hass: HomeAssistant, seconds: float) -> None:
+    """Raise the repair issue of a broker link down for longer than `outage_alert`."""
+    ir.async_create_issue(
+        hass,
+        DOMAIN,
+        BROKER_ISSUE,
+        is_fixable=False,
+        severity=ir.IssueSeverity.ERROR,
+        translation_key=BROKER_ISSUE,
+        translation_placeholders={"seconds": f"{seconds:g}"},
+    )
+
+
+@callback
+def async_clear_broker_issue(hass: HomeAssistant) -> None:
+    """Remove the broker link's repair issue."""
+    ir.async_delete_issue(hass, DOMAIN, BROKER_ISSUE)
 
 
 @callback

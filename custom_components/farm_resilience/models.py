@@ -20,7 +20,9 @@ from .const import (
     DEFAULT_OPTIONS,
 )
 from .ranking import EntityFigures
+from .slo import CommandSlo
 from .statistics import WindowFigures
+from .uptime import DeviceAvailability
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -57,13 +59,37 @@ class HubOptions:
 
 
 @dataclass(frozen=True, slots=True)
+class UptimeFigures:
+    """The devices' uptime over the window."""
+
+    # The fleet's time-weighted availability (%); None before any device was watched.
+    availability_pct: float | None
+    devices: int
+    # The devices with downtime, worst first (refreshed every 5 minutes).
+    worst: list[DeviceAvailability]
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerFigures:
+    """Home Assistant's link to the MQTT broker."""
+
+    connected: bool
+    uptime_pct: float | None
+    reconnects: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class HubSnapshot:
     """Everything the hub's entities show, computed once per update."""
 
     figures: WindowFigures
+    slo: CommandSlo
     worst_offenders: list[EntityFigures]
     # Names of the devices in outage, and how often each went down in the flap window.
     outages: list[str]
     flaps: dict[str, int]
     stale_sensors: list[str]
+    uptime: UptimeFigures
+    # None without Home Assistant's MQTT integration.
+    broker: BrokerFigures | None
     reasons: list[str]

@@ -22,7 +22,11 @@ from homeassistant.core import HomeAssistant, callback
 from .bounds import Texts
 from .devices import OUTAGE_DOWN, OUTAGE_FLAPPING, DeviceRecord, StoredDevice, device_of
 from .downtime import Downtime
-from .issues import async_clear_device_issue, async_raise_device_issue
+from .issues import (
+    async_announce_outage_over,
+    async_clear_device_issue,
+    async_raise_device_issue,
+)
 from .timing import EarliestCall
 from .virtual import is_virtual
 
@@ -36,13 +40,22 @@ class OutageMonitor:
     """Tells which devices are down or flapping, with a repair issue for each."""
 
     def __init__(
-        self, hass: HomeAssistant, outage_alert: float, on_change: Callable[[], None]
+        self,
+        hass: HomeAssistant,
+        outage_alert: float,
+        on_change: Callable[[], None],
+        on_device: Callable[[str, DeviceRecord], None] = lambda key, device: None,
     ) -> None:
-        """Start with no device known and the alarm disarmed."""
+        """Start with no device known and the alarm disarmed.
+
+        `on_change`: the outages changed. `on_device`: a device may have gone down,
+        come back, or gained or lost its tracked entities (uptime follows it).
+        """
         self.hass = hass
         self.outage_alert = outage_alert
         self.flap_window = FLAP_WINDOW_FACTOR * outage_alert
         self._on_change = on_change
+        self._on_device = on_device
         # Entity -> device key; None for a group or wrapper, which counts for no device.
         self._device_of: dict[str, str | None] = {}
         self._devices: dict[str, DeviceRecord] = {}
@@ -70,6 +83,7 @@ class OutageMonitor:
         self._settling = False
         now = time.monotonic()
         for key, device in self._devices.items():
+            self._on_device(key, device)
             if device.is_down:
                 stored = self._restored.get(key)
                 kept = None if stored is None else stored.down_since
@@ -110,7 +124,10 @@ class OutageMonitor:
             device.entities.discard(entity_id)
         elif status:
             device.unavailable.add(entity_id)
-        if device.is_down != was_down and not self._settling:
+        if self._settling:
+            return
+        self._on_device(key, device)
+        if device.is_down != was_down:
             self._on_flip(key, device)
 
     @callback
@@ -157,7 +174,9 @@ class OutageMonitor:
     def as_stored(self) -> dict[str, StoredDevice]:
         """Return what a reload must keep: every device down, in outage or with spells."""
         return {
-            key: StoredDevice(device.down_since, device.outage, device.spells.as_list())
+            key: StoredDevice(
+                device.down_since, device.outage, device.spells.as_list(), device.outage_since
+            )
             for key, device in self._devices.items()
             if device.down_since is not None or device.outage is not None or device.spells
         }
@@ -181,12 +200,16 @@ class OutageMonitor:
         verdict = self._verdict(device, now)
         changed = verdict != device.outage
         if changed:
-            device.outage = verdict
             if verdict is None:
                 del self.outages[key]
                 async_clear_device_issue(self.hass, key)
+                self._announce_over(device, now)
             else:
+                if device.outage is None:
+                    device.outage_since = self._outage_start(device, now)
                 self.outages[key] = device.name
+            device.outage = verdict
+            if verdict is not None:
                 self._create_issue(key, device)
         if (at := self._next_look(device, now)) != device.look_at:
             device.look_at = at
@@ -205,6 +228,28 @@ class OutageMonitor:
         if device.outage == OUTAGE_FLAPPING and device.down_since is not None:
             return OUTAGE_FLAPPING  # a flapping device ends its outage only while up
         return None
+
+    def _outage_start(self, device: DeviceRecord, now: float) -> float:
+        """Return when the downtime that put the device in outage began (since arming)."""
+        starts = [now]
+        if device.down_since is not None:
+            starts.append(self._counted_since(device))
+        if (first := device.spells.first_start(now)) is not None:
+            starts.append(first)
+        return min(starts)
+
+    def _announce_over(self, device: DeviceRecord, now: float) -> None:
+        """Tell how long the outage that just ended lasted (its repair issue is gone)."""
+        if device.outage is None or device.outage_since is None:
+            return
+        async_announce_outage_over(
+            self.hass,
+            device.name,
+            outage=device.outage,
+            lasted_s=now - device.outage_since,
+            device_id=device.device_id,
+        )
+        device.outage_since = None
 
     def _next_look(self, device: DeviceRecord, now: float) -> float | None:
         """Return the earliest time the device's verdict could change without a flip."""
@@ -269,7 +314,10 @@ class OutageMonitor:
             was_down = device.is_down
             device.entities.discard(entity_id)
             device.unavailable.discard(entity_id)
-            if device.is_down != was_down and not self._settling:
+            if self._settling:
+                return
+            self._on_device(key, device)
+            if device.is_down != was_down:
                 self._on_flip(key, device)
 
     def _device_key(self, entity_id: str) -> str | None:
@@ -279,12 +327,13 @@ class OutageMonitor:
         """
         if is_virtual(self.hass, entity_id):
             return None
-        key, name = device_of(self.hass, entity_id)
+        key, name, device_id = device_of(self.hass, entity_id)
         if key not in self._devices:
-            self._devices[key] = device = DeviceRecord(name, Downtime(self.flap_window))
+            self._devices[key] = device = DeviceRecord(name, Downtime(self.flap_window), device_id)
             if (stored := self._restored.get(key)) is not None:
                 device.spells.load(stored.spells)
                 device.outage = stored.outage
+                device.outage_since = stored.outage_since
                 if stored.outage is not None:
                     self.outages[key] = name
         return key

@@ -12,6 +12,8 @@ from __future__ import annotations
 from bisect import bisect_left, insort
 from dataclasses import dataclass
 
+from .evidence import ENTITY_CONFIDENCE, below_target
+
 
 @dataclass(frozen=True, slots=True)
 class EntityFigures:
@@ -40,7 +42,11 @@ class EntityRanking:
     """The entities with failures, worst first, and those below the success target."""
 
     def __init__(self, min_samples: int, success_target: float) -> None:
-        """Start empty; an entity is below target with `min_samples` commands and a lower rate."""
+        """Start empty.
+
+        An entity is below target with at least `min_samples` commands whose failures
+        show it with `ENTITY_CONFIDENCE` (evidence.py): a lower rate alone is no proof.
+        """
         self.min_samples = min_samples
         self.success_target = success_target
         self._keys: list[_RankKey] = []
@@ -56,7 +62,9 @@ class EntityRanking:
             return
         figures = self._figures[entity_id] = EntityFigures(entity_id, commands, failed)
         insort(self._keys, _rank_key(figures))
-        if commands >= self.min_samples and figures.success_rate < self.success_target:
+        if commands >= self.min_samples and below_target(
+            commands, failed, self.success_target, ENTITY_CONFIDENCE
+        ):
             self._below.add(entity_id)
 
     def worst(self, limit: int) -> list[EntityFigures]:

@@ -5,6 +5,10 @@ Versions (Store version.minor):
 - 1.2: adds "histogram" (the layout the buckets were counted in; when it differs from
   this version's, the latencies are moved to this version's bins) and "monitors" (what
   a reload keeps of outages, stale sensors and the degraded verdict).
+- 1.3: adds what survives restarts too: "burn" (per-minute command counts of the
+  burn-rate windows), "rhythms" (each monitored sensor's recent intervals between
+  reports) and "uptime" (the uptime ledger's buckets and each device's down
+  spells); "monitors" gains the broker link and each outage's start.
 
 Stored data of the wrong shape raises `UnreadableStorageError` naming the key at fault:
 the hub then starts fresh and says so in a repair issue, rather than failing to set up.
@@ -12,16 +16,15 @@ the hub then starts fresh and says so in a repair issue, rather than failing to 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from homeassistant.helpers.storage import Store
 
-from .agent_health import shown
 from .const import OUTCOMES, STORAGE_VERSION
 from .devices import OUTAGE_DOWN, OUTAGE_FLAPPING, StoredDevice
+from .health_fields import shown
 from .statistics import (
     HISTOGRAM_BINS,
     HISTOGRAM_MIN_S,
@@ -30,8 +33,22 @@ from .statistics import (
     StoredSpan,
     latency_bin,
 )
+from .storage_history import (
+    parse_burn,
+    parse_rhythms,
+    parse_uptime_buckets,
+    parse_uptime_devices,
+)
+from .stored_json import (
+    UnreadableStorageError,
+    read_count,
+    read_list,
+    read_number,
+    read_object,
+)
+from .uptime import StoredDeviceHistory
 
-STORAGE_MINOR_VERSION = 2
+STORAGE_MINOR_VERSION = 3
 # The histogram layout of version 1.1, which did not store it.
 V1_HISTOGRAM: dict[str, Any] = {"min_s": 0.01, "ratio": 1.05, "bins": 265}
 HISTOGRAM_LAYOUT: dict[str, Any] = {
@@ -39,10 +56,6 @@ HISTOGRAM_LAYOUT: dict[str, Any] = {
     "ratio": HISTOGRAM_RATIO,
     "bins": HISTOGRAM_BINS,
 }
-
-
-class UnreadableStorageError(ValueError):
-    """Stored data this version cannot read; the message says where."""
 
 
 class HubStore(Store[dict[str, Any]]):
@@ -73,6 +86,9 @@ class StoredMonitors:
     degraded: bool
     devices: dict[str, StoredDevice]
     last_report: dict[str, float]
+    # Since when the broker link is lost (monotonic), and whether that raised the alarm.
+    broker_down_since: float | None = None
+    broker_alerted: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,48 +98,76 @@ class StoredHub:
     buckets: list[StoredBucket]
     spans: list[StoredSpan]
     monitors: StoredMonitors | None
+    burn: list[tuple[int, int, int]] = field(default_factory=list)
+    rhythms: dict[str, list[float]] = field(default_factory=dict)
+    uptime_buckets: list[list[float]] = field(default_factory=list)
+    uptime_devices: dict[str, StoredDeviceHistory] = field(default_factory=dict)
 
 
 def parse(data: Any) -> StoredHub:
     """Return the stored hub data, or raise UnreadableStorageError naming what is wrong."""
-    data = _object(data, "data")
+    data = read_object(data, "data")
     layout = _layout(data.get("histogram", HISTOGRAM_LAYOUT))
     buckets = [
-        _bucket(_object(bucket, f"buckets[{n}]"), f"buckets[{n}]", layout)
-        for n, bucket in enumerate(_list(data.get("buckets", []), "buckets"))
+        _bucket(read_object(bucket, f"buckets[{n}]"), f"buckets[{n}]", layout)
+        for n, bucket in enumerate(read_list(data.get("buckets", []), "buckets"))
     ]
     spans = [
-        _span(_object(span, f"entity_spans[{n}]"), f"entity_spans[{n}]")
-        for n, span in enumerate(_list(data.get("entity_spans", []), "entity_spans"))
+        _span(read_object(span, f"entity_spans[{n}]"), f"entity_spans[{n}]")
+        for n, span in enumerate(read_list(data.get("entity_spans", []), "entity_spans"))
     ]
     monitors = data.get("monitors")
-    return StoredHub(buckets, spans, None if monitors is None else _monitors(monitors))
+    uptime = read_object(data.get("uptime", {}), "uptime")
+    return StoredHub(
+        buckets,
+        spans,
+        None if monitors is None else _monitors(monitors),
+        burn=parse_burn(data.get("burn", [])),
+        rhythms=parse_rhythms(data.get("rhythms", {})),
+        uptime_buckets=parse_uptime_buckets(uptime.get("buckets", [])),
+        uptime_devices=parse_uptime_devices(uptime.get("devices", {})),
+    )
 
 
-def as_data(window: dict[str, Any], monitors: StoredMonitors) -> dict[str, Any]:
-    """Return the data to store: the window, its histogram layout and the monitors."""
+def as_data(
+    window: dict[str, Any], monitors: StoredMonitors, history: dict[str, Any]
+) -> dict[str, Any]:
+    """Return the data to store: the window, its histogram layout, the monitors, the history.
+
+    `history`: what survives restarts besides the window ("burn", "rhythms", "uptime").
+    """
     return {
         **window,
+        **history,
         "histogram": HISTOGRAM_LAYOUT,
         "monitors": {
             "run": monitors.run,
             "armed_at": monitors.armed_at,
             "degraded": monitors.degraded,
             "devices": {
-                key: {"down_since": d.down_since, "outage": d.outage, "spells": d.spells}
+                key: {
+                    "down_since": d.down_since,
+                    "outage": d.outage,
+                    "spells": d.spells,
+                    "outage_since": d.outage_since,
+                }
                 for key, d in monitors.devices.items()
             },
             "last_report": monitors.last_report,
+            "broker": {
+                "down_since": monitors.broker_down_since,
+                "alerted": monitors.broker_alerted,
+            },
         },
     }
 
 
 def _layout(value: Any) -> tuple[float, float, int]:
     """Return a histogram layout: lowest bin edge, ratio between edges, number of bins."""
-    layout = _object(value, "histogram")
-    min_s = _number(layout.get("min_s"), "histogram.min_s")
-    ratio = _number(layout.get("ratio"), "histogram.ratio")
-    bins = _count(layout.get("bins"), "histogram.bins")
+    layout = read_object(value, "histogram")
+    min_s = read_number(layout.get("min_s"), "histogram.min_s")
+    ratio = read_number(layout.get("ratio"), "histogram.ratio")
+    bins = read_count(layout.get("bins"), "histogram.bins")
     if min_s <= 0 or ratio <= 1 or bins < 3:
         raise UnreadableStorageError("histogram is not a layout of log-spaced bins")
     return min_s, ratio, bins
@@ -144,9 +188,11 @@ def _bucket(
     bucket: Mapping[str, Any], where: str, layout: tuple[float, float, int]
 ) -> StoredBucket:
     """Return one time bucket: start, outcome counts, latency bins in this version's layout."""
-    counts = _object(bucket.get("counts"), f"{where}.counts")
+    counts = read_object(bucket.get("counts"), f"{where}.counts")
     histogram: dict[int, int] = {}
-    for index, count in _object(bucket.get("latency_bins", {}), f"{where}.latency_bins").items():
+    for index, count in read_object(
+        bucket.get("latency_bins", {}), f"{where}.latency_bins"
+    ).items():
         try:
             stored_index = int(index)
         except ValueError as err:
@@ -156,13 +202,13 @@ def _bucket(
                 f"{where}.latency_bins has bin {shown(index)}, out of range"
             )
         new_index = _rebin(stored_index, layout)
-        histogram[new_index] = histogram.get(new_index, 0) + _count(
+        histogram[new_index] = histogram.get(new_index, 0) + read_count(
             count, f"{where}.latency_bins.{index}"
         )
     return StoredBucket(
-        start=_number(bucket.get("start"), f"{where}.start"),
+        start=read_number(bucket.get("start"), f"{where}.start"),
         counts=[
-            _count(counts.get(outcome, 0), f"{where}.counts.{outcome}") for outcome in OUTCOMES
+            read_count(counts.get(outcome, 0), f"{where}.counts.{outcome}") for outcome in OUTCOMES
         ],
         histogram=histogram,
     )
@@ -171,20 +217,20 @@ def _bucket(
 def _span(span: Mapping[str, Any], where: str) -> StoredSpan:
     """Return one entity span: start and [commands, failed] per entity."""
     figures: dict[str, tuple[int, int]] = {}
-    for entity_id, value in _object(span.get("entities"), f"{where}.entities").items():
-        pair = _list(value, f"{where}.entities.{entity_id}")
+    for entity_id, value in read_object(span.get("entities"), f"{where}.entities").items():
+        pair = read_list(value, f"{where}.entities.{entity_id}")
         if len(pair) != 2:
             raise UnreadableStorageError(f"{where}.entities.{entity_id} is not [commands, failed]")
-        commands, failed = (_count(n, f"{where}.entities.{entity_id}") for n in pair)
+        commands, failed = (read_count(n, f"{where}.entities.{entity_id}") for n in pair)
         if failed > commands:
             raise UnreadableStorageError(f"{where}.entities.{entity_id} has more failed than sent")
         figures[entity_id] = (commands, failed)
-    return StoredSpan(start=_number(span.get("start"), f"{where}.start"), figures=figures)
+    return StoredSpan(start=read_number(span.get("start"), f"{where}.start"), figures=figures)
 
 
 def _monitors(value: Any) -> StoredMonitors:
     """Return what a reload keeps of the monitors."""
-    monitors = _object(value, "monitors")
+    monitors = read_object(value, "monitors")
     armed_at = monitors.get("armed_at")
     degraded = monitors.get("degraded")
     if not isinstance(degraded, bool):
@@ -192,18 +238,26 @@ def _monitors(value: Any) -> StoredMonitors:
     run = monitors.get("run")
     if not isinstance(run, str):
         raise UnreadableStorageError("monitors.run is not a text")
+    broker = read_object(monitors.get("broker", {}), "monitors.broker")
+    broker_down_since = broker.get("down_since")
     return StoredMonitors(
         run=run,
-        armed_at=None if armed_at is None else _number(armed_at, "monitors.armed_at"),
+        armed_at=None if armed_at is None else read_number(armed_at, "monitors.armed_at"),
         degraded=degraded,
         devices={
-            key: _device(_object(device, f"monitors.devices.{key}"), f"monitors.devices.{key}")
-            for key, device in _object(monitors.get("devices"), "monitors.devices").items()
+            key: _device(read_object(device, f"monitors.devices.{key}"), f"monitors.devices.{key}")
+            for key, device in read_object(monitors.get("devices"), "monitors.devices").items()
         },
         last_report={
-            sensor: _number(at, f"monitors.last_report.{sensor}")
-            for sensor, at in _object(monitors.get("last_report"), "monitors.last_report").items()
+            sensor: read_number(at, f"monitors.last_report.{sensor}")
+            for sensor, at in read_object(
+                monitors.get("last_report"), "monitors.last_report"
+            ).items()
         },
+        broker_down_since=None
+        if broker_down_since is None
+        else read_number(broker_down_since, "monitors.broker.down_since"),
+        broker_alerted=broker.get("alerted") is True,
     )
 
 
@@ -214,47 +268,18 @@ def _device(device: Mapping[str, Any], where: str) -> StoredDevice:
     if outage not in (None, OUTAGE_DOWN, OUTAGE_FLAPPING):
         raise UnreadableStorageError(f"{where}.outage is {shown(outage)}")
     spells = []
-    for spell in _list(device.get("spells", []), f"{where}.spells"):
-        numbers = _list(spell, f"{where}.spells")
+    for spell in read_list(device.get("spells", []), f"{where}.spells"):
+        numbers = read_list(spell, f"{where}.spells")
         if len(numbers) != 4:
             raise UnreadableStorageError(f"{where}.spells has {shown(numbers)}")
-        start, end, downtime = (_number(n, f"{where}.spells") for n in numbers[:3])
-        spells.append([start, end, downtime, _count(numbers[3], f"{where}.spells")])
+        start, end, downtime = (read_number(n, f"{where}.spells") for n in numbers[:3])
+        spells.append([start, end, downtime, read_count(numbers[3], f"{where}.spells")])
+    outage_since = device.get("outage_since")
     return StoredDevice(
-        down_since=None if down_since is None else _number(down_since, f"{where}.down_since"),
+        down_since=None if down_since is None else read_number(down_since, f"{where}.down_since"),
         outage=outage,
         spells=spells,
+        outage_since=None
+        if outage_since is None
+        else read_number(outage_since, f"{where}.outage_since"),
     )
-
-
-def _object(value: Any, where: str) -> Mapping[str, Any]:
-    """Return a JSON object."""
-    if not isinstance(value, dict):
-        raise UnreadableStorageError(f"{where} is {type(value).__name__}, not an object")
-    return value
-
-
-def _list(value: Any, where: str) -> list[Any]:
-    """Return a JSON list."""
-    if not isinstance(value, list):
-        raise UnreadableStorageError(f"{where} is {type(value).__name__}, not a list")
-    return value
-
-
-def _number(value: Any, where: str) -> float:
-    """Return a finite number."""
-    if not isinstance(value, bool) and isinstance(value, int | float):
-        try:
-            number = float(value)
-        except OverflowError:  # an integer beyond any float
-            number = math.inf
-        if math.isfinite(number):
-            return number
-    raise UnreadableStorageError(f"{where} is {shown(value)}, not a number")
-
-
-def _count(value: Any, where: str) -> int:
-    """Return a whole number, zero or more."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise UnreadableStorageError(f"{where} is {shown(value)}, not a count")
-    return value

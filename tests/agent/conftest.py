@@ -7,8 +7,11 @@ when it starts; nothing the agent shows during the session may hold the test sec
 from __future__ import annotations
 
 import asyncio
+import subprocess
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 
+import asyncpg
 import pytest
 from aiohttp import web
 
@@ -18,14 +21,71 @@ from tests.agent.support import (
     CacheStatus,
     Endpoint,
     create_runs_table,
+    forget_task_figures,
 )
 from tests.support.mqtt import Watcher
-from tools.services import Mosquitto, Postgres
+from tools.services import Mosquitto, PgBouncer, Postgres, Services
 
 
 @pytest.fixture(autouse=True)
 def services_serving(serving: None, no_secret_ever_shown: None) -> None:
     """Every agent test: the services serving, and the session's secret scan."""
+
+
+@pytest.fixture(autouse=True)
+async def no_task_figures_left_behind(
+    request: pytest.FixtureRequest, postgres: Postgres
+) -> AsyncIterator[None]:
+    """A test of tasks or workers leaves no task figures behind.
+
+    The figures and heartbeats are the database's, not one test queue's: what a test's
+    workers counted (a type below its target, a killed worker) would otherwise be judged
+    in the health of every test after it, for an hour.
+    """
+    yield
+    named = request.node.nodeid
+    if ("task" in named or "worker" in named) and postgres.running:
+        await forget_task_figures(postgres.dsn)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 16 MB filesystem of its own (tmpfs), removed after the test; fill it with `fill`."""
+    folder = tmp_path / "small-disk"
+    folder.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(folder)],
+        capture_output=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+@pytest.fixture
+async def figures_database(postgres: Postgres, test_id: str) -> AsyncIterator[str]:
+    """A database of this test's own, so no other test's task figures are counted."""
+    name = f"slo_{test_id[:40]}"
+    admin = await asyncpg.connect(postgres.dsn)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        yield f"{postgres.dsn.rsplit('/', 1)[0]}/{name}"
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture(scope="session")
+def small_pgbouncer(services: Services) -> PgBouncer:
+    """A PgBouncer easily exhausted: 2 server connections, 12 clients, 1 s to wait for a server."""
+    return services.pgbouncer_with_limits(
+        "pgbouncer-small", default_pool_size=2, max_client_conn=12, query_wait_timeout=1
+    )
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 import sqlite3
 import time
 from collections.abc import AsyncIterator
@@ -21,9 +22,11 @@ from aiohttp import web
 
 from farm_agent.config import AgentConfig
 from farm_agent.health.judging import Health, assess, first_reachable_route
-from farm_agent.health.probes import Prober, ProbeResult, ProbeRound
+from farm_agent.health.probes import ProbeKind, Prober, ProbeResult, ProbeRound
+from farm_agent.histogram import bucket_of
 from farm_agent.mqtt import MqttLink
 from farm_agent.relay import idle_snapshot
+from farm_agent.schema.objects import TASK_TABLES
 from farm_agent.tasks.handlers import load_handlers
 from farm_agent.tasks.worker import Worker
 from tests.agent.task_handlers import CREATE_RUNS
@@ -51,6 +54,17 @@ async def wait_for_metric(
     return found
 
 
+def fill(disk: Path) -> Path:
+    """Write a ballast file until the disk (`small_disk`) has not a byte left."""
+    ballast = disk / "ballast"
+    with ballast.open("wb", buffering=0) as out:
+        for chunk in (1 << 20, 4096, 1):
+            with contextlib.suppress(OSError):
+                while True:
+                    out.write(b"\0" * chunk)
+    return ballast
+
+
 # The probes and the judging in the test's own process ---------------------------
 
 
@@ -72,6 +86,12 @@ def judge(config: AgentConfig, found: ProbeRound) -> Health:
     """The health the agent would publish for this round, with an idle relay."""
     relay = idle_snapshot(first_reachable_route(config, found), config.spool.path)
     return assess(config, found, relay, time.time())
+
+
+def healthy_round() -> ProbeRound:
+    """A probe round in which the only route, the pooler, answered (as plain data)."""
+    pooler = ProbeResult("database_pooler", ProbeKind.POSTGRES, True, 1.5, "SELECT 1 in 1.50 ms")
+    return ProbeRound((pooler,), None, None, (pooler,), broker_connected=True)
 
 
 def result_named(found: ProbeRound, name: str) -> ProbeResult:
@@ -139,6 +159,56 @@ async def running_worker(
     finally:
         stop.set()
         await asyncio.wait_for(running, 30)
+
+
+async def forget_task_figures(dsn: str) -> None:
+    """Empty the task figures and heartbeats (the tables exist once a worker ran)."""
+    connection = await asyncpg.connect(dsn)
+    try:
+        if await connection.fetchval("SELECT to_regclass('farm_resilience.task_workers')"):
+            await connection.execute(
+                "DELETE FROM farm_resilience.task_minutes; DELETE FROM farm_resilience.task_workers"
+            )
+    finally:
+        await connection.close()
+
+
+async def add_task_minute(
+    dsn: str,
+    minutes_ago: int,
+    task_type: str,
+    dead_lettered: int = 0,
+    **succeeded_in_s: int,
+) -> None:
+    """A row of the figures as a worker writes it: `s1=30` is 30 tasks done in 1 s."""
+    latencies = {float(key[1:].replace("_", ".")): count for key, count in succeeded_in_s.items()}
+    histogram: dict[str, int] = {}
+    for seconds, count in latencies.items():
+        bucket = str(bucket_of(seconds))
+        histogram[bucket] = histogram.get(bucket, 0) + count
+    connection = await asyncpg.connect(dsn)
+    try:
+        await connection.execute(
+            "INSERT INTO farm_resilience.task_minutes"
+            " (minute, type, succeeded, dead_lettered, total_histogram)"
+            " VALUES (date_trunc('minute', now()) - make_interval(mins => $1), $2, $3, $4, $5)",
+            minutes_ago,
+            task_type,
+            sum(latencies.values()),
+            dead_lettered,
+            json.dumps(histogram),
+        )
+    finally:
+        await connection.close()
+
+
+async def set_up_task_figures(dsn: str) -> None:
+    """The task figures' tables, as a worker creates them (the `figures_database` has none)."""
+    connection = await asyncpg.connect(dsn)
+    try:
+        await connection.execute("CREATE SCHEMA IF NOT EXISTS farm_resilience" + ";" + TASK_TABLES)
+    finally:
+        await connection.close()
 
 
 async def create_runs_table(dsn: str) -> None:

@@ -4,49 +4,20 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from farm_agent.relay.spool import Arrival, Spool, SpoolDiskFullError
+from tests.agent.support import fill
 from tests.support.agent import AgentProcess
 from tests.support.metrics import metric_value
 from tests.support.mqtt import StreamPublisher, publisher
 from tests.support.queues import assert_exactly_once, wait_for_messages
 from tests.support.waiting import wait_until
 from tools.services import Mosquitto, Postgres
-
-
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 16 MB filesystem of its own (tmpfs), removed after the test."""
-    folder = tmp_path / "small-disk"
-    folder.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(folder)],
-        capture_output=True,
-        check=False,
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
-    try:
-        yield folder
-    finally:
-        subprocess.run(["umount", "-l", str(folder)], check=False)
-
-
-def fill(disk: Path) -> Path:
-    """Write a ballast file until the disk has not a byte left."""
-    ballast = disk / "ballast"
-    with ballast.open("wb", buffering=0) as out:
-        for chunk in (1 << 20, 4096, 1):
-            with contextlib.suppress(OSError):
-                while True:
-                    out.write(b"\0" * chunk)
-    return ballast
 
 
 async def test_a_full_spool_disk_stops_acking_reports_it_and_carries_on_when_space_returns(

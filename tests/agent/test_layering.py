@@ -2,8 +2,9 @@
 
 Shared plumbing (config, database, failures, masking, mqtt, ...) imports no job; each
 job (relay, health, tasks) imports only the plumbing and itself, except that health
-reads the relay through the `farm_agent.relay` package alone; the running agent
-wires relay and health; only the commands import everything.
+reads the relay and the tasks through their packages alone (`farm_agent.relay`, and
+`farm_agent.tasks` for the task figures it judges); the running agent wires relay and
+health; only the commands import everything.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ JOBS = ("relay", "health", "tasks")
 # What each part may import besides the shared plumbing and itself.
 ALLOWED = {
     "relay": set(),
-    "health": {"farm_agent.relay"},
+    "health": {"farm_agent.relay", "farm_agent.tasks"},
     "tasks": set(),
     "agent": {"relay", "health"},
     "commands": {"relay", "health", "tasks", "agent"},

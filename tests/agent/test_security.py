@@ -14,6 +14,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from tests.support.agent import TEST_SECRET, AgentProcess
 from tests.support.queues import wait_for_messages
+from tests.support.waiting import wait_until
 from tools.services import BrokerSecurity, Mosquitto, Postgres, Services, make_certificates
 
 USERNAME = "farm-agent"
@@ -117,7 +118,8 @@ async def test_server_certificate_from_an_unknown_ca_is_refused(
     config = tls_config(make_config, broker, other_ca, password=TEST_SECRET)
 
     agent = start_agent(config, ready=False)
-    await asyncio.sleep(4)
+    await wait_until(lambda: "retrying every" in agent.log(), "the broker refused, in the log")
+    await asyncio.sleep(2)  # a few reconnect attempts, none of which may succeed
 
     assert agent.running
     assert "connected" not in agent.log().replace("not connected", "")

@@ -140,7 +140,7 @@ async def test_settling_a_batch_again_never_sends_a_dead_letter_twice_nor_counts
     kind = task_type(test_id, "twice")
     config = parse_config(make_config(tasks=tasks_section(test_id, {})))
     tasks = config.tasks
-    await task_sql.set_up_tasks(connection, tasks)
+    await task_sql.set_up_tasks(connection, config)
     queue = tasks.queue_for("normal")
     await submit_many(connection, [task_request(kind, n) for n in range(4)], queue=tasks.queue)
     rows = await connection.fetch(task_sql.read_statement((queue,)), 30, 4, queue, None)

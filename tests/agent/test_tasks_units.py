@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from farm_agent import histogram
 from farm_agent.config import ConfigError, parse_config
-from farm_agent.tasks import histogram
 from farm_agent.tasks.envelope import Delivery, dead_letter_body, read_reading, read_task
 from farm_agent.tasks.fairness import FairOrder
 from farm_agent.tasks.task import Task
@@ -38,6 +38,7 @@ def test_tasks_config_defaults_follow_the_design() -> None:
     assert tasks.handlers == {
         "sensor_reading": "farm_agent.tasks.builtin:store_readings",
         "send_notification": "farm_agent.tasks.builtin:notify_mqtt",
+        "canary": "farm_agent.tasks.builtin:canary",
     }
     assert tasks.sources == ()
 
@@ -55,6 +56,7 @@ def test_tasks_config_takes_handlers_timeouts_and_sources() -> None:
     assert tasks.dead_letter_queue == "jobs_failed"
     assert tasks.handlers == {
         "sensor_reading": "farm_agent.tasks.builtin:store_readings",
+        "canary": "farm_agent.tasks.builtin:canary",
         "irrigate.zone": "farm_jobs.water:irrigate",
     }
     assert tasks.timeout_for("irrigate.zone") == 120

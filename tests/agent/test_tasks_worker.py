@@ -255,3 +255,47 @@ async def test_worker_moves_to_the_direct_connection_when_the_pooler_dies(
         assert worker.database.route == "direct"
 
     assert [run["task_id"] for run in runs] == [first, second]
+
+
+async def test_a_task_read_again_while_its_outcome_waits_to_commit_is_settled_once(
+    make_config: ConfigMaker, postgres: Postgres, test_id: str
+) -> None:
+    doomed = task_type(test_id, "doomed")
+    config = parse_config(
+        make_config(
+            pooler_dsn=None,  # a transaction-mode pooler would queue the reads behind the lock
+            tasks=tasks_section(test_id, {doomed: "permanent"}, visibility_timeout_s=1),
+        )
+    )
+    queue, dead_letter_queue = config.tasks.queue, config.tasks.dead_letter_queue
+    async with running_worker(config) as worker:
+        first_id = await submit(postgres.dsn, doomed, None, queue=queue)
+        await wait_until(lambda: queue_messages(postgres.dsn, dead_letter_queue), "a dead letter")
+        blocker = await asyncpg.connect(postgres.dsn)
+        try:
+            # The next dead letter's commit waits behind this lock for longer than the lease:
+            # the task becomes visible again meanwhile (a loaded database does the same).
+            lock = blocker.transaction()
+            await lock.start()
+            await blocker.execute(f'LOCK TABLE pgmq."q_{dead_letter_queue}" IN EXCLUSIVE MODE')
+            second_id = await submit(postgres.dsn, doomed, None, queue=queue)
+            await wait_until(
+                lambda: _read_count(postgres, queue, second_id, at_least=2),
+                "the task read again while its dead letter waits",
+            )
+            await lock.rollback()
+        finally:
+            await blocker.close()
+        await wait_until(lambda: _settled(worker, postgres, f"{queue}_normal"), "all settled")
+        letters = await queue_messages(postgres.dsn, dead_letter_queue)
+
+    assert [letter["id"] for letter in letters] == [first_id, second_id]
+
+
+async def _read_count(postgres: Postgres, queue: str, task_id: str, *, at_least: int) -> bool:
+    rows = await queue_rows(postgres.dsn, f"{queue}_normal")
+    return any(row["message"]["id"] == task_id and row["read_ct"] >= at_least for row in rows)
+
+
+async def _settled(worker: Any, postgres: Postgres, queue: str) -> bool:
+    return worker.settler.held == 0 and not await queue_rows(postgres.dsn, queue)

@@ -40,6 +40,27 @@ PROBE_FIELDS: dict[str, tuple[type | None, ...]] = {
     "latency_ms": (*NUMBER, None),
     "detail": (str,),
 }
+# The `tasks` section (DESIGN.md, "Tasks"): null when no task queue exists.
+TASK_FIELDS: dict[str, tuple[type | None, ...]] = {
+    "dlq_depth": (int, None),
+    "throughput_per_s": (*NUMBER, None),
+}
+TASK_TYPE_FIELDS: dict[str, tuple[type | None, ...]] = {
+    "succeeded": (int,),
+    "failed": (int,),
+    "retried": (int,),
+    "dead_lettered": (int,),
+    "success_pct": (*NUMBER, None),
+    "p50_s": (*NUMBER, None),
+    "p95_s": (*NUMBER, None),
+}
+WORKER_FIELDS: dict[str, tuple[type | None, ...]] = {
+    "id": (str,),
+    "last_seen_s": NUMBER,
+    "alive": (bool,),
+    "running": (int,),
+    "concurrency": (int,),
+}
 ROUTES = ("pooler", "direct", "none")
 STATUSES = ("ok", "degraded", "down")
 
@@ -77,3 +98,25 @@ def assert_health_contract(health: dict[str, Any]) -> None:
             _check(probe[field], allowed, f"probes[{index}].{field}")
     assert isinstance(health["problems"], list)
     assert all(isinstance(problem, str) for problem in health["problems"])
+    if health.get("tasks") is not None:
+        assert_tasks_contract(health["tasks"])
+
+
+def assert_tasks_contract(tasks: dict[str, Any]) -> None:
+    """Fails unless the health's `tasks` section has every field, each of the right type."""
+    assert set(tasks["depth"]) == {"high", "normal", "low"}
+    for priority, depth in tasks["depth"].items():
+        _check(depth, (int, None), f"tasks.depth.{priority}")
+    for field, allowed in TASK_FIELDS.items():
+        assert field in tasks, f"tasks.{field} missing"
+        _check(tasks[field], allowed, f"tasks.{field}")
+    assert isinstance(tasks["by_type"], dict)
+    for name, figures in tasks["by_type"].items():
+        for field, allowed in TASK_TYPE_FIELDS.items():
+            assert field in figures, f"tasks.by_type.{name}.{field} missing"
+            _check(figures[field], allowed, f"tasks.by_type.{name}.{field}")
+    assert isinstance(tasks["workers"], list)
+    for index, worker in enumerate(tasks["workers"]):
+        for field, allowed in WORKER_FIELDS.items():
+            assert field in worker, f"tasks.workers[{index}].{field} missing"
+            _check(worker[field], allowed, f"tasks.workers[{index}].{field}")

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tools.demo_stack import DemoStack
+from tools.demo_stack import DemoStack, Figures
 from tools.services import free_port
 
 try:
@@ -158,9 +158,14 @@ def test_dashboard_shows_true_figures_after_login(demo: DemoStack, tmp_path: Pat
         finally:
             browser.close()
     assert not _wrong_rows(rows), f"figures not rendered as expected: {_wrong_rows(rows)}"
-    figures = demo.figures()
+    figures = _when_a_frost_alert_was_shown(demo)
     assert (figures.commands or 0) >= MIN_SAMPLES
     assert figures.relayed > 0
+    # The task worker stores the relayed readings and publishes the farm's notifications,
+    # which Home Assistant's frost automation turned into a notification.
+    assert figures.stored > 0
+    assert figures.notified >= 1
+    assert figures.frost_shown_at is not None
     # The hub's failures are the commands the simulated devices ignored, less those ignored
     # within the last command timeout (5 s), which are not judged yet.
     assert 0 <= figures.device_ignored - (figures.failed or 0) <= 3
@@ -169,6 +174,16 @@ def test_dashboard_shows_true_figures_after_login(demo: DemoStack, tmp_path: Pat
     assert 50 < float(shown.group()) <= 100
     assert screenshot.read_bytes().startswith(b"\x89PNG")
     assert screenshot.stat().st_size > 20_000
+
+
+def _when_a_frost_alert_was_shown(demo: DemoStack, timeout_s: float = 60) -> Figures:
+    """The figures once Home Assistant showed a frost alert (one comes every 20 s)."""
+    deadline = time.monotonic() + timeout_s
+    figures = demo.figures()
+    while figures.frost_shown_at is None and time.monotonic() < deadline:
+        time.sleep(1)
+        figures = demo.figures()
+    return figures
 
 
 def test_make_demo_with_demo_seconds_prints_a_summary_and_leaves_nothing() -> None:
@@ -193,7 +208,8 @@ def test_make_demo_with_demo_seconds_prints_a_summary_and_leaves_nothing() -> No
         for label in ("commands", "success rate", "latency p50, p95", "readings relayed"):
             assert label in summary
         assert re.search(r"route +pooler", summary)
-        assert "Everything stopped; agent exit code 0." in result.stdout
+        assert re.search(r"tasks +\d+ readings stored by the worker", summary)
+        assert "Everything stopped; agent exit code 0, worker exit code 0." in result.stdout
         assert list(scratch.iterdir()) == []
         assert not _processes_using(scratch)
     finally:

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from fractions import Fraction
 from typing import Any, ClassVar
 
 from homeassistant.components.climate import ClimateEntity, ClimateEntityFeature, HVACMode
@@ -451,3 +452,22 @@ def nearest_rank(values: list[float], q: float) -> float:
 def within_histogram_bound(reported: float, truth: float) -> bool:
     """The statistics module's stated bound: 5 % of the true value, or 10 ms below 10 ms."""
     return abs(reported - truth) <= max((HISTOGRAM_RATIO - 1) * truth, HISTOGRAM_MIN_S)
+
+
+def shown_below_target(commands: int, failed: int, target_pct: float, confidence: float) -> bool:
+    """Return whether the failures show a rate below target: an exact binomial tail, in integers.
+
+    The ground truth for the hub's evidence rule, computed independently of it: the
+    chance of `failed` or more failures at a failure rate of exactly 1 - target is
+    below 1 - confidence. With p = a / d, the tail times d^n is a sum of integers.
+    """
+    if failed == 0:
+        return False
+    budget = 1 - Fraction(str(target_pct)) / 100
+    alpha = 1 - Fraction(str(confidence))
+    a, d = budget.numerator, budget.denominator
+    tail = sum(
+        math.comb(commands, i) * a**i * (d - a) ** (commands - i)
+        for i in range(failed, commands + 1)
+    )
+    return tail * alpha.denominator < alpha.numerator * d**commands

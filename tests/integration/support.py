@@ -75,7 +75,17 @@ AGENT_ENTITY_IDS = [
     "sensor.farm_east_relay_latency_p95",
     "sensor.farm_east_relayed_readings",
     "sensor.farm_east_route",
+    "sensor.farm_east_slo_error_budget_remaining",
+    "sensor.farm_east_slo_status",
     "sensor.farm_east_spool_depth",
+    "sensor.farm_east_task_dead_letter_queue_depth",
+    "sensor.farm_east_task_processing_p95",
+    "sensor.farm_east_task_queue_depth_high",
+    "sensor.farm_east_task_queue_depth_low",
+    "sensor.farm_east_task_queue_depth_normal",
+    "sensor.farm_east_task_success_rate",
+    "sensor.farm_east_task_throughput",
+    "sensor.farm_east_workers_alive",
 ]
 
 # The contract vectors, shared with the agent's tests.
@@ -89,6 +99,7 @@ ACCEPTED: list[dict[str, Any]] = VECTORS["accepted"]
 REJECTED: list[dict[str, Any]] = VECTORS["rejected"]
 HEALTHY: dict[str, Any] = ACCEPTED[0]
 WITH_PROBLEMS: dict[str, Any] = ACCEPTED[1]
+WITH_TASKS: dict[str, Any] = ACCEPTED[4]
 # Contract vector `expect` keys that are binary sensors; the others are sensors.
 BINARY_KEYS = ("connectivity", "backend_problem")
 # The vector keys of the figures: every agent entity but connectivity.

@@ -163,8 +163,9 @@ async def test_ha_losing_the_broker_makes_agents_unreachable_not_offline(
         await wait_until(hass, freezer, lambda: not agent.mqtt_connected, "the lost broker")
         await advance_live(hass, freezer, 30.0)
         assert reasons(hass) == [
+            "MQTT broker: Home Assistant disconnected for more than 30 s",
             "agent farm-east: unreachable (Home Assistant is not connected to the broker) "
-            "for more than 30 s"
+            "for more than 30 s",
         ]
         assert state(hass, "connectivity").state == "unavailable"
     finally:

@@ -32,6 +32,7 @@ from .support import (
     ONLINE,
     REJECTED,
     WITH_PROBLEMS,
+    WITH_TASKS,
     errors_logged,
     publish_health,
     publish_status,
@@ -267,3 +268,67 @@ async def test_an_agent_s_two_devices_from_before_become_one_keeping_the_entity_
     assert device.name == AGENT_ID
     entries = er.async_entries_for_device(er.async_get(hass), device.id)
     assert sorted(entry.entity_id for entry in entries) == AGENT_ENTITY_IDS
+
+
+def agent_device(hass: HomeAssistant) -> dr.DeviceEntry:
+    """Return agent farm-east's device."""
+    device = dr.async_get(hass).async_get_device(identifiers={(DOMAIN, f"agent_{AGENT_ID}")})
+    assert device is not None
+    return device
+
+
+async def test_agent_device_shows_the_version_the_agent_reports_and_follows_an_upgrade(
+    hass: HomeAssistant, agent: AgentLink
+) -> None:
+    publish_status(hass, ONLINE, replayed=True)
+    publish_health(hass, WITH_TASKS["health"], replayed=True)
+    await hass.async_block_till_done()
+    assert agent_device(hass).sw_version == "0.2.0"
+
+    upgraded = {**WITH_TASKS["health"], "ts": "2026-12-01T05:00:00.000Z", "version": "0.3.0"}
+    publish_health(hass, upgraded)
+    await hass.async_block_till_done()
+
+    assert agent_device(hass).sw_version == "0.3.0"
+    assert (
+        len(dr.async_entries_for_config_entry(dr.async_get(hass), agent.config_entry.entry_id)) == 1
+    )
+
+
+async def test_an_agent_that_reports_no_version_leaves_the_device_version_unset(
+    hass: HomeAssistant, agent: AgentLink
+) -> None:
+    online_and_healthy(hass)
+    await hass.async_block_till_done()
+
+    assert agent_device(hass).sw_version is None
+
+
+async def test_task_figures_and_objectives_show_on_the_agent_device_with_their_details(
+    hass: HomeAssistant, agent: AgentLink
+) -> None:
+    publish_status(hass, ONLINE, replayed=True)
+    publish_health(hass, WITH_TASKS["health"], replayed=True)
+
+    assert shown(hass, WITH_TASKS["expect"]) == WITH_TASKS["expect"]
+    types = state(hass, "task_success_rate").attributes["types"]
+    assert types["process_sensor_data"] == {
+        "succeeded": 120,
+        "failed": 2,
+        "retried": 3,
+        "dead_lettered": 1,
+        "success_pct": 99.17,
+        "p50_s": 0.4,
+        "p95_s": 1.2,
+    }
+    assert [worker["alive"] for worker in state(hass, "workers_alive").attributes["workers"]] == [
+        True,
+        False,
+    ]
+    objectives = state(hass, "slo_error_budget_remaining").attributes["objectives"]
+    assert [(o["name"], o["status"]) for o in objectives] == [
+        ("database_availability", "ok"),
+        ("task_success", "at_risk"),
+    ]
+    assert state(hass, "slo_status").attributes["options"] == ["ok", "at_risk", "breached"]
+    assert state(hass, "task_processing_p95").attributes["unit_of_measurement"] == "s"

@@ -6,6 +6,8 @@ time moves on the test clock; HA losing the broker is in test_agent_broker.py.
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.const import EVENT_HOMEASSISTANT_STARTED
@@ -23,6 +25,7 @@ from .support import (
     OFFLINE,
     ONLINE,
     WITH_PROBLEMS,
+    WITH_TASKS,
     advance,
     publish_health,
     publish_status,
@@ -242,3 +245,33 @@ async def test_outage_alert_of_the_hub_applies_to_agents(
     await advance(hass, freezer, 30.0)
 
     assert reasons(hass) == ["agent farm-east: offline for more than 30 s"]
+
+
+async def test_an_agent_objective_at_risk_degrades_the_hub_though_the_agent_reports_ok(
+    hass: HomeAssistant, hub_and_agent: AgentLink
+) -> None:
+    await deliver(hass, WITH_TASKS["health"])
+
+    assert reasons(hass) == [
+        "agent farm-east: SLO task_success at risk (99.6 % against 99.5 %, 40 % of its error "
+        "budget left; burning its budget 15.0x over 1 h and 7.5x over 6 h)"
+    ]
+    assert state(hass, "backend_problem").state == "off"  # the agent's own verdict: ok
+
+
+async def test_an_agent_objective_breached_and_a_task_breach_it_reports_both_degrade_the_hub(
+    hass: HomeAssistant, hub_and_agent: AgentLink
+) -> None:
+    health = copy.deepcopy(WITH_TASKS["health"])
+    health["status"] = "degraded"
+    health["problems"] = ["task success 97.9 % < 99.5 %"]
+    objective = health["slo"]["objectives"][1]
+    objective.update(status="breached", sli_pct=97.9, budget_remaining_pct=-320.0)
+
+    await deliver(hass, health)
+
+    assert reasons(hass) == [
+        "agent farm-east: task success 97.9 % < 99.5 %",
+        "agent farm-east: SLO task_success breached (97.9 % against 99.5 %, -320 % of its "
+        "error budget left)",
+    ]

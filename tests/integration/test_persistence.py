@@ -120,6 +120,19 @@ UNREADABLE = {
     "negative_count": stored({"buckets": [{**BUCKET, "counts": {"success": -1}}]}),
     "newer_major_version": stored({"buckets": [BUCKET]}, version=2),
     "no_data_key": {"version": 1, "minor_version": 1, "key": STORAGE_KEY},
+    "burn_minute_with_more_failed_than_sent": stored({"burn": [[29933000, 1, 2]]}, 3),
+    "rhythm_interval_not_a_number": stored({"rhythms": {"sensor.soil": [10.0, "ten"]}}, 3),
+    "uptime_bucket_too_short": stored({"uptime": {"buckets": [[1_796_000_000.0, 60.0]]}}, 3),
+    "uptime_spell_of_negative_length": stored(
+        {
+            "uptime": {
+                "devices": {
+                    "switch.pump": {"name": "Pump", "first_seen": 1.0, "spells": [[5.0, -3.0]]}
+                }
+            }
+        },
+        3,
+    ),
 }
 
 

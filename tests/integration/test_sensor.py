@@ -9,6 +9,10 @@ from homeassistant.helpers import entity_registry as er
 from pytest_homeassistant_custom_component.common import MockConfigEntry, snapshot_platform
 from syrupy.assertion import SnapshotAssertion
 
+from custom_components.farm_resilience.agent_link import AgentLink
+
+from .support import ONLINE, WITH_TASKS, publish_health, publish_status
+
 
 @pytest.fixture
 def platforms() -> list[Platform]:
@@ -32,3 +36,17 @@ async def test_agent_sensors(
     snapshot: SnapshotAssertion,
 ) -> None:
     await snapshot_platform(hass, entity_registry, snapshot, agent_with_problems.entry_id)
+
+
+async def test_agent_sensors_with_task_figures_and_objectives(
+    hass: HomeAssistant,
+    agent: AgentLink,
+    agent_entry: MockConfigEntry,
+    entity_registry: er.EntityRegistry,
+    snapshot: SnapshotAssertion,
+) -> None:
+    publish_status(hass, ONLINE, replayed=True)
+    publish_health(hass, WITH_TASKS["health"], replayed=True)
+    await hass.async_block_till_done()
+
+    await snapshot_platform(hass, entity_registry, snapshot, agent_entry.entry_id)

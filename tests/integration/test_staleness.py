@@ -1,13 +1,20 @@
-"""Stale sensors: silence past stale_after is stale; repeating the same real value is not."""
+"""Stale sensors: silence far beyond a sensor's own rhythm, or past stale_after, is stale."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from freezegun.api import FrozenDateTimeFactory
+from homeassistant import loader
 from homeassistant.core import HomeAssistant
-from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    async_capture_events,
+    async_test_home_assistant,
+)
 
-from custom_components.farm_resilience.const import EVENT_DEGRADED, EVENT_RECOVERED
+from custom_components.farm_resilience.const import DOMAIN, EVENT_DEGRADED, EVENT_RECOVERED
 
 from .support import DEGRADED, STALE, advance, save_options
 
@@ -116,3 +123,84 @@ async def test_a_sensor_added_to_the_monitored_ones_is_judged_from_its_last_repo
     await advance(hass, freezer, 1.0)
 
     assert hass.states.get(STALE).attributes["sensors"] == [RAIN]
+
+
+async def report_every(
+    hass: HomeAssistant, freezer: FrozenDateTimeFactory, sensor: str, seconds: float, times: int
+) -> None:
+    """Let a sensor report `times` times, `seconds` apart (the same value: a report too)."""
+    for _ in range(times):
+        await advance(hass, freezer, seconds)
+        hass.states.async_set(sensor, "31")
+
+
+async def test_sensor_reporting_every_10_s_is_stale_after_a_minute_of_silence_not_15(
+    hass: HomeAssistant, soil_hub: MockConfigEntry, freezer: FrozenDateTimeFactory
+) -> None:
+    await report_every(hass, freezer, SOIL, 10.0, 30)
+    await advance(hass, freezer, 59.0)
+    assert hass.states.get(STALE).state == "0"
+
+    await advance(hass, freezer, 61.0)  # two minutes of silence
+
+    assert hass.states.get(STALE).attributes["sensors"] == [SOIL]
+    assert hass.states.get(DEGRADED).attributes["reasons"] == [
+        "sensor.soil_moisture: no report for more than 60 s (it usually reports within 10 s)"
+    ]
+    hass.states.async_set(SOIL, "30")
+    await hass.async_block_till_done()
+    assert hass.states.get(STALE).state == "0"
+
+
+@pytest.mark.parametrize("options", [{"monitored_sensors": [SOIL], "stale_after": 7200}])
+async def test_sensor_reporting_every_30_minutes_is_not_stale_after_20_but_after_90(
+    hass: HomeAssistant, soil_hub: MockConfigEntry, freezer: FrozenDateTimeFactory
+) -> None:
+    await report_every(hass, freezer, SOIL, 1800.0, 6)
+    await advance(hass, freezer, 1200.0)
+    assert hass.states.get(STALE).state == "0"
+
+    await advance(hass, freezer, 4200.0)  # 3 x its 30 minutes, under stale_after (2 h)
+
+    assert hass.states.get(DEGRADED).attributes["reasons"] == [
+        "sensor.soil_moisture: no report for more than 5400 s (it usually reports within 1800 s)"
+    ]
+
+
+async def test_bursts_and_a_rare_gap_do_not_change_a_sensors_rhythm(
+    hass: HomeAssistant, soil_hub: MockConfigEntry, freezer: FrozenDateTimeFactory
+) -> None:
+    await report_every(hass, freezer, SOIL, 10.0, 10)
+    await report_every(hass, freezer, SOIL, 0.1, 5)  # a burst of quick reports
+    await report_every(hass, freezer, SOIL, 50.0, 1)  # one long gap
+    await report_every(hass, freezer, SOIL, 10.0, 4)
+    await advance(hass, freezer, 59.0)
+    assert hass.states.get(STALE).state == "0"
+
+    await advance(hass, freezer, 1.0)
+
+    assert hass.states.get(STALE).attributes["sensors"] == [SOIL]
+    (reason,) = hass.states.get(DEGRADED).attributes["reasons"]
+    assert reason.endswith("(it usually reports within 10 s)")
+
+
+async def test_a_sensor_keeps_its_learned_rhythm_across_a_restart(
+    hass: HomeAssistant,
+    soil_hub: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
+    hass_storage: dict[str, Any],
+) -> None:
+    await report_every(hass, freezer, SOIL, 10.0, 30)
+    await hass.async_stop()
+
+    async with async_test_home_assistant() as restarted:
+        restarted.data.pop(loader.DATA_CUSTOM_COMPONENTS)
+        restarted.states.async_set(SOIL, "31")
+        entry = MockConfigEntry(domain=DOMAIN, data={}, options=dict(soil_hub.options))
+        entry.add_to_hass(restarted)
+        assert await restarted.config_entries.async_setup(entry.entry_id)
+        await restarted.async_block_till_done()
+        await advance(restarted, freezer, 61.0)
+
+        assert restarted.states.get(STALE).attributes["sensors"] == [SOIL]
+        await restarted.async_stop()

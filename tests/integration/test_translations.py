@@ -6,7 +6,7 @@ import json
 import re
 from pathlib import Path
 
-from custom_components.farm_resilience import binary_sensor, config_flow, sensor
+from custom_components.farm_resilience import binary_sensor, config_flow, issues, sensor
 
 PACKAGE = Path(config_flow.__file__).parent
 STRINGS = json.loads((PACKAGE / "strings.json").read_text())
@@ -38,7 +38,11 @@ def test_every_flow_error_is_translated_where_it_can_appear() -> None:
 def test_every_exception_issue_and_entity_key_is_translated() -> None:
     descriptions = {
         "sensor": [*sensor.SENSORS, *sensor.AGENT_SENSORS],
-        "binary_sensor": [binary_sensor.DEGRADED, *binary_sensor.AGENT_BINARY_SENSORS],
+        "binary_sensor": [
+            binary_sensor.DEGRADED,
+            binary_sensor.BROKER_CONNECTED,
+            *binary_sensor.AGENT_BINARY_SENSORS,
+        ],
     }
     for platform, platform_descriptions in descriptions.items():
         keys = {description.translation_key for description in platform_descriptions}
@@ -47,6 +51,7 @@ def test_every_exception_issue_and_entity_key_is_translated() -> None:
     known |= STRINGS["exceptions"].keys() | STRINGS["issues"].keys()
 
     assert used(r'translation_key="(\w+)"') <= known
+    assert issues.BROKER_ISSUE in STRINGS["issues"]
     assert used(r'translation_key="(\w+)"') >= STRINGS["exceptions"].keys() | {"device_down"}
 
 

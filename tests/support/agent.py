@@ -19,6 +19,7 @@ import yaml
 from tools import agent_process
 
 REPO = agent_process.REPO
+LOCAL_OBJECTIVES = ("database_availability", "api_availability", "error_rate")
 TEST_SECRET = "Farm-Secret-d41d8c"
 SEEN_OUTPUT: list[str] = []
 
@@ -56,6 +57,11 @@ def agent_config(
         },
         "spool": {"path": str(tmp_path / f"{agent_id}-spool.db")},
         "http": {"listen": "127.0.0.1:0"},
+        # An agent that manages its schema creates its task queues too: each test its own.
+        "tasks": {"queue": f"{queue[:33]}_tk"},
+        # The task objectives count every worker's figures in the database, which the
+        # tests share: a test's agent judges its own probes only, unless it says otherwise.
+        "slo": {"objectives": [{"name": name} for name in LOCAL_OBJECTIVES]},
         "log_level": "info",
     }
     for section, values in sections.items():

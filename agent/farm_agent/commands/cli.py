@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from farm_agent import __version__
 from farm_agent.commands.tasks import add_task_commands, run_task_command
@@ -67,9 +68,67 @@ def build_parser() -> argparse.ArgumentParser:
         )
     )
     check.add_argument("--json", action="store_true", help="print the health JSON")
+    report = with_config(
+        commands.add_parser(
+            "report",
+            help="write the weekly review: one self-contained HTML page with plots",
+            description=(
+                "Write the review of the last days (objectives, incidents, probes, relay, "
+                "tasks) from the agent's SLO history and the task figures: one HTML page."
+            ),
+        )
+    )
+    report.add_argument(
+        "--days", type=_days, default=7, metavar="N", help="how many days, 1-35 (default 7)"
+    )
+    report.add_argument("--out", type=Path, required=True, metavar="FILE.html", help="the page")
+    with_config(
+        commands.add_parser(
+            "sql",
+            help="print the SQL that sets up the database (the migrations) for the config",
+            description=(
+                "Print the migrations of supabase/migrations as SQL: for the queue names of "
+                "--config, or the default names without one. Apply it as the database owner."
+            ),
+        )
+    )
     _add_queue_commands(commands, with_config)
     add_task_commands(commands, with_config)
+    _add_loadtest_command(commands, with_config)
     return parser
+
+
+def _add_loadtest_command(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    with_config: Callable[[argparse.ArgumentParser], argparse.ArgumentParser],
+) -> None:
+    loadtest = with_config(
+        commands.add_parser(
+            "loadtest",
+            help="many clients against the pooler and the direct route; exit 1 if a route failed",
+            description=(
+                "Open N concurrent clients against each database route in turn and report "
+                "connect time, query p50/p95/p99, errors (pool exhaustion named), throughput "
+                "and the pooler's speed-up over direct. Read-only; asks before a remote host."
+            ),
+        )
+    )
+    loadtest.add_argument(
+        "--clients", type=int, default=100, metavar="N", help="concurrent clients (1-1000, 100)"
+    )
+    loadtest.add_argument(
+        "--duration", type=float, default=60.0, metavar="S", help="seconds per route (<=600, 60)"
+    )
+    loadtest.add_argument(
+        "--route", choices=("pooler", "direct", "both"), default="both", help="(default both)"
+    )
+    loadtest.add_argument(
+        "--query", metavar="SQL", help="one read-only statement (default SELECT 1)"
+    )
+    loadtest.add_argument("--json", action="store_true", help="print the figures as JSON")
+    loadtest.add_argument(
+        "--yes", action="store_true", help="do not ask before loading a remote database"
+    )
 
 
 def _add_queue_commands(
@@ -93,14 +152,36 @@ def _add_queue_commands(
     action(actions, "stats", "depth and age of both queues, and the last hour of tasks")
     peek = action(actions, "peek", "show the oldest messages of the queue, leaving them there")
     peek.add_argument("--limit", type=int, default=10, metavar="N", help="how many (default 10)")
-    dlq = actions.add_parser("dlq", help="the dead-letter queue: list, requeue, purge")
+    dlq = actions.add_parser(
+        "dlq",
+        help="a dead-letter queue (the relay's, or with --queue tasks the tasks'): "
+        "list, requeue, purge",
+    )
     dlq_actions = dlq.add_subparsers(dest="dlq_action", required=True, metavar="ACTION")
-    listing = action(dlq_actions, "list", "show the oldest dead letters with their reasons")
+
+    def dlq_action(name: str, text: str) -> argparse.ArgumentParser:
+        sub = action(dlq_actions, name, text)
+        sub.add_argument(
+            "--queue",
+            metavar="NAME",
+            help="which dead letters: the relay's (default; 'relay' or its queue's name) "
+            "or the tasks' ('tasks', tasks.queue or tasks.dead_letter_queue)",
+        )
+        sub.add_argument(
+            "--type",
+            dest="task_type",
+            metavar="T",
+            help="only task dead letters of this type (with --queue tasks; "
+            "'(invalid)' for those that were no task)",
+        )
+        return sub
+
+    listing = dlq_action("list", "show the oldest dead letters with their reasons")
     listing.add_argument("--limit", type=int, default=10, metavar="N", help="how many (default 10)")
-    requeue = action(
-        dlq_actions,
+    requeue = dlq_action(
         "requeue",
-        "move dead letters back to the queue, envelope kept, `requeued` counted up",
+        "move dead letters back to their queue, envelope kept, `requeued` counted up "
+        "(a task to its priority's queue, attempts afresh)",
     )
     requeue.add_argument("--limit", type=int, metavar="N", help="only the oldest N")
     requeue.add_argument(
@@ -118,8 +199,15 @@ def _add_queue_commands(
         metavar="MSG_ID",
         help="only this message (repeatable)",
     )
-    purge = action(dlq_actions, "purge", "delete every dead letter (asks first)")
+    purge = dlq_action("purge", "delete every dead letter, or every one of --type (asks first)")
     purge.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+
+
+def _days(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 35:
+        raise argparse.ArgumentTypeError("must be 1-35: the history keeps 35 days")
+    return value
 
 
 def _positive(text: str) -> int:
@@ -131,6 +219,15 @@ def _positive(text: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "sql":  # the one command that works without a config, too
+        from farm_agent.commands.sql import print_sql  # noqa: PLC0415 - keeps `validate` light
+
+        return print_sql(args.config)
+    return _configured(args)
+
+
+def _configured(args: argparse.Namespace) -> int:
+    """Run a command that needs the config: load it, then dispatch."""
     try:
         config = load_config(args.config)
     except ConfigError as err:
@@ -139,12 +236,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "validate":
         print(f"{args.config}: valid (agent_id {config.agent_id})")
         return EXIT_OK
-    if args.command == "check":
-        return check(config, args.json)
-    if args.command == "queue":
-        return queue(config, args)
-    if args.command in ("task", "work"):
-        return run_task_command(config, args)
+    commands: dict[str, Callable[[AgentConfig, argparse.Namespace], int]] = {
+        "check": lambda config, args: check(config, args.json),
+        "queue": queue,
+        "task": run_task_command,
+        "work": run_task_command,
+        "loadtest": loadtest,
+        "report": lambda config, args: report(config, args.days, args.out),
+    }
+    return commands.get(args.command, _relay)(config, args)
+
+
+def _relay(config: AgentConfig, _: argparse.Namespace) -> int:
     return run(config)
 
 
@@ -153,6 +256,13 @@ def check(config: AgentConfig, as_json: bool) -> int:
 
     quiet_logging(config)
     return run_check(config, as_json)
+
+
+def report(config: AgentConfig, days: int, out: Path) -> int:
+    from farm_agent.commands.report import run_report  # noqa: PLC0415 - keeps `validate` light
+
+    quiet_logging(config)
+    return run_report(config, days, out)
 
 
 def queue(config: AgentConfig, args: argparse.Namespace) -> int:
@@ -171,8 +281,28 @@ def queue(config: AgentConfig, args: argparse.Namespace) -> int:
         ids=tuple(getattr(args, "ids", ())),
         yes=getattr(args, "yes", False),
         batch_size=getattr(args, "batch_size", None) or REQUEUE_BATCH,
+        queue=getattr(args, "queue", None),
+        task_type=getattr(args, "task_type", None),
     )
     return run_queue_command(config, request)
+
+
+def loadtest(config: AgentConfig, args: argparse.Namespace) -> int:
+    from farm_agent.commands.loadtest import (  # noqa: PLC0415 - keeps `validate` light
+        LoadRequest,
+        run_loadtest_command,
+    )
+
+    quiet_logging(config)
+    request = LoadRequest(
+        clients=args.clients,
+        duration_s=args.duration,
+        route=args.route,
+        query=args.query,
+        as_json=args.json,
+        yes=args.yes,
+    )
+    return run_loadtest_command(config, request)
 
 
 def run(config: AgentConfig) -> int:

@@ -1,6 +1,7 @@
 """`farm-agent queue`: look into the queue and its dead letters, and put dead letters back.
 
-The arguments and the output; what is done to the queues is `farm_agent.relay.queues`.
+The arguments and the output; what is done to the queues is `farm_agent.relay.queues`,
+and for the tasks' dead letters (`dlq ... --queue tasks`) `farm_agent.tasks.dead_letters`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ import asyncpg
 from rich.markup import escape
 from rich.table import Table
 
+from farm_agent.commands import task_dead_letters
 from farm_agent.commands.check import wide_console
+from farm_agent.commands.task_dead_letters import DeadLetterArgumentError, DeadLetters, Target
 from farm_agent.config import AgentConfig, BackendConfig
 from farm_agent.database import close_quietly, connect_any
 from farm_agent.failures import DATABASE_ERRORS, describe_failure
@@ -30,9 +33,13 @@ from farm_agent.relay.queues import (
     queue_stats,
     requeue,
 )
+from farm_agent.schema.migrations import SHORT_HINT
+from farm_agent.tasks import count_dead_letters, requeue_dead_letters
+from farm_agent.tasks import purge_dead_letters as purge_task_dead_letters
 
 EXIT_OK = 0
 EXIT_FAILED = 1
+EXIT_BAD_ARGUMENT = 2
 SHOWN_PAYLOAD = 60
 
 
@@ -46,28 +53,51 @@ class QueueRequest:
     ids: tuple[int, ...] = ()
     yes: bool = False
     batch_size: int = REQUEUE_BATCH
+    # `dlq` only: which dead-letter queue (None: the relay's), and the task type to select.
+    queue: str | None = None
+    task_type: str | None = None
 
 
 def run_queue_command(
     config: AgentConfig, request: QueueRequest, ask: Callable[[str], str] = input
 ) -> int:
-    """Run one `queue` command; exit 0, or 1 with the reason on stderr."""
+    """Run one `queue` command; exit 0, 1 with the reason on stderr, 2 for a bad argument."""
     secrets = secrets_of(config)
     try:
-        return asyncio.run(_run(config, request, ask))
+        dead_letters = task_dead_letters.target(config, request.queue, request.task_type)
+    except DeadLetterArgumentError as err:
+        print(f"farm-agent: queue {request.action}: {err}", file=sys.stderr)
+        return EXIT_BAD_ARGUMENT
+    try:
+        return asyncio.run(_run(config, request, dead_letters, ask))
     except DATABASE_ERRORS as err:
         reason = describe_failure(err)
         if isinstance(err, asyncpg.UndefinedTableError):
-            reason = f"queue {config.backend.queue} or its dead-letter queue does not exist yet"
+            reason = _missing(config, request, dead_letters)
         print(f"farm-agent: queue {request.action}: {mask(reason, secrets)}", file=sys.stderr)
         return EXIT_FAILED
 
 
-async def _run(config: AgentConfig, request: QueueRequest, ask: Callable[[str], str]) -> int:
+def _missing(config: AgentConfig, request: QueueRequest, dead_letters: Target) -> str:
+    if request.action.startswith("dlq") and dead_letters.whose == DeadLetters.TASKS:
+        return (
+            f"queue {dead_letters.queue} does not exist yet "
+            f"(a worker or `farm-agent task submit` creates it; {SHORT_HINT})"
+        )
+    return (
+        f"queue {config.backend.queue} or its dead-letter queue does not exist yet ({SHORT_HINT})"
+    )
+
+
+async def _run(
+    config: AgentConfig, request: QueueRequest, dead_letters: Target, ask: Callable[[str], str]
+) -> int:
     backend = config.backend
     _, connection = await connect_any(backend, backend.connect_timeout_s)
     try:
         action = request.action
+        if action.startswith("dlq") and dead_letters.whose == DeadLetters.TASKS:
+            return await _task_dead_letters(connection, config, request, dead_letters, ask)
         if action == "stats":
             return _show(request, await stats(connection, backend), _render_stats)
         if action in ("peek", "dlq list"):
@@ -117,17 +147,63 @@ async def _purge(
 ) -> int:
     queue = config.backend.dead_letter_queue
     count = await dead_letter_count(connection, config.backend)
-    if not request.yes:
-        question = f"Delete all {count} dead letters in {queue}? [y/N] "
-        try:
-            answer = ask(question)
-        except EOFError:
-            answer = ""
-        if answer.strip().lower() not in ("y", "yes"):
-            print("nothing deleted", file=sys.stderr)
-            return EXIT_FAILED
+    if not _confirmed(f"Delete all {count} dead letters in {queue}? [y/N] ", request, ask):
+        return EXIT_FAILED
     purged = await purge_dead_letters(connection, config.backend)
     return _show(request, {"purged": purged, "queue": queue}, _render_purged)
+
+
+async def _task_dead_letters(
+    connection: asyncpg.Connection,
+    config: AgentConfig,
+    request: QueueRequest,
+    dead_letters: Target,
+    ask: Callable[[str], str],
+) -> int:
+    """`dlq list|requeue|purge` on the tasks' dead-letter queue, by type if asked."""
+    tasks, queue, task_type = config.tasks, dead_letters.queue, dead_letters.task_type
+    if request.action == "dlq list":
+        found = await task_dead_letters.listing(connection, tasks, task_type, request.limit or 10)
+        return _show(request, found, lambda shown: task_dead_letters.render_list(queue, shown))
+    if request.action == "dlq requeue":
+        requeued = await requeue_dead_letters(
+            connection,
+            tasks,
+            task_type,
+            request.limit,
+            request.batch_size,
+            ids=request.ids or None,
+            progress=_show_progress,
+        )
+        result = task_dead_letters.requeued_json(tasks, requeued)
+        return _show(request, result, task_dead_letters.render_requeued)
+    if request.action == "dlq purge":
+        count = await count_dead_letters(connection, tasks, task_type)
+        of_type = f" of type {task_type}" if task_type is not None else ""
+        if not _confirmed(
+            f"Delete all {count} dead letters{of_type} in {queue}? [y/N] ", request, ask
+        ):
+            return EXIT_FAILED
+        purged = await purge_task_dead_letters(connection, tasks, task_type)
+        result = {"purged": purged, "queue": queue}
+        if task_type is not None:
+            result["type"] = task_type
+        return _show(request, result, _render_purged)
+    raise ValueError(f"unknown queue action {request.action!r}")
+
+
+def _confirmed(question: str, request: QueueRequest, ask: Callable[[str], str]) -> bool:
+    """Whether the operator said yes (or --yes said it for them)."""
+    if request.yes:
+        return True
+    try:
+        answer = ask(question)
+    except EOFError:
+        answer = ""
+    if answer.strip().lower() in ("y", "yes"):
+        return True
+    print("nothing deleted", file=sys.stderr)
+    return False
 
 
 def _show(request: QueueRequest, result: Any, render: Callable[[Any], None]) -> int:
@@ -182,7 +258,8 @@ def _render_requeued(result: dict[str, Any]) -> None:
 
 
 def _render_purged(result: dict[str, Any]) -> None:
-    print(f"purged {result['purged']} dead letters from {result['queue']}")
+    of_type = f" of type {result['type']}" if "type" in result else ""
+    print(f"purged {result['purged']} dead letters{of_type} from {result['queue']}")
 
 
 def _age(seconds: float | None) -> str:

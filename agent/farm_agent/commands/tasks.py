@@ -76,6 +76,7 @@ def run_task_command(config: AgentConfig, args: argparse.Namespace) -> int:
 
 def submit(config: AgentConfig, args: argparse.Namespace) -> int:
     from farm_agent.failures import DATABASE_ERRORS, describe_failure  # noqa: PLC0415
+    from farm_agent.schema import SchemaMissingError  # noqa: PLC0415
     from farm_agent.tasks.submission import submit_configured  # noqa: PLC0415
 
     configure_logging(config)
@@ -87,7 +88,7 @@ def submit(config: AgentConfig, args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     try:
         ids = asyncio.run(submit_configured(config, requests))
-    except DATABASE_ERRORS as err:
+    except (*DATABASE_ERRORS, SchemaMissingError) as err:
         reason = mask(describe_failure(err), secrets_of(config))
         print(f"farm-agent: task submit: {reason}; nothing sent", file=sys.stderr)
         return EXIT_FAILURE
@@ -113,7 +114,7 @@ def _requests(args: argparse.Namespace) -> list[TaskRequest]:
 
 
 def work(config: AgentConfig) -> int:
-    from farm_agent.pgmq import PgmqMissingError  # noqa: PLC0415
+    from farm_agent.schema import SchemaMissingError  # noqa: PLC0415
     from farm_agent.tasks.handlers import HandlerImportError, load_handlers  # noqa: PLC0415
 
     configure_logging(config)
@@ -124,7 +125,7 @@ def work(config: AgentConfig) -> int:
         return EXIT_BAD_INPUT
     try:
         asyncio.run(_work_until_signalled(config, handlers))
-    except PgmqMissingError as err:
+    except SchemaMissingError as err:
         _LOGGER.error("%s", err)  # noqa: TRY400 - the message says it all
         return EXIT_FAILURE
     return EXIT_OK

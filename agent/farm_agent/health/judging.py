@@ -10,18 +10,26 @@ made-up zero.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from farm_agent import __version__
 from farm_agent.config import AgentConfig, Thresholds
 from farm_agent.database import Route, routes
+from farm_agent.health.cache_targets import cache_problems
+from farm_agent.health.probes.pool import is_exhaustion, pool_exhaustion
 from farm_agent.health.probes.postgres import probe_name
 from farm_agent.health.probes.result import ProbeKind, ProbeResult, ProbeRound
+from farm_agent.health.slo import SloReport, unknown_report
 from farm_agent.health.status import HealthStatus
+from farm_agent.health.task_checks import TaskCheck, task_checks, task_problems
+from farm_agent.health.wording import figure as _figure
 from farm_agent.masking import mask
 from farm_agent.relay import RelaySnapshot
+from farm_agent.tasks import TaskHealth
 from farm_agent.timestamps import format_timestamp
 
 HEALTH_VERSION = 1
@@ -61,6 +69,11 @@ class Health:
     relay: RelaySnapshot
     probes: tuple[ProbeResult, ...]
     problems: tuple[str, ...]
+    slo: SloReport
+    # The task queues and workers (None: no task queue exists), and each check of them.
+    tasks: TaskHealth | None = None
+    task_checks: tuple[TaskCheck, ...] = ()
+    version: str = __version__
 
     def as_json(self) -> dict[str, Any]:
         """The contract's JSON shape (DESIGN.md), with `processing_p50_s` as an extension."""
@@ -94,6 +107,9 @@ class Health:
             },
             "probes": [probe.as_json() for probe in self.probes],
             "problems": list(self.problems),
+            "tasks": self.tasks.as_json() if self.tasks is not None else None,
+            "version": self.version,
+            "slo": self.slo.as_json(),
         }
 
     def to_text(self, secrets: list[str]) -> str:
@@ -106,25 +122,34 @@ def assess(
     found: ProbeRound,
     relay: RelaySnapshot,
     now: float,
+    *,
     config_problems: Sequence[str] = (),
+    slo: SloReport | None = None,
 ) -> Health:
     """Judge one probe round and the relay's state against the configured thresholds.
 
-    `config_problems` come first: what is wrong with the settings themselves.
+    `config_problems` come first: what is wrong with the settings themselves. The
+    objectives (`slo`, all unknown when not given) add a problem each at risk or breached.
     """
+    slo = slo if slo is not None else unknown_report(config.slo)
     thresholds = config.probes.thresholds
     latencies = {route: _latency(found, route) for route in (Route.POOLER, Route.DIRECT)}
     reachable = [route for route in routes(config.backend) if latencies[route] is not None]
+    section = found.tasks.section if found.tasks is not None else None
+    checks = task_checks(section, thresholds) if section is not None else ()
     problems = [
         *config_problems,
         *_database_problems(config, found, reachable, thresholds),
         *_queue_problems(found, thresholds, bool(reachable)),
+        *task_problems(checks),
         *_probe_problems(found),
+        *cache_problems(config, found),
     ]
     if relay.spool_full:
         problems.append("spool full: new readings wait on the broker unacknowledged")
     if relay.spool_disk_full:
         problems.append("spool disk full: new readings wait on the broker unacknowledged")
+    problems.extend(slo.problems)
     down = not reachable or not found.broker_connected
     status = HealthStatus.DOWN if down else HealthStatus.DEGRADED if problems else HealthStatus.OK
     figures, tasks = found.queue, found.tasks
@@ -150,7 +175,19 @@ def assess(
         relay=relay,
         probes=found.results,
         problems=bound_problems(problems),
+        slo=slo,
+        tasks=section,
+        task_checks=checks,
     )
+
+
+def with_more_problems(health: Health, more: Sequence[str]) -> Health:
+    """The report with further problems (what `check` finds beyond the probes); ok -> degraded."""
+    if not more:
+        return health
+    status = HealthStatus.DEGRADED if health.status == HealthStatus.OK else health.status
+    problems = bound_problems([*health.problems, *more])
+    return dataclasses.replace(health, status=status, problems=problems)
 
 
 def bound_problems(problems: Sequence[str]) -> tuple[str, ...]:
@@ -191,11 +228,17 @@ def _database_problems(
         name = probe_name(route)
         result = next(probe for probe in found.databases if probe.name == name)
         if not result.ok:
-            problems.append(f"{route} down: {result.detail.split(':')[0]}")
+            # Exhaustion is said whole, with its figure; other errors by their class.
+            reason = result.detail if is_exhaustion(result.detail) else result.detail.split(":")[0]
+            problems.append(f"{route} down: {reason}")
         elif result.latency_ms is not None and result.latency_ms > thresholds.query_ms:
             problems.append(
                 f"{route} query {_figure(result.latency_ms)} ms > {_figure(thresholds.query_ms)} ms"
             )
+        figures = result.pool.figures if result.pool is not None else None
+        exhausted = pool_exhaustion(figures) if figures is not None and result.ok else None
+        if exhausted is not None:
+            problems.append(f"{route} {exhausted}")
     return problems
 
 
@@ -207,7 +250,8 @@ def _queue_problems(found: ProbeRound, thresholds: Thresholds, reachable: bool) 
             problems.append(f"queue depth {figures.depth} > {thresholds.queue_depth}")
         if figures.dlq_depth > thresholds.dlq_depth:
             problems.append(f"dead-letter queue holds {figures.dlq_depth} > {thresholds.dlq_depth}")
-    if tasks is not None:
+    # The workers' figures are judged type by type, on evidence (task_checks.py).
+    if tasks is not None and not tasks.from_workers:
         p95, success = tasks.processing_p95_s, tasks.task_success_pct
         if p95 is not None and p95 > thresholds.processing_s:
             problems.append(
@@ -236,13 +280,6 @@ def _probe_problems(found: ProbeRound) -> list[str]:
         else:
             problems.append(f"{result.name}: {result.detail}")
     return problems
-
-
-def _figure(value: float) -> str:
-    """A number as an operator reads it: 140, 97.9, 0.31."""
-    if float(value).is_integer():
-        return str(int(value))
-    return f"{value:.1f}" if abs(value) >= 1 else f"{value:.2g}"
 
 
 def _round(value: float | None, digits: int) -> float | None:

@@ -6,7 +6,9 @@ import math
 
 from prometheus_client import CollectorRegistry, Gauge, Histogram
 
+from farm_agent.config import TASK_PRIORITIES
 from farm_agent.health.status import HealthStatus
+from farm_agent.tasks import TaskHealth
 
 # Probes answer in milliseconds when healthy; the top buckets catch a struggling backend.
 PROBE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
@@ -48,12 +50,26 @@ class ProbeMetrics:
         )
         self.processing_p95 = Gauge(
             "farm_agent_task_processing_p95_seconds",
-            "p95 of archived_at - enqueued_at over the last hour",
+            "p95 of task processing, enqueued to done, over the last hour "
+            "(the task workers' figures, else the relay queue's archive)",
             registry=registry,
         )
         self.task_success = Gauge(
             "farm_agent_task_success_ratio",
-            "archived / (archived + dead-lettered) over the last hour",
+            "Tasks done / (done + dead-lettered) over the last hour "
+            "(the task workers' figures, else the relay queue's archive)",
+            registry=registry,
+        )
+        # The same names and meaning as on the worker's own /metrics (farm-agent work).
+        self.task_queue_depth = Gauge(
+            "farm_agent_task_queue_depth",
+            "Tasks waiting or running in each priority queue",
+            ["priority"],
+            registry=registry,
+        )
+        self.workers_alive = Gauge(
+            "farm_agent_workers_alive",
+            "Task workers whose heartbeat is less than three heartbeats old",
             registry=registry,
         )
         self.cache_hit_ratio = Gauge(
@@ -83,6 +99,13 @@ class ProbeMetrics:
     def record_tasks(self, processing_p95_s: float | None, task_success_pct: float | None) -> None:
         self.processing_p95.set(_known(processing_p95_s))
         self.task_success.set(_known(None if task_success_pct is None else task_success_pct / 100))
+
+    def record_task_queues(self, section: TaskHealth | None) -> None:
+        """The task queues' depths and the live workers; NaN while unknown or not in use."""
+        for priority in TASK_PRIORITIES:
+            depth = section.depth.get(priority) if section is not None else None
+            self.task_queue_depth.labels(priority=priority).set(_known(depth))
+        self.workers_alive.set(_known(section.workers_alive if section is not None else None))
 
     def record_status(self, status: HealthStatus) -> None:
         for name in HealthStatus:

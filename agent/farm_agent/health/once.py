@@ -3,7 +3,8 @@
 It does not start the relay and does not take the agent's MQTT session: it connects
 with a client id of its own and leaves no session behind. Besides what the agent
 reports, it lists a database route whose server is not verified (no
-`backend.tls.ca_file`), which the agent only logs once at start.
+`backend.tls.ca_file`), which the agent only logs once at start. The objectives come
+from the running agent's history, read only, and from the task figures.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from farm_agent.config import AgentConfig
 from farm_agent.database import routes, tls_warning
 from farm_agent.health.judging import Health, assess, first_reachable_route
 from farm_agent.health.probes import Prober
+from farm_agent.health.slo_tracker import read_objectives
 from farm_agent.mqtt import MqttLink
 from farm_agent.relay import idle_snapshot
 
@@ -34,8 +36,11 @@ async def check_once(config: AgentConfig) -> Health:
     finally:
         await prober.close()
         await link.stop()
-    relay = idle_snapshot(first_reachable_route(config, found), config.spool.path)
-    return assess(config, found, relay, time.time(), config_problems=tls_problems(config))
+    route = first_reachable_route(config, found)
+    relay = idle_snapshot(route, config.spool.path)
+    now = time.time()
+    slo = await read_objectives(config, now, route)
+    return assess(config, found, relay, now, config_problems=tls_problems(config), slo=slo)
 
 
 def tls_problems(config: AgentConfig) -> list[str]:

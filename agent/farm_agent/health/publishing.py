@@ -26,6 +26,8 @@ from farm_agent.health.discovery import discovery_messages
 from farm_agent.health.judging import Health, assess
 from farm_agent.health.metrics import ProbeMetrics
 from farm_agent.health.probes import Prober, ProbeRound
+from farm_agent.health.slo import SloReport
+from farm_agent.health.slo_tracker import SloTracker
 from farm_agent.masking import secrets_of
 from farm_agent.mqtt import Message, MqttLink, Published
 from farm_agent.relay import RelaySnapshot
@@ -66,6 +68,8 @@ class HealthPublisher:
         prober: Prober,
         relay: RelayView,
         metrics: ProbeMetrics | None = None,
+        *,
+        slo: SloTracker | None = None,
     ) -> None:
         self._config = config
         self._link = link
@@ -77,6 +81,9 @@ class HealthPublisher:
         self._status_topic = status_topic(prefix, config.agent_id)
         self._health_topic = health_topic(prefix, config.agent_id)
         self._last_round: ProbeRound | None = None
+        # The objectives, judged (and the round kept in their history) after each round.
+        self._slo = slo
+        self._slo_report: SloReport | None = None
         self.latest: Health | None = None
         self._loop = asyncio.get_running_loop()
         # When Home Assistant's announcement was last answered, and the answer waiting.
@@ -101,7 +108,12 @@ class HealthPublisher:
         while True:
             next_round = loop.time() + interval_s
             try:
-                self._last_round = await self._prober.run_round(self._relay.snapshot().route)
+                route = self._relay.snapshot().route
+                self._last_round = await self._prober.run_round(route)
+                if self._slo is not None:
+                    self._slo_report = await self._slo.observe(
+                        self._last_round, self._relay.snapshot(), time.time(), route
+                    )
                 self._publish(self._assess())
                 await self._publish_changes_until(next_round)
             except Exception:  # a bug here must not stop the reports for good
@@ -145,10 +157,18 @@ class HealthPublisher:
         if self._announce_due is not None:
             self._announce_due.cancel()
         await self._prober.close()
+        if self._slo is not None:
+            await self._slo.close()
 
     def _assess(self) -> Health:
         assert self._last_round is not None
-        return assess(self._config, self._last_round, self._relay.snapshot(), time.time())
+        return assess(
+            self._config,
+            self._last_round,
+            self._relay.snapshot(),
+            time.time(),
+            slo=self._slo_report,
+        )
 
     def _publish(self, health: Health) -> None:
         if self.latest is not None and self.latest.status != health.status:

@@ -1,48 +1,21 @@
-"""The relay's SQL: its schema set-up, the exactly-once batch, the high-water marks.
+"""The relay's SQL: what it needs in the database, the exactly-once batch, the high-water marks.
 
 Readings leave one spool in order, so what the queue has taken from a key space is
 one number: the highest sequence number committed, its high-water mark. A batch
 advances the mark and sends only the readings above it, in the same statement; a
 batch resent after a crash between the commit and the spool delete finds them all
 at or below the mark and sends nothing again. One row per agent and key space:
-the marks do not grow with the number of readings relayed.
+the marks do not grow with the number of readings relayed. The table itself is
+defined with the rest of the project's schema, in farm_agent/schema/objects.py.
 """
 
 from __future__ import annotations
 
-import logging
-
 import asyncpg
 
-from farm_agent.pgmq import create_queues, lock_and_require_pgmq
-
-_LOGGER = logging.getLogger(__name__)
-
-# Turning an old ledger of millions of keys into marks reads it whole, once.
-MIGRATION_TIMEOUT_S = 3600.0
-
-SET_UP_SCHEMA = """
-CREATE SCHEMA IF NOT EXISTS farm_resilience;
-CREATE TABLE IF NOT EXISTS farm_resilience.relay_marks (
-    agent_id text NOT NULL,
-    key_space text NOT NULL,
-    last_seq bigint NOT NULL,
-    updated_at timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (agent_id, key_space)
-);
-"""
-
-# The ledger of earlier versions held every key relayed, <agent_id>:<key space>:<seq>;
-# its highest sequence number per key space is that key space's mark.
-MIGRATE_LEDGER = """
-INSERT INTO farm_resilience.relay_marks AS m (agent_id, key_space, last_seq, updated_at)
-SELECT split_part(key, ':', 1), split_part(key, ':', 2),
-       max(split_part(key, ':', 3)::bigint), max(relayed_at)
-FROM farm_resilience.relay_ledger
-WHERE key ~ '^[a-z0-9_-]{1,64}:[0-9a-f]+:[0-9]{1,18}$'
-GROUP BY 1, 2
-ON CONFLICT (agent_id, key_space) DO UPDATE SET last_seq = greatest(m.last_seq, excluded.last_seq)
-"""
+from farm_agent.config import AgentConfig
+from farm_agent.schema import Needs, prepare
+from farm_agent.schema.objects import OLD_LEDGER, RELAY_MARKS
 
 # One statement, one round trip, atomic: advance the key space's mark and send the
 # readings (and dead letters) above the old mark, each to its queue, in order.
@@ -85,28 +58,15 @@ WHERE agent_id = $1 ORDER BY last_seq DESC LIMIT 1
 """
 
 
-async def set_up_schema(connection: asyncpg.Connection, queues: tuple[str, ...]) -> None:
-    """Create the marks and the queues if missing; safe to run by several agents at once."""
-    async with connection.transaction():
-        await lock_and_require_pgmq(connection)
-        await connection.execute(SET_UP_SCHEMA)
-        await _migrate_ledger(connection)
-        await create_queues(connection, queues)
-
-
-async def _migrate_ledger(connection: asyncpg.Connection) -> None:
-    """Turn the per-reading ledger of earlier versions into marks, then drop it."""
-    if not await connection.fetchval(
-        "SELECT to_regclass('farm_resilience.relay_ledger') IS NOT NULL"
-    ):
-        return
-    _LOGGER.info("moving the relay ledger into high-water marks (once)")
-    status = await connection.execute(MIGRATE_LEDGER, timeout=MIGRATION_TIMEOUT_S)
-    await connection.execute("DROP TABLE farm_resilience.relay_ledger")
-    _LOGGER.info(
-        "relay ledger replaced by %s high-water marks; farm_resilience.relay_ledger dropped",
-        status.split()[-1],
+async def set_up_schema(connection: asyncpg.Connection, config: AgentConfig) -> None:
+    """Make sure the marks and both queues are there (see farm_agent.schema.prepare)."""
+    backend = config.backend
+    needs = Needs(
+        tables=(RELAY_MARKS,),
+        queues=(backend.queue, backend.dead_letter_queue),
+        gone=(OLD_LEDGER,),
     )
+    await prepare(connection, config, needs)
 
 
 async def send_batch(

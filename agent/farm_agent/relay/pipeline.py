@@ -125,8 +125,7 @@ class Relay:
     # the database's set-up, at every new connection ----------------------------------
 
     async def _set_up_database(self, connection: asyncpg.Connection) -> None:
-        backend = self._config.backend
-        await set_up_schema(connection, (backend.queue, backend.dead_letter_queue))
+        await set_up_schema(connection, self._config)
         if not self._restore_checked:
             await self._check_restored(connection)
             self._restore_checked = True

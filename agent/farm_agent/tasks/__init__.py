@@ -16,11 +16,13 @@ if TYPE_CHECKING:
     from farm_agent.tasks.dead_letters import (
         DeadLetter,
         Requeued,
+        count_dead_letters,
         list_dead_letters,
         purge_dead_letters,
         requeue_dead_letters,
     )
     from farm_agent.tasks.figures import (
+        ALIVE_HEARTBEATS,
         TaskHealth,
         TaskTypeFigures,
         WorkerFigures,
@@ -36,9 +38,11 @@ _HOMES = {
     "current_context": "context",
     "DeadLetter": "dead_letters",
     "Requeued": "dead_letters",
+    "count_dead_letters": "dead_letters",
     "list_dead_letters": "dead_letters",
     "purge_dead_letters": "dead_letters",
     "requeue_dead_letters": "dead_letters",
+    "ALIVE_HEARTBEATS": "figures",
     "TaskHealth": "figures",
     "TaskTypeFigures": "figures",
     "WorkerFigures": "figures",
@@ -63,6 +67,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "ALIVE_HEARTBEATS",
     "DeadLetter",
     "PermanentError",
     "Requeued",
@@ -72,6 +77,7 @@ __all__ = [
     "TaskInputError",
     "TaskTypeFigures",
     "WorkerFigures",
+    "count_dead_letters",
     "current_context",
     "list_dead_letters",
     "purge_dead_letters",

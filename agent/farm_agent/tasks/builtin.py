@@ -6,6 +6,8 @@
 - `notify_mqtt` (type `send_notification`): publishes the payload, with the task id, to
   `<mqtt.topic_prefix>/notify/<target>` with QoS 1 and waits for the broker's PUBACK, for
   Home Assistant automations. Delivery is at-least-once: use `id` to drop a repeat.
+- `canary` (type `canary`): does nothing. `farm-agent check` sends one and waits for a
+  worker to finish it, to see task processing work end to end (farm_agent.tasks.canary).
 """
 
 from __future__ import annotations
@@ -51,3 +53,7 @@ async def notify_mqtt(task: Task) -> None:
     context = current_context()
     body = json.dumps({"id": task.id, **payload}, ensure_ascii=False).encode()
     await context.mqtt.publish(notify_topic(context.config.mqtt.topic_prefix, target), body)
+
+
+async def canary(task: Task) -> None:
+    """Nothing: that a worker took the task and archived it is the whole answer."""

@@ -3,14 +3,18 @@
 Requeue puts each task back on its own priority queue as a fresh message (so attempts
 start again at 1), the envelope kept as it was minus error/attempts/failed_at/queue and
 with `requeued` counted up; it moves at most `batch_size` per transaction, each
-transaction atomic. A dead letter that was no task (type "(invalid)") cannot be
-requeued: it stays until purged. `farm-agent queue dlq` wires these to the command line.
+transaction atomic, and only the dead letters there when it started: a task that fails
+again while the requeue runs waits for the next one (else a worker dead-lettering it
+at once would keep the requeue going for ever). A dead letter that was no task (type
+"(invalid)") cannot be requeued: it stays until purged. `farm-agent queue dlq --queue
+tasks` wires these to the command line.
 """
 
 from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -32,6 +36,8 @@ LIST = f"""
 SELECT msg_id, enqueued_at, message::text AS message FROM {{table}}
 WHERE {_OF_TYPE} ORDER BY msg_id LIMIT $2
 """
+# Of these ids ($5; NULL: any) and there when the requeue started ($6 the newest then).
+_CHOSEN = "($5::bigint[] IS NULL OR msg_id = ANY($5::bigint[])) AND msg_id <= $6"
 # Locked, so two operators requeueing at once never move a dead letter twice.
 PICK = f"""
 SELECT msg_id, message ->> 'priority' AS priority,
@@ -40,10 +46,20 @@ SELECT msg_id, message ->> 'priority' AS priority,
             WHEN jsonb_typeof(message -> 'requeued') = 'number'
             THEN (message ->> 'requeued')::numeric::int ELSE 0 END + 1))::text AS envelope
 FROM {{table}}
-WHERE {_OF_TYPE} AND msg_id > $2 AND {_REQUEUABLE}
+WHERE {_OF_TYPE} AND msg_id > $2 AND {_REQUEUABLE} AND {_CHOSEN}
 ORDER BY msg_id LIMIT $3
 FOR UPDATE SKIP LOCKED
 """
+# What a requeue will move, and the newest dead letter when it starts.
+COUNT_REQUEUABLE = f"""
+SELECT count(*) FILTER (
+           WHERE {_REQUEUABLE.replace("$4", "$2")}
+             AND ($3::bigint[] IS NULL OR msg_id = ANY($3::bigint[]))
+       ) AS requeuable,
+       max(msg_id) AS newest
+FROM {{table}} WHERE {_OF_TYPE}
+"""
+COUNT = f"SELECT count(*) FROM {{table}} WHERE {_OF_TYPE}"
 COUNT_STUCK = f"""
 SELECT count(*) FROM {{table}} WHERE {_OF_TYPE} AND NOT ({_REQUEUABLE.replace("$4", "$2")})
 """
@@ -74,6 +90,8 @@ class Requeued:
 
     by_priority: dict[str, int]
     not_requeuable: int
+    # The dead letters' message ids, oldest first.
+    msg_ids: tuple[int, ...] = ()
 
     @property
     def total(self) -> int:
@@ -114,19 +132,39 @@ async def requeue_dead_letters(
     task_type: str | None = None,
     limit: int | None = None,
     batch_size: int = BATCH_SIZE,
+    *,
+    ids: tuple[int, ...] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Requeued:
-    """Move dead letters (of one type; the oldest `limit`) back to their priority queues."""
+    """Move dead letters (of one type, those `ids`; the oldest `limit`) back to their queues.
+
+    `progress(moved, total)` after each batch.
+    """
     table = pgmq_table("q", tasks.dead_letter_queue)
+    wanted = list(ids) if ids else None
+    counted = await connection.fetchrow(
+        COUNT_REQUEUABLE.format(table=table), task_type, list(TASK_PRIORITIES), wanted
+    )
+    assert counted is not None
+    total = int(counted["requeuable"])
+    total = total if limit is None else min(total, limit)
     moved: dict[str, int] = dict.fromkeys(TASK_PRIORITIES, 0)
+    moved_ids: list[int] = []
     after = 0
-    while limit is None or sum(moved.values()) < limit:
-        size = batch_size if limit is None else min(batch_size, limit - sum(moved.values()))
+    while len(moved_ids) < total:
+        size = min(batch_size, total - len(moved_ids))
         async with connection.transaction():
             rows = await connection.fetch(
-                PICK.format(table=table), task_type, after, size, list(TASK_PRIORITIES)
+                PICK.format(table=table),
+                task_type,
+                after,
+                size,
+                list(TASK_PRIORITIES),
+                wanted,
+                counted["newest"],
             )
             if not rows:
-                break
+                break  # the rest went meanwhile (another operator)
             by_priority: dict[str, list[str]] = defaultdict(list)
             for row in rows:
                 by_priority[row["priority"]].append(row["envelope"])
@@ -137,15 +175,26 @@ async def requeue_dead_letters(
                     envelopes,
                 )
                 moved[priority] += len(envelopes)
-            ids = [row["msg_id"] for row in rows]
+            batch = [row["msg_id"] for row in rows]
             await connection.execute(
-                "SELECT pgmq.delete($1::text, $2::bigint[])", tasks.dead_letter_queue, ids
+                "SELECT pgmq.delete($1::text, $2::bigint[])", tasks.dead_letter_queue, batch
             )
-            after = max(ids)
+        moved_ids.extend(batch)
+        after = max(batch)
+        if progress is not None:
+            progress(len(moved_ids), total)
     stuck = await connection.fetchval(
         COUNT_STUCK.format(table=table), task_type, list(TASK_PRIORITIES)
     )
-    return Requeued(by_priority=moved, not_requeuable=int(stuck))
+    return Requeued(by_priority=moved, not_requeuable=int(stuck), msg_ids=tuple(moved_ids))
+
+
+async def count_dead_letters(
+    connection: asyncpg.Connection, tasks: TasksConfig, task_type: str | None = None
+) -> int:
+    """How many dead letters (of one type) wait in the tasks' dead-letter queue."""
+    table = pgmq_table("q", tasks.dead_letter_queue)
+    return int(await connection.fetchval(COUNT.format(table=table), task_type))
 
 
 async def purge_dead_letters(

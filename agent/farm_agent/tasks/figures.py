@@ -12,23 +12,27 @@ hour. Definitions, per type over the window:
   no handler, a message that was no task, or one whose worker kept dying;
 - success_pct: succeeded / (succeeded + dead_lettered), None when both are 0;
 - p50_s / p95_s: from enqueue to done (the archive commit) of the succeeded tasks, read
-  from the histogram (within 4.9 %, see histogram.py); wait_p95_s likewise to the start.
+  from the histogram (within 4.9 %, see farm_agent/histogram.py); wait_p95_s likewise to the start.
 
 A figure that cannot be known is None (JSON null): a queue that does not exist has no
 depth; before any worker ran there is no throughput.
+
+The figures and the heartbeats are the database's, not one queue's: every agent reading
+them sees every worker and every task type that wrote to this database.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 
+from farm_agent import histogram
 from farm_agent.config import TASK_PRIORITIES, TasksConfig
-from farm_agent.tasks import histogram, sql
+from farm_agent.tasks import sql
 
 WINDOW_S = 3600.0
 # A worker is alive while its last heartbeat is younger than this many heartbeats.
@@ -70,6 +74,14 @@ class WorkerFigures:
     alive: bool
     running: int
     concurrency: int
+    # Said goodbye when it stopped (SIGTERM): not alive, yet not silent either.
+    stopped: bool = False
+    heartbeat_s: float | None = None
+
+    @property
+    def silent(self) -> bool:
+        """Gone without a goodbye: no beat for ALIVE_HEARTBEATS beats (killed, hung, cut off)."""
+        return not self.alive and not self.stopped
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -90,10 +102,23 @@ class TaskHealth:
     throughput_per_s: float | None
     by_type: dict[str, TaskTypeFigures]
     workers: tuple[WorkerFigures, ...]
+    # Every type together (None when nothing was counted): the health's `queue` figures.
+    all_types: TaskTypeFigures | None = None
 
     @property
     def workers_alive(self) -> int:
         return sum(worker.alive for worker in self.workers)
+
+    @property
+    def queues_exist(self) -> bool:
+        """Whether any of the task queues exists (none: tasks are not in use here)."""
+        return self.dlq_depth is not None or any(d is not None for d in self.depth.values())
+
+    @property
+    def depth_total(self) -> int | None:
+        """Tasks in the priority queues together (those that exist); None if none exists."""
+        known = [depth for depth in self.depth.values() if depth is not None]
+        return sum(known) if known else None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -126,6 +151,7 @@ async def read_task_figures(
         throughput_per_s=finished / window_s if known else None,
         by_type=by_type,
         workers=workers,
+        all_types=_all_types(minutes) if minutes else None,
     )
 
 
@@ -151,6 +177,8 @@ async def read_workers(
             alive=not row["stopped"] and row["last_seen_s"] < ALIVE_HEARTBEATS * row["heartbeat_s"],
             running=row["running"],
             concurrency=row["concurrency"],
+            stopped=row["stopped"],
+            heartbeat_s=row["heartbeat_s"],
         )
         for row in rows
     )
@@ -163,11 +191,13 @@ async def _depth(connection: asyncpg.Connection, queue: str) -> int | None:
         return None
 
 
-def _by_type(rows: Iterable[asyncpg.Record]) -> dict[str, TaskTypeFigures]:
+def _by_type(
+    rows: Iterable[asyncpg.Record], key: Callable[[str], str] = lambda name: name
+) -> dict[str, TaskTypeFigures]:
     sums: dict[str, dict[str, Any]] = {}
     for row in rows:
         entry = sums.setdefault(
-            row["type"],
+            key(row["type"]),
             {"counts": [0, 0, 0, 0], "wait": [], "total": []},
         )
         for index, column in enumerate(("succeeded", "failed", "retried", "dead_lettered")):
@@ -175,6 +205,11 @@ def _by_type(rows: Iterable[asyncpg.Record]) -> dict[str, TaskTypeFigures]:
         entry["wait"].append(json.loads(row["wait_histogram"]))
         entry["total"].append(json.loads(row["total_histogram"]))
     return {name: _type_figures(sums[name]) for name in sorted(sums)}
+
+
+def _all_types(rows: Iterable[asyncpg.Record]) -> TaskTypeFigures:
+    """Every type's rows summed as if they were one type."""
+    return next(iter(_by_type(rows, lambda _: "").values()))
 
 
 def _type_figures(entry: dict[str, Any]) -> TaskTypeFigures:

@@ -72,6 +72,10 @@ class Settler:
         """Messages held: being worked on, or settled but not yet committed."""
         return len(self._leases)
 
+    def holds(self, delivery: Delivery) -> bool:
+        """Whether this worker already holds the message (running, or settled, not committed)."""
+        return (delivery.queue, delivery.msg_id) in self._leases
+
     def hold(self, delivery: Delivery) -> None:
         self._leases[(delivery.queue, delivery.msg_id)] = _Lease(delivery, time.monotonic())
 
@@ -182,8 +186,10 @@ class Settler:
 
 
 def _grouped(leases: list[_Lease]) -> list[tuple[tuple[str, str], list[_Lease]]]:
+    # One outcome per message: a message twice in one statement would be sent twice.
+    latest = {(lease.delivery.queue, lease.delivery.msg_id): lease for lease in leases}
     groups: dict[tuple[str, str], list[_Lease]] = defaultdict(list)
-    for lease in leases:
+    for lease in latest.values():
         assert lease.outcome is not None
         groups[(lease.outcome.kind, lease.delivery.queue)].append(lease)
     return list(groups.items())

@@ -1,71 +1,22 @@
-"""Every SQL statement of the tasks: the schema they add, and how a worker reads and settles.
+"""Every SQL statement of the tasks: what they need in the database, how a worker reads and settles.
 
-All task DDL is here (`SET_UP_TASKS`), so a migration file can take it over in one piece.
+Their tables are defined with the rest of the project's schema (farm_agent/schema/objects.py).
 Each way a task is settled is one statement: the PGMQ call and the figures it changes
 commit together, so a crash never counts a task that was not settled, nor settles one
 twice (a dead letter is sent only for a message this statement deleted).
 Only PGMQ functions that Supabase's PGMQ has too are used: read, set_vt with whole
-seconds, archive, delete, send_batch, metrics, create.
+seconds, archive, delete, send_batch, metrics (and create, in farm_agent/schema).
 """
 
 from __future__ import annotations
 
 import asyncpg
 
-from farm_agent.config import TasksConfig
-from farm_agent.pgmq import create_queues, lock_and_require_pgmq, pgmq_table
-from farm_agent.tasks.histogram import bucket_sql
-
-SET_UP_TASKS = """
-CREATE SCHEMA IF NOT EXISTS farm_resilience;
--- One row per minute and task type, never one per task: counts and latency histograms
--- ({"bucket": tasks}, see farm_agent/tasks/histogram.py).
-CREATE TABLE IF NOT EXISTS farm_resilience.task_minutes (
-    minute timestamptz NOT NULL,
-    type text NOT NULL,
-    succeeded bigint NOT NULL DEFAULT 0,
-    failed bigint NOT NULL DEFAULT 0,
-    retried bigint NOT NULL DEFAULT 0,
-    dead_lettered bigint NOT NULL DEFAULT 0,
-    wait_histogram jsonb NOT NULL DEFAULT '{}',
-    total_histogram jsonb NOT NULL DEFAULT '{}',
-    PRIMARY KEY (minute, type)
-);
-CREATE TABLE IF NOT EXISTS farm_resilience.task_workers (
-    id text PRIMARY KEY,
-    last_seen timestamptz NOT NULL DEFAULT now(),
-    running integer NOT NULL,
-    concurrency integer NOT NULL,
-    heartbeat_s float8 NOT NULL,
-    stopped boolean NOT NULL DEFAULT false
-);
--- Where the built-in store_readings handler keeps relayed readings, once per key.
-CREATE TABLE IF NOT EXISTS farm_resilience.readings (
-    key text PRIMARY KEY,
-    agent_id text NOT NULL,
-    topic text NOT NULL,
-    payload jsonb,
-    received_at timestamptz NOT NULL,
-    stored_at timestamptz NOT NULL DEFAULT now()
-);
-CREATE INDEX IF NOT EXISTS readings_topic_received_at_idx
-    ON farm_resilience.readings (topic, received_at);
--- Adds histogram b (a batch: few buckets) into a, bucket by bucket.
-CREATE OR REPLACE FUNCTION farm_resilience.histogram_sum(a jsonb, b jsonb) RETURNS jsonb
-LANGUAGE plpgsql IMMUTABLE AS $$
-DECLARE
-    total jsonb := a;
-    added record;
-BEGIN
-    FOR added IN SELECT key, value::bigint AS tasks FROM jsonb_each_text(b) LOOP
-        total := total || jsonb_build_object(
-            added.key, coalesce((total ->> added.key)::bigint, 0) + added.tasks);
-    END LOOP;
-    RETURN total;
-END
-$$;
-"""
-
+from farm_agent.config import AgentConfig, TasksConfig
+from farm_agent.histogram import bucket_sql
+from farm_agent.pgmq import pgmq_table
+from farm_agent.schema import Needs, prepare
+from farm_agent.schema.objects import READINGS, TASK_MINUTES, TASK_WORKERS
 
 # Of the first `$2` visible messages of a queue, how many have waited `$1` seconds or more.
 OVERDUE_IN = """(
@@ -258,9 +209,7 @@ def task_queues(tasks: TasksConfig) -> tuple[str, ...]:
     )
 
 
-async def set_up_tasks(connection: asyncpg.Connection, tasks: TasksConfig) -> None:
-    """Create the task tables and queues if missing; safe to run by several workers at once."""
-    async with connection.transaction():
-        await lock_and_require_pgmq(connection)
-        await connection.execute(SET_UP_TASKS)
-        await create_queues(connection, task_queues(tasks))
+async def set_up_tasks(connection: asyncpg.Connection, config: AgentConfig) -> None:
+    """Make sure the task tables and queues are there (see farm_agent.schema.prepare)."""
+    needs = Needs(tables=(TASK_MINUTES, TASK_WORKERS, READINGS), queues=task_queues(config.tasks))
+    await prepare(connection, config, needs)

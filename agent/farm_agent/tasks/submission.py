@@ -16,7 +16,9 @@ import asyncpg
 
 from farm_agent.config import QUEUE_NAME_PATTERN, TASK_PRIORITIES, AgentConfig, BackendTlsConfig
 from farm_agent.database import choose_tls, close_quietly, connect_any, ssl_argument
+from farm_agent.failures import describe_failure
 from farm_agent.pgmq import create_queues
+from farm_agent.schema import SchemaMissingError, manages_schema, migration_hint
 from farm_agent.tasks.envelope import new_envelope, payload_text
 from farm_agent.tasks.task import DEFAULT_PRIORITY, TaskInputError, check_priority, check_type
 
@@ -103,10 +105,12 @@ async def submit_many(
     requests: Sequence[TaskRequest],
     *,
     queue: str = DEFAULT_QUEUE,
+    create_missing: bool = True,
 ) -> list[str]:
     """Submit tasks in one transaction (all or none); returns their ids in the same order.
 
-    The priority queues are created when missing.
+    The priority queues are created when missing, unless `create_missing` is false
+    (`backend.manage_schema` off): then a missing queue raises SchemaMissingError.
     """
     _check_queue(queue)
     envelopes = [new_envelope(r.type, r.payload_json, r.priority) for r in requests]
@@ -115,11 +119,11 @@ async def submit_many(
         tls = ssl_argument(choose_tls(conn_or_dsn, BackendTlsConfig(ca_file=None, mode=None)))
         connection = await asyncpg.connect(conn_or_dsn, ssl=tls, statement_cache_size=0)
         try:
-            await _send(connection, queue, requests, envelopes)
+            await _send(connection, queue, requests, envelopes, create_missing)
         finally:
             await connection.close()
     else:
-        await _send(conn_or_dsn, queue, requests, envelopes)
+        await _send(conn_or_dsn, queue, requests, envelopes, create_missing)
     return [json.loads(envelope)["id"] for envelope in envelopes]
 
 
@@ -128,7 +132,12 @@ async def submit_configured(config: AgentConfig, requests: Sequence[TaskRequest]
     backend = config.backend
     _, connection = await connect_any(backend, backend.connect_timeout_s)
     try:
-        return await submit_many(connection, requests, queue=config.tasks.queue)
+        return await submit_many(
+            connection,
+            requests,
+            queue=config.tasks.queue,
+            create_missing=manages_schema(backend),
+        )
     finally:
         await close_quietly(connection)
 
@@ -138,17 +147,28 @@ async def _send(
     queue: str,
     requests: Sequence[TaskRequest],
     envelopes: list[str],
+    may_create: bool,
 ) -> None:
     by_priority: dict[str, list[str]] = defaultdict(list)
     for request, envelope in zip(requests, envelopes, strict=True):
         by_priority[request.priority].append(envelope)
     try:
         await _send_batches(connection, queue, by_priority)
-    except asyncpg.UndefinedTableError:
+    except asyncpg.UndefinedTableError as err:
         # The queues do not exist yet (no worker ran): create them and send again.
-        await create_queues(
-            connection, tuple(f"{queue}_{priority}" for priority in TASK_PRIORITIES)
-        )
+        if not may_create:
+            raise SchemaMissingError(
+                f"task queues {queue}_high, _normal, _low: {describe_failure(err)}: "
+                f"{migration_hint()} (backend.manage_schema is false)"
+            ) from err
+        queues = tuple(f"{queue}_{priority}" for priority in TASK_PRIORITIES)
+        try:
+            await create_queues(connection, queues)
+        except asyncpg.InsufficientPrivilegeError as refused:
+            raise SchemaMissingError(
+                f"task queues {queue}_high, _normal, _low are missing and this role may not "
+                f"create them: {migration_hint()}"
+            ) from refused
         await _send_batches(connection, queue, by_priority)
 
 

@@ -67,7 +67,7 @@ class Worker:
         self.metrics = metrics or TaskMetrics()
         self.id = worker_id or f"{config.agent_id}:{os.getpid()}"
         self.database = TaskDatabase(
-            config.backend, tasks.concurrency + 3, lambda c: sql.set_up_tasks(c, tasks)
+            config.backend, tasks.concurrency + 3, lambda c: sql.set_up_tasks(c, config)
         )
         self.settler = Settler(self.database, tasks)
         self.heartbeat = Heartbeat(self.database, tasks, self.id, self.metrics)
@@ -144,6 +144,10 @@ class Worker:
                 continue
             idle_s = IDLE_MIN_S
             for delivery in deliveries:
+                if self.settler.holds(delivery):
+                    # Handed out again while this worker still holds it (its outcome waits to
+                    # commit, or a lease extension came late): settling it once is enough.
+                    continue
                 self._start(delivery)
 
     async def _read(self, free: int) -> list[Delivery]:

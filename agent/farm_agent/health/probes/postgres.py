@@ -1,4 +1,7 @@
-"""PostgreSQL probe: `SELECT 1` on each configured route, on connections of the probes' own."""
+"""PostgreSQL probe: `SELECT 1` on each configured route, on connections of the probes' own.
+
+A refusal that means the pool or the database is full is named as such (`pool`).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ from farm_agent import database
 from farm_agent.config import BackendConfig
 from farm_agent.database import Route
 from farm_agent.failures import DATABASE_ERRORS, describe_failure
+from farm_agent.health.probes.pool import exhaustion_of
 from farm_agent.health.probes.result import ProbeKind, ProbeResult
 
 KIND = ProbeKind.POSTGRES
@@ -21,6 +25,8 @@ async def probe_route(route: Route, backend: BackendConfig, timeout_s: float) ->
     try:
         answer = await database.select_one(dsn, backend, timeout_s, "farm-agent-probe")
     except DATABASE_ERRORS as err:
-        return ProbeResult(probe_name(route), KIND, False, None, describe_failure(err))
+        exhausted = exhaustion_of(err)
+        detail = describe_failure(err) if exhausted is None else exhausted.sentence
+        return ProbeResult(probe_name(route), KIND, False, None, detail)
     detail = f"SELECT 1 in {answer.query_ms:.2f} ms (connect {answer.connect_ms:.1f} ms)"
     return ProbeResult(probe_name(route), KIND, True, answer.query_ms, detail)

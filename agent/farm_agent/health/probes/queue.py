@@ -6,6 +6,7 @@ import asyncpg
 
 from farm_agent.config import BackendConfig
 from farm_agent.health.probes.result import FigureProbe, ProbeKind, QueueFigures
+from farm_agent.schema.migrations import SHORT_HINT
 
 KIND = ProbeKind.QUEUE
 NAME = "queue"
@@ -30,7 +31,7 @@ async def queue_figures(connection: asyncpg.Connection, backend: BackendConfig) 
 def _missing(backend: BackendConfig) -> str:
     return (
         f"queue {backend.queue} or {backend.dead_letter_queue} does not exist "
-        "(the agent creates both when it starts)"
+        f"({SHORT_HINT}; an agent with backend.manage_schema makes them)"
     )
 
 

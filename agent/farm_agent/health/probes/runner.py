@@ -20,8 +20,10 @@ from farm_agent.health.metrics import ProbeMetrics
 from farm_agent.health.probes import postgres, queue, tasks
 from farm_agent.health.probes.http import HttpProbe
 from farm_agent.health.probes.mqtt import MqttRoundTrip
+from farm_agent.health.probes.pool import read_pool, with_pool
 from farm_agent.health.probes.result import (
     FigureProbe,
+    PoolReport,
     ProbeKind,
     ProbeResult,
     ProbeRound,
@@ -49,6 +51,7 @@ class Prober:
         self._http = [HttpProbe(probe) for probe in config.probes.http]
         topic = probe_topic(config.mqtt.topic_prefix, config.agent_id)
         self._round_trip = MqttRoundTrip(link, topic)
+        self._task_probe = tasks.probe(config.tasks)
         self._session: aiohttp.ClientSession | None = None
         self._route_verdicts: RouteVerdicts | None = None
 
@@ -76,18 +79,23 @@ class Prober:
                 for name in configured
             )
         )
+        pool = self._read_pool()
         endpoints = asyncio.gather(*(self._probe_http(probe) for probe in self._http))
         queue_probe = self._with_connection(queue.PROBE, active_route)
-        task_probe = self._with_connection(tasks.PROBE, active_route)
+        task_probe = self._with_connection(self._task_probe, active_route)
         (
             database_results,
+            pool_report,
             (queue_result, queue_figures),
             (task_result, task_figures),
             http_results,
             mqtt_result,
         ) = await asyncio.gather(
-            databases, queue_probe, task_probe, endpoints, self._round_trip.run(timeout_s)
+            databases, pool, queue_probe, task_probe, endpoints, self._round_trip.run(timeout_s)
         )
+        if Route.POOLER in configured:
+            at = configured.index(Route.POOLER)
+            database_results[at] = with_pool(database_results[at], pool_report)
         found = ProbeRound(
             databases=tuple(database_results),
             queue=queue_figures,
@@ -104,6 +112,18 @@ class Prober:
                 }
             )
         return found
+
+    async def _read_pool(self) -> PoolReport:
+        """The pooler's pool from its admin console, if one is configured and answers."""
+        backend, timeout_s = self._config.backend, self._config.probes.timeout_s
+        if backend.pooler_admin_dsn is None:
+            return PoolReport(None)
+        try:
+            return PoolReport(await asyncio.wait_for(read_pool(backend, timeout_s), timeout_s))
+        except TimeoutError:
+            return PoolReport(None, f"admin console: no answer within {timeout_s:g} s")
+        except (*PROBE_ERRORS, ValueError, LookupError) as err:
+            return PoolReport(None, f"admin console: {describe_failure(err)}")
 
     async def _with_connection(
         self, probe: FigureProbe[_F], active_route: Route | None
@@ -165,6 +185,7 @@ class Prober:
         metrics.record_tasks(
             done.processing_p95_s if done else None, done.task_success_pct if done else None
         )
+        metrics.record_task_queues(done.section if done else None)
 
     async def close(self) -> None:
         if self._session is not None:

@@ -43,6 +43,24 @@ def bucket_value(bucket: int) -> float:
     return float(MIN_S * RATIO ** (bucket - 0.5))
 
 
+def highest_bucket_within(seconds: float) -> int:
+    """The highest bucket whose value is at most `seconds`; -1 when not even bucket 0's is.
+
+    A latency counts as within a limit when its bucket's value is: then a quantile read
+    here and the share within the limit agree (p95 <= limit exactly when at least 95 %
+    are within it), and either is off by at most the stated error.
+    """
+    if seconds < bucket_value(0):
+        return -1
+    bucket = max(0, min(TOP_BUCKET, math.floor(math.log(seconds / MIN_S) / math.log(RATIO) + 0.5)))
+    # The logarithm can land a hair on the wrong side of a bucket's value: settle it exactly.
+    while bucket < TOP_BUCKET and bucket_value(bucket + 1) <= seconds:
+        bucket += 1
+    while bucket > 0 and bucket_value(bucket) > seconds:
+        bucket -= 1
+    return bucket
+
+
 def merge(histograms: Iterable[Mapping[str, int]]) -> dict[int, int]:
     """Sum histograms as the database keeps them ({"bucket": count} objects)."""
     total: dict[int, int] = {}
