@@ -163,3 +163,39 @@ def test_packets_read_before_a_pause_are_handled_as_soon_as_it_ends(
     subscriber.wait_for(len(sent), timeout=5)
 
     assert [body for body, _, _ in subscriber.received] == sent
+
+
+def test_a_quiet_client_pings_when_its_keepalive_is_due_and_stays_connected(
+    mosquitto: Mosquitto, test_id: str
+) -> None:
+    # Its thread sleeps until a ping is due rather than waking every second: the
+    # time of the last traffic, which tells when, is one of paho's internals.
+    client = BufferedClient(
+        CallbackAPIVersion.VERSION2,
+        client_id=f"{test_id}-quiet",
+        protocol=MQTTProtocolVersion.MQTTv5,
+        manual_ack=True,
+    )
+    log: list[str] = []
+    pinged = threading.Event()
+    disconnected = threading.Event()
+
+    def on_log(client: paho.Client, userdata: object, level: int, message: str) -> None:
+        log.append(message)
+        if "PINGRESP" in message:
+            pinged.set()
+
+    client.on_log = on_log
+    client.on_disconnect = lambda *_: disconnected.set()
+    client.connect("127.0.0.1", mosquitto.port, keepalive=1)
+    client.loop_start()
+    try:
+        # Two pings answered in turn: the second needs the wait after the first right.
+        assert pinged.wait(10), f"no ping answered; paho said: {log[-5:]}"
+        pinged.clear()
+        assert pinged.wait(10), f"no second ping answered; paho said: {log[-5:]}"
+        assert not disconnected.is_set()
+        assert client.is_connected()
+    finally:
+        client.disconnect()
+        client.loop_stop()

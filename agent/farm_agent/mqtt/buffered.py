@@ -25,6 +25,8 @@ from paho.mqtt.enums import MQTTErrorCode
 _PUBACK = struct.Struct("!BBH")
 # The longest paho's thread sleeps with nothing to do and no keepalive (0) to keep.
 IDLE_WAIT_S = 3600.0
+# How long paho's own thread waits at most between passes of its loop.
+PAHO_WAIT_S = 1.0
 
 
 class BufferedClient(paho.Client):
@@ -103,8 +105,18 @@ class BufferedClient(paho.Client):
         if self._keepalive == 0:
             return IDLE_WAIT_S
         with self._msgtime_mutex:
-            last_traffic = min(self._last_msg_in, self._last_msg_out)
-        due = last_traffic + self._keepalive
+            # When the last packet came in: paho 2.2 keeps it in _last_bytes_received
+            # (and no longer sets _last_msg_in before the first packet), 2.1 in _last_msg_in.
+            last_in = getattr(self, "_last_bytes_received", None)
+            if last_in is None:
+                last_in = getattr(self, "_last_msg_in", None)
+            last_out = self._last_msg_out
+        if last_in is None:
+            # A paho that keeps it elsewhere: look as often as paho itself would.
+            return PAHO_WAIT_S
+        due = min(last_in, last_out) + self._keepalive
+        if self._ping_t > 0:
+            due = min(due, self._ping_t + self._keepalive)
         return min(IDLE_WAIT_S, max(0.0, due - paho.time_func()))
 
     def loop_misc(self) -> MQTTErrorCode:
