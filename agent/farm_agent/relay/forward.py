@@ -258,9 +258,7 @@ class Forwarder:
                 for reading in readings[start : start + count]:
                     observe(max(0.0, wall_now - reading.received_at))
             else:
-                waited = now - arrived
-                for _ in range(count):
-                    observe(waited)
+                observe(now - arrived, count)
             start += count
 
     async def _back_off(self) -> None:
