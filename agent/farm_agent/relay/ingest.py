@@ -56,6 +56,10 @@ COMMIT_WINDOW_MAX_S = 0.15
 # ... but leaves the rest of it, so that the commit (a slow SD card's sync included)
 # lands before the batch of its first reading is due, and goes with it.
 COMMIT_WINDOW_LINGER_SHARE = 0.6
+# A window ends early with this many readings: one sync among 64 readings is already
+# a small share of their cost, and at thousands a second a longer window only holds
+# back the readings that would fill a batch.
+COMMIT_WINDOW_READINGS = 64
 
 
 def commit_window_s(batch_interval_ms: int) -> float:
@@ -90,7 +94,7 @@ class Ingest:
         # The commit window, and how many readings end it early: well inside
         # receive_maximum, so the broker never stops sending while readings wait.
         self._window_s = commit_window_s
-        self._window_full_at = max(1, self._max_backlog // 4)
+        self._window_full_at = max(1, min(COMMIT_WINDOW_READINGS, self._max_backlog // 4))
         self._window_full = asyncio.Event()
         self._accepting = True
         self._warned_no_session = False
