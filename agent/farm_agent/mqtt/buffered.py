@@ -52,7 +52,7 @@ class QuietClient(paho.Client):
         with self._msgtime_mutex:
             # When the last packet came in: paho 2.2 keeps it in _last_bytes_received
             # (and no longer sets _last_msg_in before the first packet), 2.1 in _last_msg_in.
-            last_in = getattr(self, "_last_bytes_received", None)
+            last_in: float | None = getattr(self, "_last_bytes_received", None)
             if last_in is None:
                 last_in = getattr(self, "_last_msg_in", None)
             last_out = self._last_msg_out
