@@ -5,11 +5,12 @@ from __future__ import annotations
 import statistics
 from typing import TYPE_CHECKING
 
-from bench import profile
+from bench import efficiency, profile
 from bench.cpu import others_share
 from bench.figures import (
     Figures,
     Spread,
+    core_percent,
     megabytes,
     micro,
     ms,
@@ -32,6 +33,8 @@ def write(doc: Document, settings: Settings, figures: Figures) -> None:
     latency(doc, settings, figures)
     drain(doc, figures)
     footprint(doc, figures)
+    idle(doc, figures)
+    one_core(doc, figures)
     home_assistant(doc, figures)
     stale_sensors(doc, figures)
 
@@ -271,6 +274,69 @@ def footprint(doc: Document, figures: Figures) -> None:
     )
 
 
+def idle(doc: Document, figures: Figures) -> None:
+    runs = figures.relay.idle
+    if not runs:
+        return
+    doc.add(
+        "## Idle",
+        "",
+        "Both relays connected to the broker and the database, no readings, side by side "
+        "over the same time; the agent's probes on their default interval. CPU: user + system "
+        "time of all the relay's threads over the wall time, as a share of one core. Wake-ups: "
+        "voluntary context switches of all its threads (each time one went to sleep and was "
+        "woken again: a timer, a packet, another thread).",
+        "",
+    )
+    doc.table(
+        ("Relay", "Time", "CPU", "Share of one core", "Wake-ups", "Per second"),
+        [
+            (
+                run.relay,
+                seconds(run.seconds),
+                seconds(run.cpu_s),
+                core_percent(run.core_share),
+                f"{run.wakeups:,}",
+                f"{run.wakeups_per_s:.2f}/s",
+            )
+            for run in runs.values()
+        ],
+    )
+
+
+def one_core(doc: Document, figures: Figures) -> None:
+    runs = figures.relay.one_core
+    if not runs:
+        return
+    doc.add(
+        "## The agent on one core",
+        "",
+        "The agent's threads pinned to one CPU (as `taskset -a -c 0`; PostgreSQL, PgBouncer, "
+        "Mosquitto and the publishers still run on both), readings at rising rates until one "
+        f"is not sustained: p99 above {ms(efficiency.SUSTAINED_P99_S)} or the publishers "
+        f"held below {efficiency.SUSTAINED_RATE_SHARE:.0%} of the rate. One run per rate. A "
+        "slower core (a Raspberry Pi's) sustains about this rate times its speed relative "
+        "to this one; the CPU per reading says how much of the core each rate takes.",
+        "",
+    )
+    doc.table(
+        ("Rate", "p50", "p95", "p99", "Worst", "Rate achieved", "CPU/reading", "Sustained"),
+        [
+            (
+                f"{run.rate:,}/s",
+                ms(run.p50),
+                ms(run.p95),
+                ms(run.p99),
+                ms(run.worst),
+                rate(run.achieved_rate),
+                micro(run.cpu.get(run.relay, 0.0) / run.readings),
+                "yes" if efficiency.sustained(run) else "no",
+            )
+            for run in runs
+        ],
+    )
+
+
 def home_assistant(doc: Document, figures: Figures) -> None:
     overhead = figures.ha.overhead
     writes, commands = int(overhead["writes"]), int(overhead["commands"])
@@ -371,10 +437,10 @@ def method(doc: Document) -> None:
         "Supavisor) and Mosquitto from `tools/services.py`; PostgreSQL keeps commit timestamps "
         "(`track_commit_timestamp = on`) so commit times are exact.",
         "- The agent runs as `python -m farm_agent run --config …` with its defaults (pooler "
-        "first, direct fallback, spool on local disk with a sync per batch). The baseline "
-        "(`bench/baseline.py`) is a paho subscriber feeding asyncpg `pgmq.send_batch` over the "
-        "same pooler, with the same batch size and linger, no spool and no ledger, in its own "
-        "process.",
+        "first, direct fallback, spool on local disk with one sync per commit window). The "
+        "baseline (`bench/baseline.py`) is a paho subscriber feeding asyncpg "
+        "`pgmq.send_batch` over the same pooler, with the same batch size and linger, no "
+        "spool and no ledger, in its own process.",
         "- Publishers: 100 MQTT connections over 4 processes (`bench/publish.py`), QoS 1, at "
         "most 200 unacknowledged each; they write MQTT packets themselves, because paho's "
         "per-message cost would take the CPU the relays need on 2 cores.",

@@ -61,6 +61,11 @@ def percent(value: float) -> str:
     return f"{value * 100:.0f} %"
 
 
+def core_percent(value: float) -> str:
+    """A share of one core, fine enough for an idle process."""
+    return f"{value * 100:.2f} %"
+
+
 def ratios(numerators: Sequence[float], denominators: Sequence[float]) -> list[float]:
     """Run by run: each figure over the baseline's of the same run."""
     return [a / b for a, b in zip(numerators, denominators, strict=True)]
@@ -93,6 +98,12 @@ class Figures:
             for run in self.relay.latency
             if run.relay == relay and run.rate == rate_
         ]
+
+    def cpu_per_reading_ratios(self, rate_: int) -> list[float]:
+        """Run by run: the agent's CPU per reading over the baseline's next to it."""
+        return ratios(
+            self.latency_cpu(AGENT, rate_, AGENT), self.latency_cpu(BASELINE, rate_, BASELINE)
+        )
 
     def steady_rss(self, relay: str) -> list[float]:
         return [float(value) for value in self.relay.steady_rss.get(relay, [])]

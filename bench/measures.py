@@ -24,6 +24,10 @@ class RelaySettings:
     drain_runs: int
     startup_runs: int
     warmup_seconds: float
+    # Both relays connected and idle (no readings), the agent's probes on their defaults.
+    idle_seconds: float = 30.0
+    # The agent pinned to one core: the rates tried, in order, until one is not sustained.
+    one_core_rates: tuple[int, ...] = (1_000, 5_000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +75,26 @@ class LatencyRun:
 
 
 @dataclass(frozen=True, slots=True)
+class IdleRun:
+    """A relay connected with nothing to relay: what it costs to wait."""
+
+    relay: str
+    seconds: float
+    cpu_s: float
+    # Voluntary context switches of all its threads: how often it woke up.
+    wakeups: int
+
+    @property
+    def core_share(self) -> float:
+        """The share of one core the relay kept busy."""
+        return self.cpu_s / self.seconds
+
+    @property
+    def wakeups_per_s(self) -> float:
+        return self.wakeups / self.seconds
+
+
+@dataclass(frozen=True, slots=True)
 class DrainRun:
     readings: int
     spool_seconds: float
@@ -97,6 +121,9 @@ class RelayResults:
     load_average: tuple[float, float, float] = (0.0, 0.0, 0.0)
     # py-spy profiles of one extra throughput run per relay; empty without py-spy.
     profiles: dict[str, Profile] = field(default_factory=dict)
+    idle: dict[str, IdleRun] = field(default_factory=dict)
+    # The agent pinned to one core, one latency run per step rate, lowest first.
+    one_core: list[LatencyRun] = field(default_factory=list)
     batch_size: int = 0
     batch_interval_ms: int = 0
     postgres_version: str = ""

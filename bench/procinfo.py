@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 
@@ -31,3 +32,32 @@ def reset_peak_rss() -> None:
     """Start measuring this process's peak RSS afresh (Linux: clear_refs 5)."""
     with open("/proc/self/clear_refs", "w") as clear_refs:
         clear_refs.write("5")
+
+
+def voluntary_switches(pid: int) -> int:
+    """Voluntary context switches of all of a process's threads: how often they went to sleep.
+
+    A thread that sleeps and is woken (a timer, a packet, another thread) counts one;
+    /proc/<pid>/status alone would count only the main thread.
+    """
+    total = 0
+    try:
+        threads = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return 0
+    for thread in threads:
+        try:
+            with open(f"/proc/{pid}/task/{thread}/status") as status:
+                for line in status:
+                    if line.startswith("voluntary_ctxt_switches:"):
+                        total += int(line.split()[1])
+        except OSError:
+            continue  # the thread ended meanwhile
+    return total
+
+
+def pin_threads(pid: int, cpus: set[int]) -> None:
+    """Run every thread of a process on `cpus` only (as `taskset -a -p`); new threads inherit it."""
+    for thread in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(ProcessLookupError):
+            os.sched_setaffinity(int(thread), cpus)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from rich.progress import Progress
 
-from bench import profile
+from bench import efficiency, profile
 from bench.measures import (
     AGENT,
     BASELINE,
@@ -74,6 +74,9 @@ class RelayBench:
             self._startup(relays)
             for relay in relays.values():
                 relay.start_and_wait()
+            self.results.idle = efficiency.measure_idle(
+                relays, self.settings.idle_seconds, self.progress
+            )
             bench = Runner(db, broker.port, self.progress, services)
             # Warm-up at a steady rate: no burst before the steady-state RSS is taken.
             for name, relay in relays.items():
@@ -84,6 +87,13 @@ class RelayBench:
             baseline.stop()
             self._drain(bench, agent, services, db)
             self._rss_after_bursts(bench, agent)
+            self.results.one_core = efficiency.one_core(
+                bench,
+                agent,
+                self.settings.one_core_rates,
+                self.settings.latency_seconds,
+                self.progress,
+            )
             return self.results
         finally:
             for process in (agent, baseline):

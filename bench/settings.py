@@ -52,6 +52,8 @@ def load() -> Settings:
             drain_runs=1,
             startup_runs=2,
             warmup_seconds=1.0,
+            idle_seconds=30.0,
+            one_core_rates=(1_000, 5_000),
         )
         ha = HaSettings(
             runs=3,
@@ -75,6 +77,8 @@ def load() -> Settings:
             drain_runs=3,
             startup_runs=5,
             warmup_seconds=5.0,
+            idle_seconds=300.0,
+            one_core_rates=(1_000, 2_000, 5_000, 10_000),
         )
         # Twelve runs: each of the six orders twice; single runs vary by ±8 %.
         ha = HaSettings(

@@ -6,13 +6,25 @@ classify and describe them here, so a failure counts alike wherever it shows up.
 
 from __future__ import annotations
 
-import aiohttp
+import sys
+
 import asyncpg
 
 # What a broken route or a refusing server raises; anything else is a bug and propagates.
 DATABASE_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
-# Failures a probe is there to find; anything else is a bug worth a traceback.
-PROBE_ERRORS = (*DATABASE_ERRORS, aiohttp.ClientError)
+
+
+def probe_errors() -> tuple[type[BaseException], ...]:
+    """Failures a probe is there to find; anything else is a bug worth a traceback.
+
+    aiohttp's errors among them only once aiohttp is loaded (by an HTTP probe): an
+    agent without HTTP probes never imports it, and then none can be raised.
+    """
+    aiohttp = sys.modules.get("aiohttp")
+    if aiohttp is None:
+        return DATABASE_ERRORS
+    return (*DATABASE_ERRORS, aiohttp.ClientError)
+
 
 # SQLSTATE classes that mean "this connection or server is not usable now".
 _CONNECTION_CLASSES = ("08", "53", "57")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import paho.mqtt.client as paho
 import pytest
@@ -13,6 +15,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from farm_agent.config import MqttConfig
+from farm_agent.mqtt import ConfirmedPublisher
 from farm_agent.mqtt.buffered import BufferedClient
 from tests.support.mqtt import publisher
 from tools.services import Mosquitto
@@ -163,3 +167,78 @@ def test_packets_read_before_a_pause_are_handled_as_soon_as_it_ends(
     subscriber.wait_for(len(sent), timeout=5)
 
     assert [body for body, _, _ in subscriber.received] == sent
+
+
+def test_a_quiet_client_pings_when_its_keepalive_is_due_and_stays_connected(
+    mosquitto: Mosquitto, test_id: str
+) -> None:
+    # Its thread sleeps until a ping is due rather than waking every second: the
+    # time of the last traffic, which tells when, is one of paho's internals.
+    client = BufferedClient(
+        CallbackAPIVersion.VERSION2,
+        client_id=f"{test_id}-quiet",
+        protocol=MQTTProtocolVersion.MQTTv5,
+        manual_ack=True,
+    )
+    log: list[str] = []
+    pinged = threading.Event()
+    disconnected = threading.Event()
+
+    def on_log(client: paho.Client, userdata: object, level: int, message: str) -> None:
+        log.append(message)
+        if "PINGRESP" in message:
+            pinged.set()
+
+    client.on_log = on_log
+    client.on_disconnect = lambda *_: disconnected.set()
+    client.connect("127.0.0.1", mosquitto.port, keepalive=1)
+    client.loop_start()
+    try:
+        # Two pings answered in turn: the second needs the wait after the first right.
+        assert pinged.wait(10), f"no ping answered; paho said: {log[-5:]}"
+        pinged.clear()
+        assert pinged.wait(10), f"no second ping answered; paho said: {log[-5:]}"
+        assert not disconnected.is_set()
+        assert client.is_connected()
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def wakeups(thread: threading.Thread) -> int:
+    """How often `thread` went to sleep and was woken (voluntary context switches)."""
+    status = Path(f"/proc/self/task/{thread.native_id}/status").read_text()
+    return int(status.split("voluntary_ctxt_switches:")[1].split()[0])
+
+
+async def test_the_task_publisher_sleeps_while_it_has_nothing_to_send(
+    mosquitto: Mosquitto, test_id: str
+) -> None:
+    config = MqttConfig(
+        host="127.0.0.1",
+        port=mosquitto.port,
+        username=None,
+        password=None,
+        tls=None,
+        client_id=f"{test_id}-agent",
+        topics=(f"{test_id}/#",),
+        qos=1,
+        topic_prefix="farm",
+        discovery_prefix=None,
+        max_payload_bytes=65536,
+        keepalive_s=60,
+        session_expiry_s=300,
+        receive_maximum=100,
+    )
+    sender = ConfirmedPublisher(config, f"{test_id}-tasks")
+    try:
+        await sender.publish(f"{test_id}/alert", b"frost")
+        thread = sender._client._thread  # type: ignore[union-attr]
+        assert thread is not None
+        before = wakeups(thread)
+        await asyncio.sleep(2.5)
+        # paho's own loop wakes every second; nothing is due for a minute (keepalive).
+        assert wakeups(thread) - before <= 1
+        await sender.publish(f"{test_id}/alert", b"frost again")
+    finally:
+        await sender.close()

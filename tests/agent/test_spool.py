@@ -46,6 +46,19 @@ def test_sequence_numbers_are_never_reused_after_deletes(tmp_path: Path) -> None
     assert spool.depth == 1
 
 
+def test_readings_appended_after_a_delete_are_synced_to_disk_again(tmp_path: Path) -> None:
+    # A delete commits without a sync of its own (a lost one only resends readings the
+    # marks skip); every append, which the broker's ack waits for, must sync.
+    spool = Spool(tmp_path / "spool.db", "farm-east")
+    spool.append([arrival(1, b"1"), arrival(2, b"2")])
+    spool.delete([peek(spool)[0].seq])
+    full = 2
+
+    assert spool._db.execute("PRAGMA synchronous").fetchone()[0] == full
+    spool.append([arrival(3, b"3")])
+    assert [reading.payload for reading in peek(spool)] == [b"2", b"3"]
+
+
 def test_a_dup_redelivery_is_recognised_even_after_a_restart(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "spool.db", "farm-east")
     spool.append([arrival(7, b"21.5")])

@@ -1,4 +1,4 @@
-"""paho's client with a read buffer and bulk acks: the one place that reaches into paho's internals.
+"""paho with a read buffer, bulk acks and a quiet thread: the one place reaching into its internals.
 
 Why: paho 2.1 reads a packet with three recv() calls or more (type, length, rest),
 handles one packet per pass of its loop, and sends each PUBACK on its own after
@@ -23,9 +23,49 @@ from paho.mqtt.enums import MQTTErrorCode
 
 # Packet type, remaining length 2 (MQTT 5: reason code 0, success, left out), packet id.
 _PUBACK = struct.Struct("!BBH")
+# The longest paho's thread sleeps with nothing to do and no keepalive (0) to keep.
+IDLE_WAIT_S = 3600.0
+# How long paho's own thread waits at most between passes of its loop.
+PAHO_WAIT_S = 1.0
 
 
-class BufferedClient(paho.Client):
+class QuietClient(paho.Client):
+    """paho's client, whose thread sleeps while there is nothing to do.
+
+    paho's thread looks at its socket every second even when nothing happens: on a
+    quiet farm, and on every agent and worker connection, a wake-up a second for
+    nothing. This one wakes when something arrives, something is queued to send, or
+    a keepalive is due.
+    """
+
+    def _loop(self, timeout: float = 1.0) -> MQTTErrorCode:
+        # paho's thread passes 1 s: on a quiet link, a wake-up every second for nothing.
+        # Whatever needs the loop sooner wakes it (incoming bytes, or a packet queued
+        # from another thread through the socket pair); on its own it need only look
+        # again when a keepalive ping is due, or the broker's answer to one is late.
+        return super()._loop(self._until_keepalive_due())
+
+    def _until_keepalive_due(self) -> float:
+        """Seconds until paho must send a ping, or give up waiting for the answer to one."""
+        if self._keepalive == 0:
+            return IDLE_WAIT_S
+        with self._msgtime_mutex:
+            # When the last packet came in: paho 2.2 keeps it in _last_bytes_received
+            # (and no longer sets _last_msg_in before the first packet), 2.1 in _last_msg_in.
+            last_in: float | None = getattr(self, "_last_bytes_received", None)
+            if last_in is None:
+                last_in = getattr(self, "_last_msg_in", None)
+            last_out = self._last_msg_out
+        if last_in is None:
+            # A paho that keeps it elsewhere: look as often as paho itself would.
+            return PAHO_WAIT_S
+        due = min(last_in, last_out) + self._keepalive
+        if self._ping_t > 0:
+            due = min(due, self._ping_t + self._keepalive)
+        return min(IDLE_WAIT_S, max(0.0, due - paho.time_func()))
+
+
+class BufferedClient(QuietClient):
     """paho's client, reading its socket up to 64 KiB at a time and acking in bulk.
 
     The read buffer belongs to one socket, so a reconnect never sees bytes of the

@@ -14,6 +14,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import MQTTErrorCode
 
 from farm_agent.config import MqttConfig
+from farm_agent.mqtt.buffered import QuietClient
 from farm_agent.mqtt.client import new_client
 
 CONNECT_TIMEOUT_S = 5.0
@@ -61,7 +62,9 @@ class ConfirmedPublisher:
             return self._client
 
     def _new_client(self) -> paho.Client:
-        client = new_client(self._config, self._client_id, reconnect_max_s=RECONNECT_MAX_S)
+        client = new_client(
+            self._config, self._client_id, reconnect_max_s=RECONNECT_MAX_S, client_class=QuietClient
+        )
         client.on_connect = self._on_connect
         client.on_disconnect = lambda *args: self._connected.clear()
         return client

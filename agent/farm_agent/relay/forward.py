@@ -146,15 +146,16 @@ class Forwarder:
             if self._spool.depth >= self.batch_limit:
                 return await self._spool.peek(self.batch_limit, max_bytes)
             if self._spool.depth > 0:
-                oldest = await self._spool.oldest_arrival()
+                oldest = self._spool.oldest_arrival
                 # Monotonic: a wall clock stepped back (NTP at boot) must not hold readings.
                 waited = math.inf if oldest is None else time.monotonic() - oldest
                 wait = linger - waited
                 if wait <= 0:
                     return await self._spool.peek(self.batch_limit, max_bytes)
+                # Until the linger ends, only a full batch is worth waking for.
+                await self._spool.readings_added(wait, at_least=self.batch_limit)
             else:
-                wait = None
-            await self._spool.readings_added(wait)
+                await self._spool.readings_added(None)
         return None
 
     def _shrink(self, sent: int) -> None:
@@ -257,9 +258,7 @@ class Forwarder:
                 for reading in readings[start : start + count]:
                     observe(max(0.0, wall_now - reading.received_at))
             else:
-                waited = now - arrived
-                for _ in range(count):
-                    observe(waited)
+                observe(now - arrived, count)
             start += count
 
     async def _back_off(self) -> None:

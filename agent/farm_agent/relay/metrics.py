@@ -39,30 +39,55 @@ class RelaySnapshot:
 
 
 class LatencyWindow:
-    """The relay latency histogram, plus the last readings' latencies for a rolling p95."""
+    """The relay latency histogram, plus the last readings' latencies for a rolling p95.
+
+    Readings committed together waited alike: the window keeps one entry per such run
+    (when, how long, how many), not one per reading: at 1,000 readings a second, ten
+    thousand entries were a megabyte of the agent's memory and a tuple per reading.
+    """
 
     def __init__(self, histogram: Histogram) -> None:
         self.histogram = histogram
-        self._samples: deque[tuple[float, float]] = deque(maxlen=WINDOW_SIZE)
+        # (monotonic time, seconds waited, readings), oldest first; about WINDOW_SIZE readings.
+        self._runs: deque[tuple[float, float, int]] = deque()
+        self._readings = 0
         self._p95: tuple[float, float | None] = (-math.inf, None)
 
-    def observe(self, seconds: float) -> None:
-        self.histogram.observe(seconds)
-        self._samples.append((time.monotonic(), seconds))
+    def observe(self, seconds: float, count: int = 1) -> None:
+        """`count` readings relayed now, each after `seconds`."""
+        for _ in range(count):
+            self.histogram.observe(seconds)
+        self._runs.append((time.monotonic(), seconds, count))
+        self._readings += count
+        while self._readings - self._runs[0][2] >= WINDOW_SIZE:
+            self._readings -= self._runs.popleft()[2]
 
     def p95_ms(self) -> float | None:
         """p95 over the last WINDOW_S seconds; None when no reading was relayed in that time."""
         now = time.monotonic()
         computed_at, p95 = self._p95
-        # Sorting up to WINDOW_SIZE samples is cheap, but not twice a second on a Pi;
-        # the first readings after a quiet spell are shown at once, though.
-        fresh = p95 is None and self._samples and self._samples[-1][0] > computed_at
+        # Sorting the window is cheap, but not twice a second on a Pi; the first
+        # readings after a quiet spell are shown at once, though.
+        fresh = p95 is None and self._runs and self._runs[-1][0] > computed_at
         if now - computed_at < P95_REFRESH_S and not fresh:
             return p95
-        recent = sorted(seconds for at, seconds in self._samples if at >= now - WINDOW_S)
-        p95 = recent[math.ceil(0.95 * len(recent)) - 1] * 1000 if recent else None
+        recent = sorted(
+            (seconds, count) for at, seconds, count in self._runs if at >= now - WINDOW_S
+        )
+        p95 = _nearest_rank(recent, 0.95) * 1000 if recent else None
         self._p95 = (now, p95)
         return p95
+
+
+def _nearest_rank(ordered: list[tuple[float, int]], share: float) -> float:
+    """The value at the nearest rank of `share` among (value, how many times) in value order."""
+    rank = math.ceil(share * sum(count for _, count in ordered))
+    seen = 0
+    for value, count in ordered:
+        seen += count
+        if seen >= rank:
+            return value
+    return ordered[-1][0]
 
 
 class RelayMetrics:

@@ -25,7 +25,7 @@ from farm_agent.config import AgentConfig
 from farm_agent.database import Route
 from farm_agent.mqtt import MqttLink
 from farm_agent.relay.forward import Forwarder
-from farm_agent.relay.ingest import Ingest
+from farm_agent.relay.ingest import Ingest, commit_window_s
 from farm_agent.relay.marks import highest_mark, set_up_schema
 from farm_agent.relay.metrics import RelayMetrics, RelaySnapshot
 from farm_agent.relay.route import BackendRouter
@@ -67,7 +67,13 @@ class Relay:
         self.router = BackendRouter(
             config.backend, metrics, self._set_up_database, on_route_change=self._changed
         )
-        self.ingest = Ingest(link, spool, metrics, on_blocked_change=self._changed)
+        self.ingest = Ingest(
+            link,
+            spool,
+            metrics,
+            on_blocked_change=self._changed,
+            commit_window_s=commit_window_s(config.backend.batch_interval_ms),
+        )
         self.forwarder = Forwarder(config, spool, self.router, metrics)
         self._ingest_task: asyncio.Task[None] | None = None
         self._forward_task: asyncio.Task[None] | None = None

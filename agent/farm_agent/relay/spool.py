@@ -160,9 +160,11 @@ class Spool:
         """The ids of every key space this file has given keys in, oldest first."""
         return tuple(self._space_ids)
 
-    def append(self, arrivals: Sequence[Arrival]) -> int:
+    def append(self, arrivals: Sequence[Arrival], arrived: float | None = None) -> int:
         """Commit new readings in one transaction (one fsync); returns how many were stored.
 
+        `arrived` is the monotonic time the oldest of them came in (now if not given):
+        the batch linger and the relay latency count from it.
         A DUP packet whose id and content match the last one committed (or one earlier
         in this batch) is a broker redelivery: it is skipped, and still to be acked.
         Raises SpoolDiskFullError, having stored nothing, when the disk has no room.
@@ -185,7 +187,8 @@ class Spool:
         # the reserve fits, and then for the readings too.
         if not self._reserve.held and not self._reserve.hold():
             raise SpoolDiskFullError(f"no room on the disk of {self.path}")
-        arrived = time.monotonic()  # before the fsync: close to when they came in
+        if arrived is None:
+            arrived = time.monotonic()  # before the fsync: close to when they came in
         first = self._deliveries + 1
         try:
             with self._transaction():
@@ -287,7 +290,10 @@ class Spool:
         runs = list(_runs(ordered))
         for attempt in range(3):
             try:
-                with self._transaction():
+                # Not synced on its own: a delete lost with the power (never with the
+                # process alone) only sends those readings again, and their key
+                # space's mark skips them. The next append's sync makes it durable.
+                with self._transaction(synced=False):
                     deleted = self._db.executemany(
                         "DELETE FROM readings WHERE seq BETWEEN ? AND ?", runs
                     ).rowcount
@@ -333,8 +339,8 @@ class Spool:
             _LOGGER.warning("spool checkpoint on close failed: %s", err)
         self._db.close()
 
-    def _transaction(self) -> _Transaction:
-        return _Transaction(self._db)
+    def _transaction(self, *, synced: bool = True) -> _Transaction:
+        return _Transaction(self._db, synced=synced)
 
     def _checkpoint(self) -> None:
         with contextlib.suppress(sqlite3.Error):
@@ -359,16 +365,40 @@ def _runs(seqs: Sequence[int]) -> Iterator[tuple[int, int]]:
 
 
 class _Transaction:
-    def __init__(self, db: sqlite3.Connection) -> None:
+    """BEGIN IMMEDIATE ... COMMIT, synced to disk unless `synced=False` (WAL: NORMAL).
+
+    The file's setting is FULL (every commit synced) before and after any transaction.
+    """
+
+    def __init__(self, db: sqlite3.Connection, *, synced: bool = True) -> None:
         self._db = db
+        self._synced = synced
 
     def __enter__(self) -> None:
         try:
+            if not self._synced:
+                self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as err:
+            self._sync_again()
             raise translated(err) from err
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        try:
+            self._end(exc_type, exc)
+        finally:
+            self._sync_again()
+
+    def _sync_again(self) -> None:
+        if not self._synced:
+            # If even this fails the spool is unusable: the error stops the relay,
+            # rather than later readings being acked without a sync.
+            try:
+                self._db.execute("PRAGMA synchronous=FULL")
+            except sqlite3.Error as err:
+                raise translated(err) from err
+
+    def _end(self, exc_type: object, exc: object) -> None:
         if exc_type is None:
             try:
                 self._db.execute("COMMIT")
@@ -400,15 +430,23 @@ def read_depth(path: Path) -> int:
 
 
 class AsyncSpool:
-    """The spool for the event loop: every call runs on one dedicated thread, in order."""
+    """The spool for the event loop: every call runs on one dedicated thread, in order.
+
+    What the forwarder asks between calls (the depth, when the oldest reading came in)
+    is kept here on the loop, so waiting for a batch costs no trip to that thread.
+    """
 
     def __init__(self, spool: Spool, max_messages: int) -> None:
         self.spool = spool
         self.max_messages = max_messages
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="farm-spool")
-        # Set when readings were added (wakes the forwarder) / removed (wakes a full ingest).
+        # Set when the spool holds `_wanted` readings (wakes the forwarder) / when
+        # readings were removed (wakes a full ingest).
         self._added = asyncio.Event()
+        self._wanted = 1
         self._freed = asyncio.Event()
+        # The monotonic time the oldest reading came in (-inf: before this run), or None.
+        self._oldest: float | None = spool.oldest_arrival()
         # True from an append that found the disk full until one that succeeds.
         self.disk_full = False
 
@@ -429,19 +467,29 @@ class AsyncSpool:
     def room(self) -> int:
         return max(0, self.max_messages - self.spool.depth)
 
+    @property
+    def oldest_arrival(self) -> float | None:
+        """The monotonic time the oldest reading came in (-inf: before this run), or None."""
+        return self._oldest
+
     async def _run(self, call: Callable[[], _T]) -> _T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, call)
 
-    async def append(self, arrivals: Sequence[Arrival]) -> int:
+    async def append(self, arrivals: Sequence[Arrival], arrived: float | None = None) -> int:
         """Commit readings (see `Spool.append`); raises SpoolDiskFullError and sets `disk_full`."""
+        if arrived is None:
+            arrived = time.monotonic()
         try:
-            stored = await self._run(lambda: self.spool.append(arrivals))
+            stored = await self._run(lambda: self.spool.append(arrivals, arrived))
         except SpoolDiskFullError:
             self.disk_full = True
             raise
         self.disk_full = False
         if stored:
-            self._added.set()
+            if self._oldest is None:
+                self._oldest = arrived
+            if self.spool.depth >= self._wanted:
+                self._added.set()
         return stored
 
     async def forget_deliveries(self) -> None:
@@ -451,13 +499,23 @@ class AsyncSpool:
         return await self._run(lambda: self.spool.peek(limit, max_bytes))
 
     async def delete(self, seqs: Sequence[int]) -> list[tuple[int, float]]:
-        arrivals = await self._run(lambda: self.spool.delete(seqs))
+        def delete() -> tuple[list[tuple[int, float]], float | None]:
+            return self.spool.delete(seqs), self.spool.oldest_arrival()
+
+        arrivals, self._oldest = await self._run(delete)
         self._freed.set()
         return arrivals
 
-    async def readings_added(self, timeout_s: float | None) -> None:
-        """Until readings are appended from now on, `wake_readers()` is called, or the timeout."""
+    async def readings_added(self, timeout_s: float | None, at_least: int = 1) -> None:
+        """Until the spool holds `at_least` readings, `wake_readers()` is called, or the timeout.
+
+        Appends that leave fewer wake nobody: a reader waiting for a full batch sleeps
+        through the commits that do not fill it.
+        """
         self._added.clear()
+        self._wanted = max(1, at_least)
+        if self.spool.depth >= self._wanted:
+            return
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._added.wait(), timeout_s)
 
@@ -475,9 +533,6 @@ class AsyncSpool:
         """Until the spool holds fewer than `max_messages` readings."""
         while self.room == 0:
             await self.room_freed(None)
-
-    async def oldest_arrival(self) -> float | None:
-        return await self._run(self.spool.oldest_arrival)
 
     async def close(self) -> None:
         await self._run(self.spool.close)

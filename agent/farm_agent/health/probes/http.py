@@ -36,6 +36,11 @@ SPEEDUP_TARGET = 40
 INVALIDATION_SHARE = 0.9
 
 
+def new_session() -> aiohttp.ClientSession:
+    """The HTTP session the probes share, for as long as the agent runs."""
+    return aiohttp.ClientSession(headers={"User-Agent": "farm-agent-probe"})
+
+
 class HttpProbe:
     """One configured endpoint; remembers the last 20 cache statuses for the hit ratio."""
 

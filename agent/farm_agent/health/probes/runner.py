@@ -7,18 +7,16 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-import aiohttp
 import asyncpg
 
 from farm_agent import database
 from farm_agent.config import AgentConfig
 from farm_agent.database import Route
-from farm_agent.failures import PROBE_ERRORS, describe_failure
+from farm_agent.failures import DATABASE_ERRORS, describe_failure, probe_errors
 from farm_agent.health.metrics import ProbeMetrics
 from farm_agent.health.probes import postgres, queue, tasks
-from farm_agent.health.probes.http import HttpProbe
 from farm_agent.health.probes.mqtt import MqttRoundTrip
 from farm_agent.health.probes.pool import read_pool, with_pool
 from farm_agent.health.probes.result import (
@@ -31,6 +29,11 @@ from farm_agent.health.probes.result import (
 )
 from farm_agent.mqtt import MqttLink
 from farm_agent.topics import probe_topic
+
+if TYPE_CHECKING:
+    import aiohttp
+
+    from farm_agent.health.probes.http import HttpProbe
 
 _LOGGER = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -48,7 +51,7 @@ class Prober:
     ) -> None:
         self._config = config
         self._metrics = metrics
-        self._http = [HttpProbe(probe) for probe in config.probes.http]
+        self._http = _http_probes(config)
         topic = probe_topic(config.mqtt.topic_prefix, config.agent_id)
         self._round_trip = MqttRoundTrip(link, topic)
         self._task_probe = tasks.probe(config.tasks)
@@ -66,7 +69,9 @@ class Prober:
         """
         timeout_s = self._config.probes.timeout_s
         if self._http and self._session is None:
-            self._session = aiohttp.ClientSession(headers={"User-Agent": "farm-agent-probe"})
+            from farm_agent.health.probes.http import new_session  # noqa: PLC0415
+
+            self._session = new_session()
         backend = self._config.backend
         configured = list(database.routes(backend))
         databases = asyncio.gather(
@@ -122,7 +127,7 @@ class Prober:
             return PoolReport(await asyncio.wait_for(read_pool(backend, timeout_s), timeout_s))
         except TimeoutError:
             return PoolReport(None, f"admin console: no answer within {timeout_s:g} s")
-        except (*PROBE_ERRORS, ValueError, LookupError) as err:
+        except (*DATABASE_ERRORS, ValueError, LookupError) as err:
             return PoolReport(None, f"admin console: {describe_failure(err)}")
 
     async def _with_connection(
@@ -193,6 +198,15 @@ class Prober:
             self._session = None
 
 
+def _http_probes(config: AgentConfig) -> list[HttpProbe]:
+    """The configured HTTP probes. aiohttp (megabytes on a small host) loads only for them."""
+    if not config.probes.http:
+        return []
+    from farm_agent.health.probes.http import HttpProbe  # noqa: PLC0415
+
+    return [HttpProbe(probe) for probe in config.probes.http]
+
+
 def _failed(name: str, kind: ProbeKind) -> Callable[[str], ProbeResult]:
     return lambda detail: failure(name, kind, detail)
 
@@ -204,6 +218,6 @@ async def _bounded(probe: Awaitable[_T], timeout_s: float, on_failure: Callable[
     except TimeoutError:
         return on_failure(f"no answer within {timeout_s:g} s")
     except Exception as err:  # a probe reports a failure, it never stops the agent
-        if not isinstance(err, PROBE_ERRORS):
+        if not isinstance(err, probe_errors()):
             _LOGGER.warning("probe failed unexpectedly", exc_info=err)
         return on_failure(describe_failure(err))
