@@ -59,6 +59,34 @@ async def test_stats_show_both_queues_and_the_last_hour_of_tasks(
     assert stats["last_hour"]["archived"] == 3
     assert stats["last_hour"]["processing_p50_s"] == 4.0
     assert stats["last_hour"]["task_success_pct"] == 75.0
+    assert stats["tasks"] is None, "no task queue exists: nothing to show"
+    assert "task queues" not in human.stdout
+
+
+async def test_stats_show_the_task_queues_by_priority_and_their_dead_letters(
+    make_config: ConfigMaker, postgres: Postgres, tmp_path: Path
+) -> None:
+    path = await queue_config(make_config, postgres, tmp_path)
+    tasks = make_config()["tasks"]["queue"]
+    await create_queues(
+        postgres.dsn, *(f"{tasks}_{name}" for name in ("high", "normal", "low", "dlq"))
+    )
+    await send(postgres.dsn, f"{tasks}_high", READING, READING)
+    await send(postgres.dsn, f"{tasks}_normal", READING)
+    await send(postgres.dsn, f"{tasks}_dlq", dead_letter(1))
+
+    human = await farm_agent("queue", "stats", "--config", str(path))
+    result = await farm_agent("queue", "stats", "--config", str(path), "--json")
+
+    assert human.returncode == 0, human.stderr
+    assert (
+        f"task queues {tasks}_*: high 2, normal 1, low 0; dead letters ({tasks}_dlq) 1"
+        in human.stdout
+    )
+    shown = json.loads(result.stdout)["tasks"]
+    assert shown["depth"] == {"high": 2, "normal": 1, "low": 0}
+    assert shown["dlq_depth"] == 1
+    assert shown["queue"] == tasks
 
 
 async def test_peek_shows_the_oldest_messages_and_leaves_them_unread(

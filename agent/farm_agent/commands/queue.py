@@ -20,7 +20,7 @@ from rich.table import Table
 from farm_agent.commands import task_dead_letters
 from farm_agent.commands.check import wide_console
 from farm_agent.commands.task_dead_letters import DeadLetterArgumentError, DeadLetters, Target
-from farm_agent.config import AgentConfig, BackendConfig
+from farm_agent.config import AgentConfig
 from farm_agent.database import close_quietly, connect_any
 from farm_agent.failures import DATABASE_ERRORS, describe_failure
 from farm_agent.health.probes.tasks import task_figures
@@ -34,7 +34,7 @@ from farm_agent.relay.queues import (
     requeue,
 )
 from farm_agent.schema.migrations import SHORT_HINT
-from farm_agent.tasks import count_dead_letters, requeue_dead_letters
+from farm_agent.tasks import count_dead_letters, read_task_figures, requeue_dead_letters
 from farm_agent.tasks import purge_dead_letters as purge_task_dead_letters
 
 EXIT_OK = 0
@@ -99,7 +99,7 @@ async def _run(
         if action.startswith("dlq") and dead_letters.whose == DeadLetters.TASKS:
             return await _task_dead_letters(connection, config, request, dead_letters, ask)
         if action == "stats":
-            return _show(request, await stats(connection, backend), _render_stats)
+            return _show(request, await stats(connection, config), _render_stats)
         if action in ("peek", "dlq list"):
             queue = backend.queue if action == "peek" else backend.dead_letter_queue
             found = await messages(connection, queue, request.limit or 10)
@@ -121,8 +121,9 @@ async def _run(
         await close_quietly(connection)
 
 
-async def stats(connection: asyncpg.Connection, backend: BackendConfig) -> dict[str, Any]:
-    """Both queues' figures and the last hour of tasks."""
+async def stats(connection: asyncpg.Connection, config: AgentConfig) -> dict[str, Any]:
+    """Both queues' figures, the last hour of tasks, and the task queues (null if none exists)."""
+    backend = config.backend
     found = await queue_stats(connection, backend)
     tasks = await task_figures(connection, backend)
     found["last_hour"] = {
@@ -132,6 +133,17 @@ async def stats(connection: asyncpg.Connection, backend: BackendConfig) -> dict[
         "processing_p95_s": tasks.processing_p95_s,
         "task_success_pct": tasks.task_success_pct,
     }
+    section = await read_task_figures(connection, config.tasks)
+    found["tasks"] = (
+        {
+            "queue": config.tasks.queue,
+            "dead_letter_queue": config.tasks.dead_letter_queue,
+            "workers_alive": section.workers_alive,
+            **section.as_json(),
+        }
+        if section.queues_exist
+        else None
+    )
     return found
 
 
@@ -230,6 +242,20 @@ def _render_stats(stats: dict[str, Any]) -> None:
         f"[bold]last hour[/]: {hour['archived']} archived, {hour['dead_lettered']} dead-lettered, "
         f"success {'unknown' if success is None else f'{success:.2f} %'}, processing p50 "
         f"{_age(hour['processing_p50_s'])}, p95 {_age(hour['processing_p95_s'])}"
+    )
+
+    tasks = stats["tasks"]
+    if tasks is None:
+        return
+    depths = ", ".join(
+        f"{priority} {'—' if depth is None else depth}"
+        for priority, depth in tasks["depth"].items()
+    )
+    dead = tasks["dlq_depth"]
+    console.print(
+        f"[bold]task queues {escape(tasks['queue'])}_*[/]: {depths}; dead letters "
+        f"({escape(tasks['dead_letter_queue'])}) {'—' if dead is None else dead}; "
+        f"{tasks['workers_alive']} worker(s) alive"
     )
 
 
