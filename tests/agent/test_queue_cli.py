@@ -244,6 +244,27 @@ async def test_purge_asks_first_and_deletes_only_after_yes(
     assert "[y/N]" not in unasked.stdout
 
 
+async def test_purge_with_limit_deletes_only_the_oldest_n_and_says_so_first(
+    make_config: ConfigMaker, postgres: Postgres, tmp_path: Path
+) -> None:
+    path = await queue_config(make_config, postgres, tmp_path)
+    dlq = make_config()["backend"]["dead_letter_queue"]
+    await send(postgres.dsn, dlq, *(dead_letter(n) for n in range(5)))
+
+    purged = await farm_agent(
+        "queue", "dlq", "purge", "--config", str(path), "--limit", "2", stdin="y\n"
+    )
+    refused = await farm_agent("queue", "dlq", "purge", "--config", str(path), "--limit", "0")
+
+    assert purged.returncode == 0, purged.stderr
+    assert f"Delete the oldest 2 of 5 dead letters in {dlq}? [y/N]" in purged.stdout
+    assert f"purged 2 dead letters from {dlq}" in purged.stdout
+    left = await queue_messages(postgres.dsn, dlq)
+    assert [letter["key"] for letter in left] == ["k2", "k3", "k4"]
+    assert refused.returncode == 2
+    assert "--limit: must be 1 or more" in refused.stderr
+
+
 async def test_queue_commands_fail_with_1_naming_the_cause_never_the_password(
     make_config: ConfigMaker, tmp_path: Path
 ) -> None:

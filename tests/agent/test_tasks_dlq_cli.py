@@ -131,6 +131,38 @@ async def test_dlq_lists_requeues_and_purges_the_tasks_dead_letters_by_type_in_b
     assert await queue_messages(postgres.dsn, tasks.dead_letter_queue) == [not_a_task]
 
 
+async def test_dlq_purge_with_limit_deletes_the_oldest_n_of_the_type_only(
+    make_config: ConfigMaker,
+    postgres: Postgres,
+    tasks_ready: AgentConfig,
+    tmp_path: Path,
+    test_id: str,
+) -> None:
+    tasks = tasks_ready.tasks
+    path = write_config(tmp_path / "agent.yaml", make_config(tasks=tasks_section(test_id, {})))
+    irrigate, report = task_type(test_id, "irrigate"), task_type(test_id, "report")
+    letters = [
+        dead_letter(irrigate, 0),
+        dead_letter(report, 1),
+        *(dead_letter(irrigate, n) for n in range(2, 5)),
+    ]
+    await send(postgres.dsn, tasks.dead_letter_queue, *letters)
+
+    purged = await farm_agent(
+        "queue", "dlq", "purge", "--config", str(path), "--queue", "tasks", "--type", irrigate,
+        "--limit", "3", "--yes", "--json",
+    )  # fmt: skip
+
+    assert purged.returncode == 0, purged.stderr
+    assert json.loads(purged.stdout) == {
+        "purged": 3,
+        "queue": tasks.dead_letter_queue,
+        "type": irrigate,
+    }
+    left = await queue_messages(postgres.dsn, tasks.dead_letter_queue)
+    assert [letter["id"] for letter in left] == [letters[1]["id"], letters[4]["id"]]
+
+
 def test_dlq_refuses_an_unknown_queue_or_a_type_where_there_is_none_naming_the_value(
     tasks_ready: AgentConfig, capsys: pytest.CaptureFixture[str]
 ) -> None:

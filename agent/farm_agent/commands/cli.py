@@ -200,6 +200,7 @@ def _add_queue_commands(
         help="only this message (repeatable)",
     )
     purge = dlq_action("purge", "delete every dead letter, or every one of --type (asks first)")
+    purge.add_argument("--limit", type=_positive, metavar="N", help="only the oldest N")
     purge.add_argument("--yes", action="store_true", help="do not ask for confirmation")
 
 

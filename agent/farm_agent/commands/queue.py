@@ -159,9 +159,9 @@ async def _purge(
 ) -> int:
     queue = config.backend.dead_letter_queue
     count = await dead_letter_count(connection, config.backend)
-    if not _confirmed(f"Delete all {count} dead letters in {queue}? [y/N] ", request, ask):
+    if not _confirmed(_purge_question(count, request.limit, "", queue), request, ask):
         return EXIT_FAILED
-    purged = await purge_dead_letters(connection, config.backend)
+    purged = await purge_dead_letters(connection, config.backend, request.limit)
     return _show(request, {"purged": purged, "queue": queue}, _render_purged)
 
 
@@ -192,16 +192,19 @@ async def _task_dead_letters(
     if request.action == "dlq purge":
         count = await count_dead_letters(connection, tasks, task_type)
         of_type = f" of type {task_type}" if task_type is not None else ""
-        if not _confirmed(
-            f"Delete all {count} dead letters{of_type} in {queue}? [y/N] ", request, ask
-        ):
+        if not _confirmed(_purge_question(count, request.limit, of_type, queue), request, ask):
             return EXIT_FAILED
-        purged = await purge_task_dead_letters(connection, tasks, task_type)
+        purged = await purge_task_dead_letters(connection, tasks, task_type, limit=request.limit)
         result = {"purged": purged, "queue": queue}
         if task_type is not None:
             result["type"] = task_type
         return _show(request, result, _render_purged)
     raise ValueError(f"unknown queue action {request.action!r}")
+
+
+def _purge_question(count: int, limit: int | None, of_type: str, queue: str) -> str:
+    which = f"all {count}" if limit is None or limit >= count else f"the oldest {limit} of {count}"
+    return f"Delete {which} dead letters{of_type} in {queue}? [y/N] "
 
 
 def _confirmed(question: str, request: QueueRequest, ask: Callable[[str], str]) -> bool:

@@ -143,9 +143,18 @@ async def dead_letter_count(connection: asyncpg.Connection, backend: BackendConf
     return int(count)
 
 
-async def purge_dead_letters(connection: asyncpg.Connection, backend: BackendConfig) -> int:
-    """Delete every dead letter; returns how many there were."""
-    purged = await connection.fetchval(
-        "SELECT pgmq.purge_queue($1::text)", backend.dead_letter_queue
-    )
+async def purge_dead_letters(
+    connection: asyncpg.Connection, backend: BackendConfig, limit: int | None = None
+) -> int:
+    """Delete every dead letter, or only the oldest `limit`; returns how many went."""
+    queue = backend.dead_letter_queue
+    if limit is None:
+        purged = await connection.fetchval("SELECT pgmq.purge_queue($1::text)", queue)
+    else:
+        purged = await connection.fetchval(
+            f"SELECT count(*) FROM pgmq.delete($1::text, ARRAY("
+            f"SELECT msg_id FROM {pgmq_table('q', queue)} ORDER BY msg_id LIMIT $2))",
+            queue,
+            limit,
+        )
     return int(purged)

@@ -202,14 +202,20 @@ async def purge_dead_letters(
     tasks: TasksConfig,
     task_type: str | None = None,
     batch_size: int = 1000,
+    limit: int | None = None,
 ) -> int:
-    """Delete the dead letters (of one type), `batch_size` per statement; returns how many."""
+    """Delete the dead letters (of one type; only the oldest `limit` if given),
+    `batch_size` per statement; returns how many went."""
     table = pgmq_table("q", tasks.dead_letter_queue)
     purged = 0
-    while True:
-        deleted = await connection.fetchval(
-            PURGE.format(table=table), task_type, batch_size, tasks.dead_letter_queue
+    while limit is None or purged < limit:
+        wanted = batch_size if limit is None else min(batch_size, limit - purged)
+        deleted = int(
+            await connection.fetchval(
+                PURGE.format(table=table), task_type, wanted, tasks.dead_letter_queue
+            )
         )
-        purged += int(deleted)
-        if deleted < batch_size:
-            return purged
+        purged += deleted
+        if deleted < wanted:
+            break
+    return purged
