@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import pytest
 
+from farm_agent.commands.cli import build_parser
 from tests.support.agent import TEST_SECRET, AgentProcess, farm_agent, write_config
 from tests.support.mqtt import publisher
 from tests.support.queues import (
@@ -263,6 +265,20 @@ async def test_purge_with_limit_deletes_only_the_oldest_n_and_says_so_first(
     assert [letter["key"] for letter in left] == ["k2", "k3", "k4"]
     assert refused.returncode == 2
     assert "--limit: must be 1 or more" in refused.stderr
+
+
+@pytest.mark.parametrize(
+    "command", [["peek"], ["dlq", "list"], ["dlq", "requeue"], ["dlq", "purge"]], ids=" ".join
+)
+@pytest.mark.parametrize("limit", ["0", "-3"])
+def test_every_queue_limit_must_be_1_or_more(
+    command: list[str], limit: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        build_parser().parse_args(["queue", *command, "--config", "agent.yaml", "--limit", limit])
+
+    assert exited.value.code == 2
+    assert "--limit: must be 1 or more" in capsys.readouterr().err
 
 
 async def test_queue_commands_fail_with_1_naming_the_cause_never_the_password(

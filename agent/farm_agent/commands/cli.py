@@ -151,7 +151,9 @@ def _add_queue_commands(
 
     action(actions, "stats", "depth and age of both queues, and the last hour of tasks")
     peek = action(actions, "peek", "show the oldest messages of the queue, leaving them there")
-    peek.add_argument("--limit", type=int, default=10, metavar="N", help="how many (default 10)")
+    peek.add_argument(
+        "--limit", type=_positive, default=10, metavar="N", help="how many (default 10)"
+    )
     dlq = actions.add_parser(
         "dlq",
         help="a dead-letter queue (the relay's, or with --queue tasks the tasks'): "
@@ -177,13 +179,15 @@ def _add_queue_commands(
         return sub
 
     listing = dlq_action("list", "show the oldest dead letters with their reasons")
-    listing.add_argument("--limit", type=int, default=10, metavar="N", help="how many (default 10)")
+    listing.add_argument(
+        "--limit", type=_positive, default=10, metavar="N", help="how many (default 10)"
+    )
     requeue = dlq_action(
         "requeue",
         "move dead letters back to their queue, envelope kept, `requeued` counted up "
         "(a task to its priority's queue, attempts afresh)",
     )
-    requeue.add_argument("--limit", type=int, metavar="N", help="only the oldest N")
+    requeue.add_argument("--limit", type=_positive, metavar="N", help="only the oldest N")
     requeue.add_argument(
         "--batch-size",
         type=_positive,
