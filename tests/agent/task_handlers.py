@@ -90,3 +90,10 @@ async def async_sleepy(task: Task) -> None:
     if task.attempt == 1:
         await asyncio.sleep(task.payload["seconds"])
     await note(task, "done")
+
+
+async def times_out_on_its_own(task: Task) -> None:
+    """Raises a TimeoutError of its own, well within the task's timeout."""
+    await note(task, "started")
+    async with asyncio.timeout(0.01):
+        await asyncio.sleep(5)

@@ -16,6 +16,7 @@ from farm_agent import histogram
 from farm_agent.config import ConfigError, parse_config
 from farm_agent.tasks.envelope import Delivery, dead_letter_body, read_reading, read_task
 from farm_agent.tasks.fairness import FairOrder
+from farm_agent.tasks.metrics import TaskMetrics
 from farm_agent.tasks.task import Task
 from farm_agent.tasks.worker import backoff_s
 from tools.services import Postgres
@@ -211,3 +212,27 @@ async def test_database_puts_latencies_in_the_same_buckets_as_python(postgres: P
         await connection.close()
 
     assert [row["bucket"] for row in found] == [histogram.bucket_of(v) for v in values]
+
+
+def test_worker_metrics_count_outcomes_and_put_durations_in_their_le_bucket() -> None:
+    metrics = TaskMetrics()
+    for duration_s in (0.001, 0.25, 0.2500001, 5000.0):
+        metrics.settled("feed", "succeeded", duration_s)
+    metrics.settled("feed", "retried", None)
+
+    def sample(name: str, **labels: str) -> float | None:
+        return metrics.registry.get_sample_value(name, labels)
+
+    assert sample("farm_agent_tasks_total", type="feed", outcome="succeeded") == 4
+    assert sample("farm_agent_tasks_total", type="feed", outcome="retried") == 1
+    bucket = "farm_agent_task_duration_seconds_bucket"
+    assert sample(bucket, type="feed", le="0.005") == 1
+    # A duration equal to a bound counts in that bound's bucket (le: less or equal).
+    assert sample(bucket, type="feed", le="0.25") == 2
+    assert sample(bucket, type="feed", le="0.5") == 3
+    assert sample(bucket, type="feed", le="1800.0") == 3
+    assert sample(bucket, type="feed", le="+Inf") == 4
+    assert sample("farm_agent_task_duration_seconds_count", type="feed") == 4
+    assert sample("farm_agent_task_duration_seconds_sum", type="feed") == pytest.approx(
+        5000.5010001
+    )

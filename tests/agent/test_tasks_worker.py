@@ -216,6 +216,32 @@ async def test_async_handler_past_its_timeout_is_cancelled_and_retried(
     assert [run["event"] for run in await runs_of(postgres.dsn, sleepy)] == ["started"]
 
 
+async def test_a_handler_s_own_timeout_error_is_a_failure_not_the_task_timeout(
+    make_config: ConfigMaker, postgres: Postgres, test_id: str
+) -> None:
+    impatient = task_type(test_id, "impatient")
+    config = parse_config(
+        make_config(
+            tasks=tasks_section(
+                test_id,
+                {impatient: "times_out_on_its_own"},
+                timeouts={impatient: 30},
+                max_attempts=1,
+            )
+        )
+    )
+    await submit(postgres.dsn, impatient, {}, queue=config.tasks.queue)
+
+    async with running_worker(config):
+        [letter] = await wait_until(
+            lambda: queue_messages(postgres.dsn, config.tasks.dead_letter_queue), "a dead letter"
+        )
+
+    # The handler's own error, not "ran longer than 30 s": its timeout never came.
+    assert letter["error"] == "TimeoutError"
+    assert letter["attempts"] == 1
+
+
 async def _figures(postgres: Postgres, config: AgentConfig) -> TaskHealth:
     connection = await asyncpg.connect(postgres.dsn)
     try:

@@ -28,7 +28,9 @@ NOT_A_TASK = "(invalid)"
 MAX_ID_LENGTH = 200
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: a frozen dataclass sets each field through object.__setattr__, and the
+# worker makes one per task.
+@dataclass(slots=True)
 class Delivery:
     """One message read from a queue: the task in it, or why it is none, and when it started."""
 

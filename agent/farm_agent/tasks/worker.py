@@ -47,6 +47,9 @@ MAX_ERROR_LENGTH = 1000
 EAGER_START = sys.version_info >= (3, 12)
 
 
+_SUCCESS = Outcome(SUCCEEDED)
+
+
 class TaskTimeoutError(TimeoutError):
     """A handler ran longer than its type's timeout."""
 
@@ -90,6 +93,8 @@ class Worker:
         self._occupied = 0
         self._slot_freed = asyncio.Event()
         self._running: set[asyncio.Task[None]] = set()
+        # Handlers cancelled because they ran past their timeout.
+        self._overran: set[asyncio.Task[None]] = set()
 
     @property
     def running(self) -> int:
@@ -209,9 +214,22 @@ class Worker:
         self._occupied += 1
         self.settler.hold(delivery)
         running = _start_task(self._handle(delivery))
-        if not running.done():
-            self._running.add(running)
-            running.add_done_callback(self._running.discard)
+        if running.done():
+            return
+        self._running.add(running)
+        running.add_done_callback(self._running.discard)
+        task = delivery.task
+        if task is not None:
+            # The handler's timeout, armed only for a handler that waits: one that finishes
+            # in its first step (eagerly started, Python 3.12+) costs no timer.
+            loop = asyncio.get_running_loop()
+            timer = loop.call_later(self.tasks.timeout_for(task.type), self._overrun, running)
+            running.add_done_callback(lambda _: timer.cancel())
+
+    def _overrun(self, running: asyncio.Task[None]) -> None:
+        self._overran.add(running)
+        running.add_done_callback(self._overran.discard)
+        running.cancel()
 
     async def _handle(self, delivery: Delivery) -> None:
         started = time.monotonic()
@@ -267,32 +285,27 @@ class Worker:
                 exc_info=err,
             )
             return Outcome(RETRIED, delay_s=delay_s)
-        return Outcome(SUCCEEDED)
+        return _SUCCESS
 
     async def _run_handler(self, handler: Handler, task: Task) -> None:
-        timeout_s = self.tasks.timeout_for(task.type)
-        if handler.is_async:
-            budget = asyncio.timeout(timeout_s)
-            try:
-                async with budget:
-                    await handler.function(task)
-            except TimeoutError:
-                if budget.expired():
-                    raise _overran(task, timeout_s) from None
-                raise
-            return
-        thread = start_on_thread(handler, task)
-        budget = asyncio.timeout(timeout_s)
+        thread = None
         try:
-            async with budget:
+            if handler.is_async:
+                await handler.function(task)
+            else:
+                thread = start_on_thread(handler, task)
                 await asyncio.shield(thread)
-        except TimeoutError:
-            if not budget.expired():
+        except asyncio.CancelledError:
+            running = asyncio.current_task()
+            if running is None or running not in self._overran:
                 raise
-            # The thread cannot be stopped: it keeps a slot until it returns.
-            self._occupied += 1
-            thread.add_done_callback(self._free_slot)
-            raise _overran(task, timeout_s) from None
+            # Cancelled by the handler's timer (see _start), not by the stop.
+            running.uncancel()
+            if thread is not None:
+                # The thread cannot be stopped: it keeps a slot until it returns.
+                self._occupied += 1
+                thread.add_done_callback(self._free_slot)
+            raise _overran(task, self.tasks.timeout_for(task.type)) from None
 
     def _dead_letter(
         self,
