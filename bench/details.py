@@ -448,5 +448,8 @@ def method(doc: Document) -> None:
         "- The task worker runs as `python -m farm_agent work --config …` with a no-op "
         "handler (`bench/tasks.py`); the bare loop is a few lines of asyncpg in its own "
         "process.",
+        "- CPU of the relays, the worker, the bare loop, Mosquitto and PgBouncer: each "
+        "process's CPU clock (nanoseconds, every thread); of PostgreSQL with its backends: "
+        "/proc's 10 ms clock ticks, reaped backends included.",
         "- MB = 10⁶ bytes.",
     )
