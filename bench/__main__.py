@@ -25,6 +25,7 @@ from rich.progress import (
 )
 
 from bench import home_assistant, machine, report, settings
+from bench.layout import byte_compile
 from bench.relay import RelayBench
 from bench.tasks import TaskBench
 
@@ -37,6 +38,7 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 def main() -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     config = settings.load()
+    byte_compile()
     console = Console(stderr=True)
     started = time.monotonic()
     folder = Path(tempfile.mkdtemp(prefix="farm-bench-"))

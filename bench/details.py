@@ -451,5 +451,8 @@ def method(doc: Document) -> None:
         "- CPU of the relays, the worker, the bare loop, Mosquitto and PgBouncer: each "
         "process's CPU clock (nanoseconds, every thread); of PostgreSQL with its backends: "
         "/proc's 10 ms clock ticks, reaped backends included.",
+        "- The agent's and the baselines' modules are byte-compiled first (`compileall`), as "
+        "`pip install` does: this machine sets PYTHONDONTWRITEBYTECODE, which would make each "
+        "start compile every module from source (slower, and ~0.6 MB more RSS).",
         "- MB = 10⁶ bytes.",
     )

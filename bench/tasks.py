@@ -31,7 +31,7 @@ from rich.progress import Progress, TaskID
 
 from bench import machine, settings
 from bench.cpu import CpuMeter, add_others, find_processes, others_share
-from bench.layout import REPO
+from bench.layout import REPO, byte_compile
 from bench.settings import TaskSettings
 from farm_agent.tasks import Task, submit_many, task_request
 from tools.services import Services
@@ -216,6 +216,7 @@ def main() -> int:
     from bench import report  # noqa: PLC0415 - report imports this module
 
     config = settings.load()
+    byte_compile()
     started = time.monotonic()
     stamp = machine.stamp()
     results = TaskBench(config.tasks).run()

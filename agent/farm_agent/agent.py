@@ -11,9 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from prometheus_client import CollectorRegistry
-
-from farm_agent.build import register_build_info
+from farm_agent.build import add_build_info
 from farm_agent.config import AgentConfig
 from farm_agent.health.metrics import ProbeMetrics
 from farm_agent.health.probes import Prober
@@ -21,6 +19,7 @@ from farm_agent.health.publishing import HealthPublisher, last_will
 from farm_agent.health.slo_metrics import SloMetrics
 from farm_agent.health.slo_tracker import SloTracker
 from farm_agent.http import HttpEndpoint, agent_endpoint
+from farm_agent.metrics import Metrics
 from farm_agent.mqtt import MqttLink
 from farm_agent.relay import Relay, RelayMetrics, open_spool
 
@@ -41,11 +40,11 @@ class Agent:
 
     def __init__(self, config: AgentConfig) -> None:
         self.config = config
-        self.registry = CollectorRegistry(auto_describe=True)
-        self.relay_metrics = RelayMetrics(self.registry)
-        self.probe_metrics = ProbeMetrics(self.registry)
-        self.slo_metrics = SloMetrics(self.registry)
-        register_build_info(self.registry)
+        self.metrics = Metrics()
+        self.relay_metrics = RelayMetrics(self.metrics)
+        self.probe_metrics = ProbeMetrics(self.metrics)
+        self.slo_metrics = SloMetrics(self.metrics)
+        add_build_info(self.metrics)
         self.link: MqttLink | None = None
         self.relay: Relay | None = None
         self.http: HttpEndpoint | None = None
@@ -73,7 +72,7 @@ class Agent:
         publisher = HealthPublisher(config, link, prober, relay, self.probe_metrics, slo=slo)
         prober.report_route_verdicts_to(relay.probed)
         if config.http is not None:
-            self.http = agent_endpoint(self.registry, self.readiness, publisher.health_text)
+            self.http = agent_endpoint(self.metrics, self.readiness, publisher.health_text)
             await self.http.start(config.http.host, config.http.port)
             _LOGGER.info("http endpoint on http://%s:%s/", config.http.host, self.http.port)
         link.start()

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Info
-
 from farm_agent import __version__
+from farm_agent.metrics import Metrics
 
 
-def register_build_info(registry: CollectorRegistry) -> None:
-    """`farm_agent_build_info{version="…"} 1` in `registry`."""
-    Info("farm_agent_build", "The version of the running farm-agent", registry=registry).info(
-        {"version": __version__}
-    )
+def add_build_info(metrics: Metrics) -> None:
+    """`farm_agent_build_info{version="…"} 1` in `metrics`."""
+    version = {"version": __version__}
+    metrics.info("farm_agent_build", "The version of the running farm-agent", version)

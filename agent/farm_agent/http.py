@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from farm_agent.metrics import Metrics
 
 REQUEST_TIMEOUT_S = 10.0
 MAX_HEAD_BYTES = 8192
@@ -61,11 +61,11 @@ class HttpEndpoint:
 
     def __init__(
         self,
-        registry: CollectorRegistry,
+        metrics: Metrics,
         readiness: ReadinessCheck,
         problems: Mapping[str, str] | None = None,
     ) -> None:
-        self._registry = registry
+        self._metrics = metrics
         self._readiness = readiness
         self._problems = problems
         self._pages: dict[str, Page] = {}
@@ -139,7 +139,8 @@ class HttpEndpoint:
         return json_reply(body, 200 if ready else 503)
 
     def _metrics_page(self) -> Reply:
-        return Reply(200, generate_latest(self._registry), CONTENT_TYPE_LATEST)
+        body, content_type = self._metrics.render()
+        return Reply(200, body, content_type)
 
 
 def _encode(reply: Reply, *, with_body: bool) -> bytes:
@@ -154,10 +155,10 @@ def _encode(reply: Reply, *, with_body: bool) -> bytes:
 
 
 def agent_endpoint(
-    registry: CollectorRegistry, readiness: ReadinessCheck, health: HealthReport
+    metrics: Metrics, readiness: ReadinessCheck, health: HealthReport
 ) -> HttpEndpoint:
     """The running agent's endpoint: the three pages, and /health."""
-    endpoint = HttpEndpoint(registry, readiness, AGENT_PROBLEMS)
+    endpoint = HttpEndpoint(metrics, readiness, AGENT_PROBLEMS)
 
     def health_report() -> Reply:
         report = health()

@@ -9,48 +9,62 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from farm_agent import __version__
 from tests.support.agent import REPO, SEEN_OUTPUT, write_config
+from tests.support.metrics import metric_value
 from tools.services import free_port
 
 ConfigMaker = Callable[..., dict[str, Any]]
 # Libraries the daemon has no use for unless its configuration asks: the console
 # tables of the commands that print, the HTTP client of the HTTP probes, the plots
 # of the weekly review.
-NOT_FOR_THE_DAEMON = ("rich", "aiohttp", "yarl", "multidict", "matplotlib")
+# prometheus_client too, until /metrics is read: many farms never scrape it.
+NOT_FOR_THE_DAEMON = ("rich", "aiohttp", "yarl", "multidict", "matplotlib", "prometheus_client")
 
-# `farm-agent run` in this process: stopped (SIGTERM, as systemd does) once it is
-# ready; then which of those libraries it had loaded.
+# `farm-agent run` in this process: which of those libraries it had loaded once
+# ready, then after one scrape of /metrics; then stopped (SIGTERM, as systemd does).
 RUN_UNTIL_READY = """
 import http.client, json, os, signal, sys, threading, time
 
 from farm_agent.commands.cli import main
 
 port, config_path, unwanted = int(sys.argv[1]), sys.argv[2], sys.argv[3].split(",")
-seen_ready = []
+seen = {"ready": False}
+
+
+def loaded() -> list[str]:
+    return sorted(name for name in unwanted if name in sys.modules)
+
+
+def get(path: str) -> tuple[int, str]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+    connection.request("GET", path)
+    response = connection.getresponse()
+    return response.status, response.read().decode()
 
 
 def stop_once_ready() -> None:
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not seen_ready:
+    while time.monotonic() < deadline and not seen["ready"]:
         try:
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            connection.request("GET", "/readyz")
-            if connection.getresponse().status == 200:
-                seen_ready.append(True)
+            seen["ready"] = get("/readyz")[0] == 200
         except OSError:
             pass
         time.sleep(0.1)
+    seen["loaded"] = loaded()
+    if seen["ready"]:
+        seen["metrics"] = get("/metrics")
+        seen["loaded_after_scrape"] = loaded()
     os.kill(os.getpid(), signal.SIGTERM)
 
 
 threading.Thread(target=stop_once_ready, daemon=True).start()
-code = main(["run", "--config", config_path])
-loaded = sorted(name for name in unwanted if name in sys.modules)
-print(json.dumps({"exit": code, "ready": bool(seen_ready), "loaded": loaded}))
+seen["exit"] = main(["run", "--config", config_path])
+print(json.dumps(seen))
 """
 
 
-def test_an_agent_without_http_probes_never_loads_an_http_client_console_tables_or_plots(
+def test_an_agent_without_http_probes_loads_no_http_client_and_prometheus_only_when_scraped(
     make_config: ConfigMaker, tmp_path: Path
 ) -> None:
     port = free_port()
@@ -70,4 +84,13 @@ def test_an_agent_without_http_probes_never_loads_an_http_client_console_tables_
 
     assert finished.returncode == 0, finished.stderr[-3000:]
     outcome = json.loads(finished.stdout.strip().splitlines()[-1])
-    assert outcome == {"exit": 0, "ready": True, "loaded": []}, finished.stderr[-3000:]
+    assert outcome["exit"] == 0, finished.stderr[-3000:]
+    assert outcome["ready"] is True, finished.stderr[-3000:]
+    assert outcome["loaded"] == []
+    # The first scrape loads prometheus_client, and the page has the agent's figures.
+    status, page = outcome["metrics"]
+    assert status == 200
+    assert metric_value(page, "farm_agent_build_info", version=__version__) == 1
+    assert metric_value(page, "farm_agent_backend_route", route="none") in (0, 1)
+    assert metric_value(page, "farm_agent_readings_received_total") == 0
+    assert outcome["loaded_after_scrape"] == ["prometheus_client"]

@@ -6,16 +6,16 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
-from prometheus_client import CollectorRegistry, Counter
 
 from farm_agent.http import HttpEndpoint, agent_endpoint
+from farm_agent.metrics import Metrics
 
 
 @pytest.fixture
 async def endpoint() -> AsyncIterator[HttpEndpoint]:
-    registry = CollectorRegistry()
-    Counter("farm_agent_test_things", "things", registry=registry).inc(3)
-    served = agent_endpoint(registry, lambda: {"mqtt_connected": False}, lambda: '{"status":"ok"}')
+    metrics = Metrics()
+    metrics.counter("farm_agent_test_things", "things").inc(3)
+    served = agent_endpoint(metrics, lambda: {"mqtt_connected": False}, lambda: '{"status":"ok"}')
     await served.start("127.0.0.1", 0)
     yield served
     await served.stop()

@@ -19,6 +19,7 @@ from farm_agent.tasks.fairness import FairOrder
 from farm_agent.tasks.metrics import TaskMetrics
 from farm_agent.tasks.task import Task
 from farm_agent.tasks.worker import backoff_s
+from tests.support.metrics import sample as metric_sample
 from tools.services import Postgres
 
 BACKEND = {"direct_dsn": "postgresql://farm@db.example/farm"}
@@ -220,8 +221,10 @@ def test_worker_metrics_count_outcomes_and_put_durations_in_their_le_bucket() ->
         metrics.settled("feed", "succeeded", duration_s)
     metrics.settled("feed", "retried", None)
 
+    page = metrics.metrics.render()[0].decode()
+
     def sample(name: str, **labels: str) -> float | None:
-        return metrics.registry.get_sample_value(name, labels)
+        return metric_sample(page, name, **labels)
 
     assert sample("farm_agent_tasks_total", type="feed", outcome="succeeded") == 4
     assert sample("farm_agent_tasks_total", type="feed", outcome="retried") == 1

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import math
 
-from prometheus_client import CollectorRegistry, Gauge, Histogram
-
 from farm_agent.health.status import HealthStatus
+from farm_agent.metrics import Metrics
 from farm_agent.tasks import TaskHealth, TaskQueueGauges
 
 # Probes answer in milliseconds when healthy; the top buckets catch a struggling backend.
@@ -21,57 +20,49 @@ def _known(value: float | None) -> float:
 class ProbeMetrics:
     """What the probes found, on /metrics next to the relay's counters."""
 
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.latency = Histogram(
+    def __init__(self, metrics: Metrics) -> None:
+        self.latency = metrics.labelled_histogram(
             "farm_agent_probe_latency_seconds",
             "Latency of each probe that answered",
             ["probe", "kind"],
-            buckets=PROBE_BUCKETS,
-            registry=registry,
+            PROBE_BUCKETS,
         )
-        self.up = Gauge(
+        self.up = metrics.labelled_gauge(
             "farm_agent_probe_up",
             "1 if the probe passed, else 0",
             ["probe", "kind"],
-            registry=registry,
         )
-        self.queue_depth = Gauge(
+        self.queue_depth = metrics.labelled_gauge(
             "farm_agent_queue_depth",
             "Messages in the queue (role main) and the dead-letter queue (role dead_letter)",
             ["queue", "role"],
-            registry=registry,
         )
-        self.queue_oldest_age = Gauge(
+        self.queue_oldest_age = metrics.labelled_gauge(
             "farm_agent_queue_oldest_age_seconds",
             "Age of the oldest message in the queue",
             ["queue", "role"],
-            registry=registry,
         )
-        self.processing_p95 = Gauge(
+        self.processing_p95 = metrics.gauge(
             "farm_agent_task_processing_p95_seconds",
             "p95 of task processing, enqueued to done, over the last hour "
             "(the task workers' figures, else the relay queue's archive)",
-            registry=registry,
         )
-        self.task_success = Gauge(
+        self.task_success = metrics.gauge(
             "farm_agent_task_success_ratio",
             "Tasks done / (done + dead-lettered) over the last hour "
             "(the task workers' figures, else the relay queue's archive)",
-            registry=registry,
         )
         # The same names and meaning as on the worker's own /metrics (farm-agent work).
-        self.task_queues = TaskQueueGauges(registry)
-        self.cache_hit_ratio = Gauge(
+        self.task_queues = TaskQueueGauges(metrics)
+        self.cache_hit_ratio = metrics.labelled_gauge(
             "farm_agent_http_cache_hit_ratio",
             "Share of the last 20 probes the cache said it answered",
             ["probe"],
-            registry=registry,
         )
-        self.status = Gauge(
+        self.status = metrics.labelled_gauge(
             "farm_agent_health_status",
             "1 for the agent's health status now (ok, degraded or down)",
             ["status"],
-            registry=registry,
         )
 
     def record_probe(self, probe: str, kind: str, ok: bool, latency_ms: float | None) -> None:

@@ -5,32 +5,28 @@ from __future__ import annotations
 import math
 from fractions import Fraction
 
-from prometheus_client import CollectorRegistry, Gauge
-
 from farm_agent.health.slo import WINDOW_MINUTES, SloReport
+from farm_agent.metrics import Metrics
 
 
 class SloMetrics:
     """Each objective's figures, labelled by objective (and window); NaN while unknown."""
 
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.sli = Gauge(
+    def __init__(self, metrics: Metrics) -> None:
+        self.sli = metrics.labelled_gauge(
             "farm_agent_slo_sli_ratio",
             "Share of the objective's events that were good over its window (the SLI)",
             ["objective"],
-            registry=registry,
         )
-        self.budget_remaining = Gauge(
+        self.budget_remaining = metrics.labelled_gauge(
             "farm_agent_slo_budget_remaining_ratio",
             "Error budget left over the window: 1 untouched, 0 spent, below 0 overspent",
             ["objective"],
-            registry=registry,
         )
-        self.burn_rate = Gauge(
+        self.burn_rate = metrics.labelled_gauge(
             "farm_agent_slo_burn_rate",
             "Error rate over the window (5m, 30m, 1h, 6h) divided by the budgeted error rate",
             ["objective", "window"],
-            registry=registry,
         )
 
     def record(self, report: SloReport) -> None:

@@ -1,4 +1,4 @@
-"""The relay's figures: Prometheus metrics for /metrics, and the totals the health report shows.
+"""The relay's figures: metrics for /metrics, and the totals the health report shows.
 
 Each stage records through one method here, which moves the Prometheus figure and the
 total the relay's snapshot reads together (per batch, never per reading).
@@ -11,9 +11,8 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-
 from farm_agent.database import Route
+from farm_agent.metrics import Histogram, Metrics
 
 # From publish to commit: most readings take milliseconds, a backlog drains in minutes.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800)
@@ -55,8 +54,7 @@ class LatencyWindow:
 
     def observe(self, seconds: float, count: int = 1) -> None:
         """`count` readings relayed now, each after `seconds`."""
-        for _ in range(count):
-            self.histogram.observe(seconds)
+        self.histogram.observe(seconds, count)
         self._runs.append((time.monotonic(), seconds, count))
         self._readings += count
         while self._readings - self._runs[0][2] >= WINDOW_SIZE:
@@ -91,79 +89,64 @@ def _nearest_rank(ordered: list[tuple[float, int]], share: float) -> float:
 
 
 class RelayMetrics:
-    """Counters and gauges of one agent, in a registry of its own (several agents per test)."""
+    """Counters and gauges of one agent, in its `Metrics` (several agents run per test)."""
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        self.registry = registry or CollectorRegistry(auto_describe=True)
-        registry = self.registry
+    def __init__(self, metrics: Metrics | None = None) -> None:
+        self.metrics = metrics = metrics or Metrics()
         self.received_total = 0
         self.relayed_total = 0
         self.dead_lettered_total = 0
-        self.received = Counter(
-            "farm_agent_readings_received", "Readings committed to the spool", registry=registry
+        self.received = metrics.counter(
+            "farm_agent_readings_received", "Readings committed to the spool"
         )
-        self.relayed = Counter(
-            "farm_agent_readings_relayed", "Readings committed to the queue", registry=registry
+        self.relayed = metrics.counter(
+            "farm_agent_readings_relayed", "Readings committed to the queue"
         )
-        self.dead_lettered = Counter(
-            "farm_agent_readings_dead_lettered",
-            "Readings sent to the dead-letter queue",
-            registry=registry,
+        self.dead_lettered = metrics.counter(
+            "farm_agent_readings_dead_lettered", "Readings sent to the dead-letter queue"
         )
-        self.redeliveries = Counter(
+        self.redeliveries = metrics.counter(
             "farm_agent_mqtt_redeliveries",
             "Broker redeliveries (DUP) of readings already on disk, not stored twice",
-            registry=registry,
         )
-        self.duplicates_suppressed = Counter(
+        self.duplicates_suppressed = metrics.counter(
             "farm_agent_duplicates_suppressed",
             "Readings resent after a crash that their key space's mark showed already queued",
-            registry=registry,
         )
-        self.batches_failed = Counter(
-            "farm_agent_batches_failed",
-            "Batches that failed and will be retried",
-            registry=registry,
+        self.batches_failed = metrics.counter(
+            "farm_agent_batches_failed", "Batches that failed and will be retried"
         )
-        self.spool_depth = Gauge(
-            "farm_agent_spool_depth",
-            "Readings on local disk waiting for the queue",
-            registry=registry,
+        self.spool_depth = metrics.gauge(
+            "farm_agent_spool_depth", "Readings on local disk waiting for the queue"
         )
-        self.backpressure = Gauge(
+        self.backpressure = metrics.gauge(
             "farm_agent_spool_backpressure",
             "1 while the spool is full and MQTT messages are left unacknowledged",
-            registry=registry,
         )
-        self.spool_disk_full = Gauge(
+        self.spool_disk_full = metrics.gauge(
             "farm_agent_spool_disk_full",
             "1 while the spool's disk has no room: MQTT messages are left unacknowledged",
-            registry=registry,
         )
-        self.route = Gauge(
+        self.route = metrics.labelled_gauge(
             "farm_agent_backend_route",
             "1 for the route the relay uses now (pooler, direct or none)",
             ["route"],
-            registry=registry,
         )
-        self.fallbacks = Counter(
-            "farm_agent_backend_fallbacks",
-            "Switches from the pooler to the direct connection",
-            registry=registry,
+        self.fallbacks = metrics.counter(
+            "farm_agent_backend_fallbacks", "Switches from the pooler to the direct connection"
         )
         self.relay_latency = LatencyWindow(
-            Histogram(
+            metrics.histogram(
                 "farm_agent_relay_latency_seconds",
                 "Time from MQTT arrival to queue commit",
-                buckets=LATENCY_BUCKETS,
-                registry=registry,
+                LATENCY_BUCKETS,
             )
         )
         self.set_route(Route.NONE)
 
     def set_route(self, active: Route) -> None:
         for route in Route:
-            self.route.labels(route=route).set(1 if route == active else 0)
+            self.route.labels(route).set(1 if route == active else 0)
 
     def spooled(self, stored: int, redelivered: int, depth: int) -> None:
         """Readings committed to the spool (`redelivered` more recognised as redeliveries)."""

@@ -25,7 +25,7 @@ async def serve(config: AgentConfig, handlers: dict[str, Handler], stop: asyncio
     listen = config.tasks.listen
     if listen is not None:
         # Ready while the database answers.
-        endpoint = HttpEndpoint(metrics.registry, lambda: {"database": worker.database.ok})
+        endpoint = HttpEndpoint(metrics.metrics, lambda: {"database": worker.database.ok})
         await endpoint.start(listen.host, listen.port)
         _LOGGER.info("http endpoint on http://%s:%s/", listen.host, endpoint.port)
     try:
