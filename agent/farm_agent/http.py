@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
 
@@ -39,7 +39,8 @@ class Reply:
 
 ReadinessCheck = Callable[[], dict[str, bool]]
 HealthReport = Callable[[], str | None]
-Page = Callable[[], Reply]
+# A page answers at once, or awaits first (e.g. /metrics loading its renderer off the loop).
+Page = Callable[[], Reply | Awaitable[Reply]]
 # What a failing readiness check of the running agent means, in the words of its health report.
 AGENT_PROBLEMS = {
     "mqtt_connected": "MQTT broker not connected",
@@ -99,7 +100,7 @@ class HttpEndpoint:
         try:
             async with asyncio.timeout(REQUEST_TIMEOUT_S):
                 head = await reader.readuntil(b"\r\n\r\n")
-                method, reply = self._answer(head)
+                method, reply = await self._answer(head)
                 writer.write(_encode(reply, with_body=method != "HEAD"))
                 await writer.drain()
         except (
@@ -115,7 +116,7 @@ class HttpEndpoint:
             with contextlib.suppress(ConnectionError, TimeoutError):
                 await writer.wait_closed()
 
-    def _answer(self, head: bytes) -> tuple[str, Reply]:
+    async def _answer(self, head: bytes) -> tuple[str, Reply]:
         """The request's method and the reply to it."""
         request_line = head.split(b"\r\n", 1)[0].decode("latin-1").split()
         if len(request_line) != 3 or not request_line[2].startswith("HTTP/1."):
@@ -126,7 +127,8 @@ class HttpEndpoint:
             return method, Reply(404, b"404: Not Found\n")
         if method not in ("GET", "HEAD"):
             return method, Reply(405, b"405: Method Not Allowed\n")
-        return method, page()
+        reply = page()
+        return method, reply if isinstance(reply, Reply) else await reply
 
     def _readyz(self) -> Reply:
         checks = self._readiness()
@@ -138,7 +140,8 @@ class HttpEndpoint:
             ]
         return json_reply(body, 200 if ready else 503)
 
-    def _metrics_page(self) -> Reply:
+    async def _metrics_page(self) -> Reply:
+        await self._metrics.load_renderer()
         body, content_type = self._metrics.render()
         return Reply(200, body, content_type)
 

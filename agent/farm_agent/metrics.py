@@ -2,8 +2,8 @@
 
 prometheus_client's package loads its whole HTTP exposition on import (http.server,
 wsgiref, urllib.request, gzip): about 1.5 MB that a daemon on a Raspberry Pi carried
-for nothing on the many farms that never scrape /metrics. It is imported on the first
-scrape (`render`) and does the text format as before; here a count is an addition,
+for nothing on the many farms that never scrape /metrics. It is imported (on a thread)
+at the first scrape and does the text format as before; here a count is an addition,
 where a prometheus_client metric takes a lock per update.
 
 Every figure moves on the event loop's thread, as do the scrapes: nothing here locks.
@@ -11,11 +11,16 @@ Every figure moves on the event loop's thread, as do the scrapes: nothing here l
 
 from __future__ import annotations
 
+import asyncio
+import importlib
+import sys
 import time
 from bisect import bisect_left
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
+
+_RENDERER = "farm_agent.exposition"
 
 
 class Counter:
@@ -154,6 +159,16 @@ class Metrics:
 
     def families(self) -> Iterator[Family]:
         return iter(list(self._families.values()))
+
+    @staticmethod
+    async def load_renderer() -> None:
+        """Import prometheus_client on a thread, once, before the first render.
+
+        Its imports take a tenth of a second, more on a Pi: on the event loop they would
+        hold up the relay at the first scrape.
+        """
+        if _RENDERER not in sys.modules:
+            await asyncio.to_thread(importlib.import_module, _RENDERER)
 
     def render(self) -> tuple[bytes, str]:
         """The Prometheus text format and its content type (loads prometheus_client)."""
