@@ -172,9 +172,13 @@ async def test_plain_handler_runs_on_a_thread_and_one_past_its_timeout_is_retrie
     make_config: ConfigMaker, postgres: Postgres, test_id: str
 ) -> None:
     sleepy = task_type(test_id, "sleepy")
-    config = parse_config(
-        make_config(tasks=tasks_section(test_id, {sleepy: "plain_sleepy"}, timeouts={sleepy: 0.5}))
+    # A lease far longer than the retry's 1 s backoff: on a loaded machine a retry's
+    # commit that came after a 3 s lease expired let the reader see the task again while
+    # still held (skipped, but counted as an attempt), and the retry ran as attempt 3.
+    section = tasks_section(
+        test_id, {sleepy: "plain_sleepy"}, timeouts={sleepy: 0.5}, visibility_timeout_s=10
     )
+    config = parse_config(make_config(tasks=section))
     task_id = await submit(postgres.dsn, sleepy, {"seconds": 10}, queue=config.tasks.queue)
 
     async with running_worker(config) as worker:
