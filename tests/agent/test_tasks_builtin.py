@@ -153,7 +153,13 @@ async def test_notification_while_the_broker_is_unreachable_is_retried_then_dead
 ) -> None:
     port = free_port()
     config = parse_config(
-        make_config(mqtt_port=port, tasks=tasks_section(test_id, {}, max_attempts=2))
+        # A lease far longer than the 1 s backoff: a retry committed after a short lease
+        # expired (a loaded machine) made the reader skip a re-read it still held, which
+        # PGMQ counted as an attempt (see the plain-handler timeout test).
+        make_config(
+            mqtt_port=port,
+            tasks=tasks_section(test_id, {}, max_attempts=2, visibility_timeout_s=10),
+        )
     )
     await submit(postgres.dsn, "send_notification", {"message": "hi"}, queue=config.tasks.queue)
 
