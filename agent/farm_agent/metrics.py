@@ -117,48 +117,36 @@ class Metrics:
         self._families: dict[str, Family] = {}
 
     def counter(self, name: str, documentation: str) -> Counter:
-        counter = Counter()
-        self._add(Family(name, documentation, "counter", (), {(): counter}))
-        return counter
+        return self._single(name, documentation, "counter", Counter())
 
     def gauge(self, name: str, documentation: str) -> Gauge:
-        gauge = Gauge()
-        self._add(Family(name, documentation, "gauge", (), {(): gauge}))
-        return gauge
+        return self._single(name, documentation, "gauge", Gauge())
 
     def histogram(self, name: str, documentation: str, buckets: Sequence[float]) -> Histogram:
-        histogram = Histogram(_bounds(name, buckets))
-        self._add(Family(name, documentation, "histogram", (), {(): histogram}))
-        return histogram
+        return self._single(name, documentation, "histogram", Histogram(_bounds(name, buckets)))
 
     def labelled_counter(
         self, name: str, documentation: str, labels: Sequence[str]
     ) -> Labelled[Counter]:
-        labelled = Labelled(tuple(labels), Counter)
-        self._add(Family(name, documentation, "counter", labelled.label_names, labelled.children))
-        return labelled
+        return self._labelled(name, documentation, "counter", labels, Counter)
 
     def labelled_gauge(
         self, name: str, documentation: str, labels: Sequence[str]
     ) -> Labelled[Gauge]:
-        labelled = Labelled(tuple(labels), Gauge)
-        self._add(Family(name, documentation, "gauge", labelled.label_names, labelled.children))
-        return labelled
+        return self._labelled(name, documentation, "gauge", labels, Gauge)
 
     def labelled_histogram(
         self, name: str, documentation: str, labels: Sequence[str], buckets: Sequence[float]
     ) -> Labelled[Histogram]:
         bounds = _bounds(name, buckets)
-        labelled = Labelled(tuple(labels), lambda: Histogram(bounds))
-        self._add(Family(name, documentation, "histogram", labelled.label_names, labelled.children))
-        return labelled
+        return self._labelled(name, documentation, "histogram", labels, lambda: Histogram(bounds))
 
     def info(self, name: str, documentation: str, values: Mapping[str, str]) -> None:
         """`name_info{key="value",…} 1`: what is running, e.g. its version."""
         self._add(Family(name, documentation, "info", (), {}, dict(values)))
 
     def families(self) -> Iterator[Family]:
-        return iter(list(self._families.values()))
+        return iter(self._families.values())
 
     @staticmethod
     async def load_renderer() -> None:
@@ -175,6 +163,22 @@ class Metrics:
         from farm_agent.exposition import render  # noqa: PLC0415 - loaded on the first scrape
 
         return render(self)
+
+    def _single(self, name: str, documentation: str, kind: str, figure: Child) -> Child:
+        self._add(Family(name, documentation, kind, (), {(): figure}))
+        return figure
+
+    def _labelled(
+        self,
+        name: str,
+        documentation: str,
+        kind: str,
+        labels: Sequence[str],
+        make: Callable[[], Child],
+    ) -> Labelled[Child]:
+        labelled = Labelled(tuple(labels), make)
+        self._add(Family(name, documentation, kind, labelled.label_names, labelled.children))
+        return labelled
 
     def _add(self, family: Family) -> None:
         if family.name in self._families:
