@@ -133,7 +133,7 @@ class AgentProcess(RelayProcess):
         return int(self._loaded().mqtt.receive_maximum)
 
     def _loaded(self) -> Any:
-        from farm_agent.config import load_config  # noqa: PLC0415 - the agent's own defaults
+        from farm_agent.config_file import load_config  # noqa: PLC0415 - the agent's own defaults
 
         return load_config(str(self.config_path))
 

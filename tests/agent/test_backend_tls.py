@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from farm_agent.config import BackendTlsConfig, ConfigError, parse_config
+from farm_agent.config import BackendTlsConfig, ConfigError
+from farm_agent.config_file import parse_config
 from farm_agent.database import choose_tls, tls_warning
 from farm_agent.health.probes.postgres import probe_route
 from farm_agent.tasks import submit

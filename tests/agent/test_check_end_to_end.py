@@ -13,7 +13,8 @@ import asyncpg
 import pytest
 from aiohttp import web
 
-from farm_agent.config import HomeAssistantConfig, parse_config
+from farm_agent.config import HomeAssistantConfig
+from farm_agent.config_file import parse_config
 from farm_agent.health.probes.home_assistant import check_home_assistant
 from farm_agent.tasks import sql
 from farm_agent.tasks.canary import task_roundtrip

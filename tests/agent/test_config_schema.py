@@ -8,7 +8,7 @@ from typing import Any
 
 import voluptuous as vol
 
-from farm_agent.config import CONFIG_SCHEMA, parse_config
+from farm_agent.config_file import CONFIG_SCHEMA, parse_config
 from tests.support.agent import REPO
 
 # Keys that do not become a field of the same name, and what they become instead.

@@ -18,7 +18,7 @@ import voluptuous as vol
 import yaml
 
 from farm_agent.commands.cli import build_parser
-from farm_agent.config import CONFIG_SCHEMA
+from farm_agent.config_file import CONFIG_SCHEMA
 from tests.support.agent import REPO
 
 CONTRACTS = REPO / "docs" / "contracts.md"

@@ -18,8 +18,19 @@ ConfigMaker = Callable[..., dict[str, Any]]
 # Libraries the daemon has no use for unless its configuration asks: the console
 # tables of the commands that print, the HTTP client of the HTTP probes, the plots
 # of the weekly review.
-# prometheus_client too, until /metrics is read: many farms never scrape it.
-NOT_FOR_THE_DAEMON = ("rich", "aiohttp", "yarl", "multidict", "matplotlib", "prometheus_client")
+# prometheus_client too, until /metrics is read: many farms never scrape it. PyYAML,
+# voluptuous and the schema read the config in a child process (config_reader).
+NOT_FOR_THE_DAEMON = (
+    "rich",
+    "aiohttp",
+    "yarl",
+    "multidict",
+    "matplotlib",
+    "prometheus_client",
+    "yaml",
+    "voluptuous",
+    "farm_agent.config_file",
+)
 
 # `farm-agent run` in this process: which of those libraries it had loaded once
 # ready, then after one scrape of /metrics; then stopped (SIGTERM, as systemd does).

@@ -12,7 +12,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from farm_agent.config import ConfigError, parse_config
+from farm_agent.config import ConfigError
+from farm_agent.config_file import parse_config
 from tests.support.agent import AgentProcess
 from tests.support.mqtt import publisher
 from tests.support.queues import queue_messages

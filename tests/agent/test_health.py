@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from farm_agent.config import AgentConfig, parse_config
+from farm_agent.config import AgentConfig
+from farm_agent.config_file import parse_config
 from farm_agent.health.judging import Health, assess, bound_problems
 from farm_agent.health.probes import ProbeResult, ProbeRound, QueueFigures, TaskFigures
 from farm_agent.relay import RelaySnapshot

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import cast
 
-from farm_agent.config import parse_config
+from farm_agent.config_file import parse_config
 from farm_agent.relay.forward import Forwarder
 from farm_agent.relay.metrics import RelayMetrics
 from farm_agent.relay.route import BackendRouter

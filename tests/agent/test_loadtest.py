@@ -13,7 +13,7 @@ import asyncpg
 import pytest
 
 from farm_agent.commands.loadtest import LoadRequest, run_loadtest_command
-from farm_agent.config import parse_config
+from farm_agent.config_file import parse_config
 from farm_agent.database import Route
 from farm_agent.health.loadtest import LoadPlan, Progress, run_loadtest
 from tests.support.agent import TEST_SECRET, farm_agent, with_secret, write_config

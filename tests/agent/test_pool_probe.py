@@ -10,7 +10,8 @@ from typing import Any
 import asyncpg
 import pytest
 
-from farm_agent.config import AgentConfig, parse_config
+from farm_agent.config import AgentConfig
+from farm_agent.config_file import parse_config
 from farm_agent.health.probes.pool import exhaustion_of
 from tests.agent.support import judge, result_named, running_prober
 from tests.support.agent import with_secret

@@ -6,7 +6,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from farm_agent.config import AgentConfig, parse_config
+from farm_agent.config import AgentConfig
+from farm_agent.config_file import parse_config
 from tests.agent.support import Endpoint, judge, result_named, running_prober
 from tests.support.queues import archive_finished, create_queues, send
 from tools.services import PgBouncer, Postgres

@@ -13,7 +13,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from farm_agent.config import AgentConfig, parse_config
+from farm_agent.config import AgentConfig
+from farm_agent.config_file import parse_config
 from farm_agent.health.cache_targets import cache_problems
 from farm_agent.health.probes.http import HttpProbe
 from farm_agent.health.probes.result import ProbeResult, ProbeRound

@@ -12,7 +12,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from farm_agent.config import HttpProbeConfig, parse_config
+from farm_agent.config import HttpProbeConfig
+from farm_agent.config_file import parse_config
 from farm_agent.health.probes import ProbeResult
 from farm_agent.health.probes.http import HttpProbe
 from farm_agent.masking import scrub, where

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from farm_agent.config import parse_config
+from farm_agent.config_file import parse_config
 from farm_agent.health.discovery import discovery_messages
 from farm_agent.health.publishing import ANNOUNCE_EVERY_S
 from farm_agent.topics import health_topic, status_topic

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from farm_agent import __version__
-from farm_agent.config import parse_config
+from farm_agent.config_file import parse_config
 from farm_agent.database import Route
 from farm_agent.health.history import History
 from farm_agent.health.slo import Events, SloReport

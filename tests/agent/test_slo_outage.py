@@ -13,7 +13,8 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from farm_agent.config import AgentConfig, parse_config
+from farm_agent.config import AgentConfig
+from farm_agent.config_file import parse_config
 from farm_agent.database import Route
 from farm_agent.health.history import History
 from farm_agent.health.history_rows import Outcome

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from farm_agent.commands.report import run_report
-from farm_agent.config import parse_config
+from farm_agent.config_file import parse_config
 from farm_agent.health.history import History
 from farm_agent.health.history_rows import Judgement, Outcome, RelayFigures
 from farm_agent.histogram import bucket_of, bucket_value, quantile

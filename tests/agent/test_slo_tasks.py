@@ -7,7 +7,8 @@ from collections.abc import Awaitable, Callable
 from fractions import Fraction
 from typing import Any
 
-from farm_agent.config import AgentConfig, parse_config
+from farm_agent.config import AgentConfig
+from farm_agent.config_file import parse_config
 from farm_agent.database import Route
 from farm_agent.health.slo import Events, SloStatus, judge
 from farm_agent.health.slo_tasks import TaskEvents

@@ -22,7 +22,7 @@ import pytest
 
 from farm_agent.commands.cli import main
 from farm_agent.commands.queue import QueueRequest, run_queue_command
-from farm_agent.config import parse_config
+from farm_agent.config_file import parse_config
 from farm_agent.relay.marks import set_up_schema
 from farm_agent.schema import MIGRATIONS, SchemaMissingError, default_queues, manages_schema
 from farm_agent.schema.migrations import migration_text

@@ -8,7 +8,7 @@ from typing import Any
 
 import asyncpg
 
-from farm_agent.config import parse_config
+from farm_agent.config_file import parse_config
 from farm_agent.tasks import submit
 from tests.agent.support import running_worker, tasks_section
 from tests.support.agent import AgentProcess

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from farm_agent.config import parse_config
+from farm_agent.config_file import parse_config
 from farm_agent.health.judging import MAX_PROBLEMS, assess
 from farm_agent.health.probes import ProbeResult, ProbeRound, TaskFigures
 from farm_agent.health.task_checks import MIN_FINISHED, task_checks

@@ -9,7 +9,8 @@ from typing import Any
 import asyncpg
 import pytest
 
-from farm_agent.config import AgentConfig, parse_config
+from farm_agent.config import AgentConfig
+from farm_agent.config_file import parse_config
 from farm_agent.tasks import (
     list_dead_letters,
     purge_dead_letters,

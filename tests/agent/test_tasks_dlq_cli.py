@@ -13,7 +13,8 @@ import asyncpg
 import pytest
 
 from farm_agent.commands.queue import QueueRequest, run_queue_command
-from farm_agent.config import AgentConfig, parse_config
+from farm_agent.config import AgentConfig
+from farm_agent.config_file import parse_config
 from farm_agent.tasks import requeue_dead_letters
 from farm_agent.tasks import sql as task_sql
 from tests.agent.support import task_type, tasks_section

@@ -9,7 +9,8 @@ from typing import Any
 
 import asyncpg
 
-from farm_agent.config import TasksConfig, parse_config
+from farm_agent.config import TasksConfig
+from farm_agent.config_file import parse_config
 from farm_agent.histogram import ABSOLUTE_ERROR_S, RELATIVE_ERROR
 from farm_agent.tasks import TaskHealth, read_task_figures, submit_many, task_request
 from tests.agent.support import running_worker, task_type, tasks_section

@@ -12,7 +12,8 @@ from typing import Any
 import asyncpg
 import pytest
 
-from farm_agent.config import TasksConfig, parse_config
+from farm_agent.config import TasksConfig
+from farm_agent.config_file import parse_config
 from farm_agent.tasks import read_task_figures, submit_many, task_request
 from tests.agent.support import (
     judge,

@@ -8,7 +8,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from farm_agent.config import parse_config
+from farm_agent.config_file import parse_config
 from farm_agent.tasks import read_task_depths, read_task_figures, submit_many, task_request
 from tests.agent.support import running_worker, runs_of, task_type, tasks_section
 from tests.support.queues import queue_rows

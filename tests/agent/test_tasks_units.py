@@ -13,7 +13,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from farm_agent import histogram
-from farm_agent.config import ConfigError, parse_config
+from farm_agent.config import ConfigError
+from farm_agent.config_file import parse_config
 from farm_agent.tasks.envelope import Delivery, dead_letter_body, read_reading, read_task
 from farm_agent.tasks.fairness import FairOrder
 from farm_agent.tasks.metrics import TaskMetrics

@@ -11,7 +11,8 @@ from typing import Any
 import asyncpg
 import pytest
 
-from farm_agent.config import AgentConfig, parse_config
+from farm_agent.config import AgentConfig
+from farm_agent.config_file import parse_config
 from farm_agent.tasks import TaskHealth, read_task_figures, submit
 from tests.agent.support import running_worker, runs_of, task_type, tasks_section
 from tests.agent.task_handlers import PLAIN_RUNS

@@ -21,7 +21,7 @@ from homeassistant.helpers.service_info.mqtt import MqttServiceInfo
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.farm_resilience.const import DOMAIN
-from farm_agent.config import parse_config
+from farm_agent.config_file import parse_config
 from farm_agent.health.discovery import discovery_messages
 from tests.support.agent import agent_config
 from tools.services import Mosquitto

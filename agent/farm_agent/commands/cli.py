@@ -13,12 +13,15 @@ from pathlib import Path
 
 from farm_agent import __version__
 from farm_agent.commands.tasks import add_task_commands, run_task_command
-from farm_agent.config import AgentConfig, ConfigError, load_config
+from farm_agent.config import AgentConfig, ConfigError
+from farm_agent.config_reader import ConfigReaderError, read_config
 from farm_agent.logs import configure_logging, quiet_logging
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_BAD_CONFIG = 2
+# The long-running commands: they read their config in a child process (config_reader).
+DAEMONS = frozenset({"run", "work"})
 
 _LOGGER = logging.getLogger("farm_agent")
 
@@ -234,10 +237,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _configured(args: argparse.Namespace) -> int:
     """Run a command that needs the config: load it, then dispatch."""
     try:
-        config = load_config(args.config)
+        config = _load(args)
     except ConfigError as err:
         print(f"farm-agent: config error: {err}", file=sys.stderr)
         return EXIT_BAD_CONFIG
+    except ConfigReaderError as err:
+        print(f"farm-agent: {err}", file=sys.stderr)
+        return EXIT_FAILURE
     if args.command == "validate":
         print(f"{args.config}: valid (agent_id {config.agent_id})")
         return EXIT_OK
@@ -250,6 +256,14 @@ def _configured(args: argparse.Namespace) -> int:
         "report": lambda config, args: report(config, args.days, args.out),
     }
     return commands.get(args.command, _relay)(config, args)
+
+
+def _load(args: argparse.Namespace) -> AgentConfig:
+    if args.command in DAEMONS:
+        return read_config(args.config)
+    from farm_agent.config_file import load_config  # noqa: PLC0415 - the daemons never need it
+
+    return load_config(args.config)
 
 
 def _relay(config: AgentConfig, _: argparse.Namespace) -> int:

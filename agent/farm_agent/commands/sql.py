@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import sys
 
-from farm_agent.config import ConfigError, load_config
+from farm_agent.config import ConfigError
+from farm_agent.config_file import load_config
 from farm_agent.schema import ProjectQueues, script
 
 EXIT_OK = 0

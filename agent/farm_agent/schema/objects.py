@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from farm_agent.config import AgentConfig, parse_config
+from farm_agent.config import AgentConfig
 
 SCHEMA = "farm_resilience"
 # PGMQ is there: any version's send_batch (before 1.5 its last argument had a default).
@@ -53,6 +53,9 @@ class ProjectQueues:
 
 def default_queues() -> ProjectQueues:
     """The queues of a configuration that names none: what the migration files create."""
+    # Only the commands that write SQL need it; the daemons never load the schema's libraries.
+    from farm_agent.config_file import parse_config  # noqa: PLC0415
+
     return ProjectQueues.of(
         parse_config({"agent_id": "farm", "backend": {"direct_dsn": "postgresql://localhost/"}})
     )
