@@ -96,6 +96,19 @@ def _find_binary(name: str, extra_dirs: tuple[str, ...] = ()) -> str:
     return found
 
 
+def _dynamic_security_plugin() -> Path:
+    """Mosquitto's own access control plugin (Debian's mosquitto package ships it).
+
+    Unlike an acl_file, it refuses a subscription in the SUBACK (Not authorized), as
+    other brokers' ACLs do.
+    """
+    for folder in (Path("/usr/lib"), Path("/usr/local/lib")):
+        found = sorted(folder.glob("**/mosquitto_dynamic_security.so"))
+        if found:
+            return found[0]
+    raise ServiceError("mosquitto_dynamic_security.so not found; it comes with Mosquitto 2")
+
+
 def _become_subreaper() -> None:
     """Adopt orphaned grandchildren, so they can be reaped instead of left as zombies.
 
@@ -536,7 +549,10 @@ class BrokerSecurity:
 class Mosquitto:
     """Mosquitto 2 with persistence, so a graceful restart keeps sessions and queued readings."""
 
-    def __init__(self, root: Path, security: BrokerSecurity | None = None) -> None:
+    def __init__(
+        self, root: Path, security: BrokerSecurity | None = None, plugin: str | None = None
+    ) -> None:
+        """`plugin`: the dynamic security plugin's JSON (who may subscribe to what)."""
         self.port = free_port()
         folder = root / f"mosquitto-{self.port}"
         folder.mkdir()
@@ -544,6 +560,12 @@ class Mosquitto:
         config.write_text(
             f"listener {self.port} 127.0.0.1\n"
             + (security.config_lines() if security else "allow_anonymous true\n")
+            + (
+                f"plugin {_dynamic_security_plugin()}\n"
+                f"plugin_opt_config_file {folder / 'dynsec.json'}\n"
+                if plugin is not None
+                else ""
+            )
             + "persistence true\n"
             f"persistence_location {folder}/\n"
             # Defaults (1000 queued, 20 in flight) would cap what a reconnecting agent
@@ -552,6 +574,8 @@ class Mosquitto:
             "max_inflight_messages 1000\n"
             "log_type error\nlog_type warning\nlog_type notice\n"
         )
+        if plugin is not None:
+            (folder / "dynsec.json").write_text(plugin)
         if os.geteuid() == 0:
             with contextlib.suppress(KeyError):
                 entry = pwd.getpwnam("mosquitto")
@@ -637,9 +661,11 @@ class Services:
             self._pgbouncer = PgBouncer(self.root, self.postgres)
         return self._pgbouncer
 
-    def mosquitto(self, security: BrokerSecurity | None = None) -> Mosquitto:
+    def mosquitto(
+        self, security: BrokerSecurity | None = None, plugin: str | None = None
+    ) -> Mosquitto:
         """A new broker of its own."""
-        broker = Mosquitto(self.root, security)
+        broker = Mosquitto(self.root, security, plugin)
         self._mosquittos.append(broker)
         return broker
 

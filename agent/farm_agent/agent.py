@@ -50,10 +50,11 @@ class Agent:
         self.http: HttpEndpoint | None = None
 
     def readiness(self) -> dict[str, bool]:
-        """/readyz: connected to the broker, and the relay able to take and send readings."""
+        """/readyz: connected and subscribed, and the relay able to take and send readings."""
         relay = self.relay
         return {
             "mqtt_connected": self.link is not None and self.link.connected,
+            "mqtt_subscribed": self.link is not None and self.link.readings_subscribed,
             **(
                 relay.readiness()
                 if relay is not None

@@ -106,7 +106,7 @@ async def test_readyz_needs_a_route_to_the_database(
     await wait_until(stranded.is_serving, "the stranded agent serving its endpoint", 20)
     await wait_for_metric(stranded, 'farm_agent_health_status{status="down"}', 1)
     await wait_until(
-        lambda: stranded.readiness()["checks"]["mqtt_connected"], "the stranded agent on MQTT"
+        lambda: stranded.readiness()["checks"]["mqtt_subscribed"], "the stranded agent on MQTT"
     )
     stranded_status, not_ready = stranded.get("/readyz")
 
@@ -114,6 +114,7 @@ async def test_readyz_needs_a_route_to_the_database(
     assert stranded_status == 503
     assert json.loads(not_ready)["checks"] == {
         "mqtt_connected": True,
+        "mqtt_subscribed": True,
         "spool_writable": True,
         "spool_disk": True,
         "database_route": False,

@@ -91,10 +91,10 @@ async def refusing_pooler_dsn(
 
 
 async def wait_subscribed(agent: AgentProcess, timeout: float = 20) -> None:
-    """Until the agent subscribed its topics (it logs that the broker kept no session)."""
+    """Until the broker accepted the agent's readings subscription (its SUBACK is logged)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if "kept no session" in agent.log():
+        if ": subscribed to " in agent.log():
             return
         assert agent.running, agent.log()[-3000:]
         await asyncio.sleep(0.05)

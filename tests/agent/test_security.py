@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -123,4 +124,46 @@ async def test_server_certificate_from_an_unknown_ca_is_refused(
 
     assert agent.running
     assert "connected" not in agent.log().replace("not connected", "")
+    assert agent.terminate() == 0
+
+
+async def test_a_broker_acl_refusing_the_readings_subscription_is_an_error_and_not_ready(
+    make_config: Callable[..., dict[str, Any]],
+    start_agent: Callable[..., AgentProcess],
+    services: Services,
+    test_id: str,
+) -> None:
+    # Anonymous clients may use the agent's own topics, not the readings'.
+    own_topics = [
+        {"acltype": kind, "topic": topic, "allow": True}
+        for kind in ("subscribePattern", "publishClientSend")
+        for topic in ("farm_resilience/#", "homeassistant/#")
+    ]
+    dynamic_security = {
+        "defaultACLAccess": {
+            "publishClientSend": False,
+            "publishClientReceive": True,
+            "subscribe": False,
+            "unsubscribe": True,
+        },
+        "clients": [],
+        "groups": [{"groupname": "anonymous", "roles": [{"rolename": "own-topics"}]}],
+        "anonymousGroup": "anonymous",
+        "roles": [{"rolename": "own-topics", "acls": own_topics}],
+    }
+    broker = services.mosquitto(plugin=json.dumps(dynamic_security))
+    agent = start_agent(make_config(mqtt_port=broker.port), ready=False)
+
+    await wait_until(lambda: "refused the subscription" in agent.log(), "the refusal, logged")
+    await wait_until(lambda: agent.readiness()["checks"]["mqtt_connected"], "connected")
+    readiness = agent.readiness()
+
+    assert agent.running, "a refused subscription must not end the agent"
+    refusals = [line for line in agent.log().splitlines() if "refused the subscription" in line]
+    assert len(refusals) == 1
+    assert f"refused the subscription to {test_id}/#" in refusals[0]
+    assert "Not authorized" in refusals[0]
+    assert readiness["ready"] is False
+    assert readiness["checks"]["mqtt_subscribed"] is False
+    assert "MQTT broker has not accepted the readings' subscription" in readiness["problems"]
     assert agent.terminate() == 0

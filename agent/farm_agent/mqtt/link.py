@@ -66,11 +66,15 @@ class MqttLink:
         self.config = config
         self._loop = loop
         self.connected = False
+        # The broker accepted every readings' filter on this connection (its SUBACK came).
+        self.readings_subscribed = False
         # Bumped on paho's thread before any message of the new connection is handled.
         self.connection_id = 0
         self._connect_listeners: list[ConnectListener] = []
         self._disconnect_listeners: list[Callable[[], None]] = []
         self._subscriptions: list[_Subscription] = []
+        # Subscriptions sent and not yet answered, by packet id (touched on the event loop).
+        self._awaiting_suback: dict[int, _Subscription] = {}
         self._last_problem: str | None = None
         self._stopping = False
         self._client = client = new_client(
@@ -90,6 +94,7 @@ class MqttLink:
         client.on_connect = self._on_connect
         client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
+        client.on_subscribe = self._on_subscribe
 
     def add_connect_listener(self, listener: ConnectListener) -> None:
         """`listener(session_present)` runs on the event loop after every successful connect."""
@@ -136,7 +141,9 @@ class MqttLink:
             if subscription.retained_once
             else SubscribeOptions.RETAIN_SEND_ON_SUBSCRIBE,
         )
-        self._client.subscribe([(topic, options) for topic in subscription.filters])
+        result, mid = self._client.subscribe([(topic, options) for topic in subscription.filters])
+        if result == paho.MQTT_ERR_SUCCESS and mid is not None:
+            self._awaiting_suback[mid] = subscription
 
     # flow control, called with the caller's own lock held ----------------------------
 
@@ -204,6 +211,17 @@ class MqttLink:
         self.connection_id += 1
         self._loop.call_soon_threadsafe(self._connected, flags.session_present)
 
+    def _on_subscribe(
+        self,
+        client: paho.Client,
+        userdata: Any,
+        mid: int,
+        reason_codes: list[Any],
+        properties: Properties | None,
+    ) -> None:
+        refused = [(index, str(code)) for index, code in enumerate(reason_codes) if code.is_failure]
+        self._loop.call_soon_threadsafe(self._subscribed, mid, refused)
+
     def _on_connect_fail(self, client: paho.Client, userdata: Any) -> None:
         self._report_problem("broker unreachable")
 
@@ -234,6 +252,8 @@ class MqttLink:
 
     def _connected(self, session_present: bool) -> None:
         self.connected = True
+        self._awaiting_suback.clear()  # the last connection's will never be answered
+        self.readings_subscribed = False
         if self._last_problem is not None:
             _LOGGER.info("MQTT %s:%s: connected again", self.config.host, self.config.port)
         else:
@@ -244,9 +264,32 @@ class MqttLink:
         for listener in self._connect_listeners:
             listener(session_present)
 
+    def _subscribed(self, mid: int, refused: list[tuple[int, str]]) -> None:
+        """The broker's answer (SUBACK) to a subscription: a refusal is an error, never silent."""
+        subscription = self._awaiting_suback.pop(mid, None)
+        if subscription is None:
+            return
+        where = f"MQTT {self.config.host}:{self.config.port}"
+        for index, reason in refused:
+            # An ACL that denies a topic filter: nothing on it will ever arrive.
+            _LOGGER.error(
+                "%s: the broker refused the subscription to %s (%s); no message on it will"
+                " arrive until its ACL allows it and the agent reconnects",
+                where,
+                subscription.filters[index],
+                reason,
+            )
+        if subscription.retained_once:
+            self.readings_subscribed = not refused
+        taken = set(range(len(subscription.filters))) - {index for index, _ in refused}
+        if subscription.retained_once and taken:
+            filters = ", ".join(subscription.filters[index] for index in sorted(taken))
+            _LOGGER.info("%s: subscribed to %s", where, filters)
+
     def _disconnected(self, reason: str) -> None:
         was_connected = self.connected
         self.connected = False
+        self.readings_subscribed = False
         if was_connected and not self._stopping:
             _LOGGER.warning(
                 "MQTT %s:%s: disconnected (%s)", self.config.host, self.config.port, reason
