@@ -115,8 +115,8 @@ def profiles(doc: Document, figures: Figures) -> None:
     doc.add("## Where the relays' CPU goes", "")
     if not found:
         doc.add(
-            "Not profiled: py-spy is not installed (`.venv/bin/pip install py-spy`; it needs "
-            "the right to trace processes, e.g. root).",
+            "Not profiled: py-spy is missing (`make` installs it in .venv) or could not "
+            "trace the relays (it needs the right to trace processes, e.g. root).",
             "",
         )
         return
