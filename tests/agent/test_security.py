@@ -152,7 +152,7 @@ async def test_a_broker_acl_refusing_the_readings_subscription_is_an_error_and_n
         "roles": [{"rolename": "own-topics", "acls": own_topics}],
     }
     broker = services.mosquitto(plugin=json.dumps(dynamic_security))
-    agent = start_agent(make_config(mqtt_port=broker.port), ready=False)
+    agent = start_agent(make_config(mqtt_port=broker.port, probes={"interval_s": 1}), ready=False)
 
     await wait_until(lambda: "refused the subscription" in agent.log(), "the refusal, logged")
     await wait_until(lambda: agent.readiness()["checks"]["mqtt_connected"], "connected")
@@ -166,4 +166,17 @@ async def test_a_broker_acl_refusing_the_readings_subscription_is_an_error_and_n
     assert readiness["ready"] is False
     assert readiness["checks"]["mqtt_subscribed"] is False
     assert "MQTT broker has not accepted the readings' subscription" in readiness["problems"]
+
+    # Home Assistant hears it too: the health report is degraded, naming the filter.
+    def refusal_reported() -> dict[str, Any] | None:
+        health = agent.health()
+        said = health is not None and any("refused" in p for p in health["problems"])
+        return health if said else None
+
+    health = await wait_until(refusal_reported, "the refusal in the health report")
+    assert health["status"] == "degraded"
+    assert (
+        f"MQTT broker refused the subscription to {test_id}/#: no reading on it arrives"
+        in health["problems"]
+    )
     assert agent.terminate() == 0

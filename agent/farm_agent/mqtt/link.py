@@ -68,6 +68,8 @@ class MqttLink:
         self.connected = False
         # The broker accepted every readings' filter on this connection (its SUBACK came).
         self.readings_subscribed = False
+        # The readings' filters the broker refused on this connection (its ACL).
+        self.refused_readings: tuple[str, ...] = ()
         # Bumped on paho's thread before any message of the new connection is handled.
         self.connection_id = 0
         self._connect_listeners: list[ConnectListener] = []
@@ -254,6 +256,7 @@ class MqttLink:
         self.connected = True
         self._awaiting_suback.clear()  # the last connection's will never be answered
         self.readings_subscribed = False
+        self.refused_readings = ()
         if self._last_problem is not None:
             _LOGGER.info("MQTT %s:%s: connected again", self.config.host, self.config.port)
         else:
@@ -281,6 +284,7 @@ class MqttLink:
             )
         if subscription.retained_once:
             self.readings_subscribed = not refused
+            self.refused_readings = tuple(subscription.filters[index] for index, _ in refused)
         taken = set(range(len(subscription.filters))) - {index for index, _ in refused}
         if subscription.retained_once and taken:
             filters = ", ".join(subscription.filters[index] for index in sorted(taken))

@@ -69,3 +69,7 @@ class MqttRoundTrip:
     @property
     def connected(self) -> bool:
         return self._connected.is_set()
+
+    @property
+    def refused_subscriptions(self) -> tuple[str, ...]:
+        return self._link.refused_readings

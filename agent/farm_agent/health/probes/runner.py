@@ -107,6 +107,7 @@ class Prober:
             tasks=task_figures,
             results=(*database_results, queue_result, task_result, *http_results, mqtt_result),
             broker_connected=self._round_trip.connected,
+            refused_subscriptions=self._round_trip.refused_subscriptions,
         )
         self._record(found)
         if self._route_verdicts is not None:
