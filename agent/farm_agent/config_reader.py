@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -37,8 +38,17 @@ def read_config(path: str | os.PathLike[str] | None) -> AgentConfig:
     os.close(write_end)
     with os.fdopen(read_end, "rb") as pipe:
         answer = pipe.read()
-    _, status = os.waitpid(child, 0)
-    return _config_from(answer, os.waitstatus_to_exitcode(status))
+    return _config_from(answer, _exit_code(child))
+
+
+def _exit_code(child: int) -> int | None:
+    """The child's exit code (minus the signal that killed it), or None if unknowable."""
+    try:
+        _, status = os.waitpid(child, 0)
+    except ChildProcessError:
+        # SIGCHLD ignored (inherited from a launcher): the kernel reaped the child itself.
+        return None
+    return os.waitstatus_to_exitcode(status)
 
 
 def _answer(path: str | os.PathLike[str] | None, write_end: int) -> None:
@@ -68,19 +78,27 @@ def _as_text(value: object) -> str:
     raise TypeError(f"a config value of type {type(value).__name__} cannot be sent")
 
 
-def _config_from(answer: bytes, exit_code: int) -> AgentConfig:
+def _config_from(answer: bytes, exit_code: int | None) -> AgentConfig:
     try:
         reply = json.loads(answer) if answer else {}
     except ValueError:
         reply = {}
     if "error" in reply:
         raise ConfigError(reply["error"])
-    if exit_code != 0 or "document" not in reply:
-        raise ConfigReaderError(
-            f"reading the config failed in its child process (exit code {exit_code}); "
-            "the traceback above says where"
-        )
+    if exit_code not in (0, None) or "document" not in reply:
+        how = _how(exit_code)
+        raise ConfigReaderError(f"reading the config failed in its child process: {how}")
     return config_from_document(reply["document"])
+
+
+def _how(exit_code: int | None) -> str:
+    if exit_code is not None and exit_code < 0:
+        # No traceback: e.g. the kernel's OOM killer on a host short of memory.
+        try:
+            return f"it was killed by {signal.Signals(-exit_code).name}"
+        except ValueError:
+            return f"it was killed by signal {-exit_code}"
+    return "the traceback above says where"
 
 
 class ConfigReaderError(RuntimeError):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -51,6 +52,29 @@ try:
     read_config(sys.argv[1])
 except ConfigReaderError as err:
     print(f"refused: {err}")
+"""
+
+
+# The child killed before it answers (as the OOM killer would): no traceback to point at.
+A_KILLED_CHILD = """
+import os, signal, sys
+import farm_agent.config_file as config_file
+from farm_agent.config_reader import ConfigReaderError, read_config
+
+config_file.read_document = lambda path: os.kill(os.getpid(), signal.SIGKILL)
+try:
+    read_config(sys.argv[1])
+except ConfigReaderError as err:
+    print(f"refused: {err}")
+"""
+
+# A launcher that left SIGCHLD ignored: the kernel reaps the child, waitpid cannot.
+SIGCHLD_IGNORED = """
+import signal, sys
+signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+from farm_agent.config_reader import read_config
+
+print(read_config(sys.argv[1]).agent_id)
 """
 
 
@@ -193,3 +217,38 @@ def test_an_invalidation_body_json_cannot_carry_is_refused_at_start(tmp_path: Pa
 
     assert result.returncode == 2
     assert "probes.http.0.invalidate.body: must be text or JSON" in result.stderr
+
+
+def test_a_killed_child_is_named_as_killed(tmp_path: Path) -> None:
+    path = write_config(tmp_path / "agent.yaml", every_section(tmp_path))
+
+    result = run_python(A_KILLED_CHILD, str(path))
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == (
+        "refused: reading the config failed in its child process: it was killed by SIGKILL"
+    )
+
+
+def test_a_daemon_started_with_sigchld_ignored_still_reads_its_config(tmp_path: Path) -> None:
+    config = every_section(tmp_path)
+    good = write_config(tmp_path / "agent.yaml", config)
+    config["mqtt"]["hostt"] = "x"
+    bad = write_config(tmp_path / "bad.yaml", config)
+
+    read = run_python(SIGCHLD_IGNORED, str(good))
+    refused = subprocess.run(
+        [sys.executable, "-m", "farm_agent", "run", "--config", str(bad)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+        check=False,
+        preexec_fn=lambda: signal.signal(signal.SIGCHLD, signal.SIG_IGN),
+    )
+    SEEN_OUTPUT.extend((refused.stdout, refused.stderr))
+
+    assert read.returncode == 0, read.stderr
+    assert read.stdout.strip() == "farm-east"
+    assert refused.returncode == 2, refused.stderr
+    assert "farm-agent: config error: mqtt.hostt: unknown key" in refused.stderr
