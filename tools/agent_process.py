@@ -1,7 +1,8 @@
 """`farm-agent run` (or `work`) as a real process: for the tests, the benchmarks and the demo.
 
-Ready when its /readyz answers 200 (the agent: broker connected, spool writable, a
-database route; the worker: its database answers), never when a log line appears.
+Ready when its /readyz answers 200 (the agent: broker connected and the readings'
+subscription granted, spool writable, a database route; the worker: its database
+answers), never when a log line appears.
 The HTTP port is the configured one, or, for `:0`, the one the process logs it took.
 """
 

@@ -576,6 +576,7 @@ class Mosquitto:
         )
         if plugin is not None:
             (folder / "dynsec.json").write_text(plugin)
+            (folder / "dynsec.json").chmod(0o666)  # the plugin saves its changes to it
         if os.geteuid() == 0:
             with contextlib.suppress(KeyError):
                 entry = pwd.getpwnam("mosquitto")

@@ -44,7 +44,7 @@ Page = Callable[[], Reply | Awaitable[Reply]]
 # What a failing readiness check of the running agent means, in the words of its health report.
 AGENT_PROBLEMS = {
     "mqtt_connected": "MQTT broker not connected",
-    "mqtt_subscribed": "MQTT broker has not accepted the readings' subscription",
+    "mqtt_subscribed": "MQTT broker has not granted the readings' subscription",
     "spool_writable": "spool full",
     "spool_disk": "spool disk full",
     "database_route": "no database route",

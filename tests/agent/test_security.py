@@ -14,6 +14,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from tests.support.agent import TEST_SECRET, AgentProcess
+from tests.support.mqtt import publisher
 from tests.support.queues import wait_for_messages
 from tests.support.waiting import wait_until
 from tools.services import BrokerSecurity, Mosquitto, Postgres, Services, make_certificates
@@ -127,18 +128,24 @@ async def test_server_certificate_from_an_unknown_ca_is_refused(
     assert agent.terminate() == 0
 
 
-async def test_a_broker_acl_refusing_the_readings_subscription_is_an_error_and_not_ready(
+async def test_a_subscription_the_broker_refuses_is_reported_and_retried_until_granted(
     make_config: Callable[..., dict[str, Any]],
     start_agent: Callable[..., AgentProcess],
     services: Services,
+    postgres: Postgres,
     test_id: str,
 ) -> None:
-    # Anonymous clients may use the agent's own topics, not the readings'.
-    own_topics = [
-        {"acltype": kind, "topic": topic, "allow": True}
-        for kind in ("subscribePattern", "publishClientSend")
-        for topic in ("farm_resilience/#", "homeassistant/#")
+    # Anonymous clients may use the agent's own topics and publish readings, but not
+    # subscribe to them; they may also change the ACL ($CONTROL), as an operator would.
+    allowed = [
+        ("subscribePattern", "farm_resilience/#"),
+        ("subscribePattern", "homeassistant/#"),
+        ("publishClientSend", "farm_resilience/#"),
+        ("publishClientSend", "homeassistant/#"),
+        ("publishClientSend", f"{test_id}/#"),
+        ("publishClientSend", "$CONTROL/dynamic-security/#"),
     ]
+    acls = [{"acltype": kind, "topic": topic, "allow": True} for kind, topic in allowed]
     dynamic_security = {
         "defaultACLAccess": {
             "publishClientSend": False,
@@ -147,36 +154,49 @@ async def test_a_broker_acl_refusing_the_readings_subscription_is_an_error_and_n
             "unsubscribe": True,
         },
         "clients": [],
-        "groups": [{"groupname": "anonymous", "roles": [{"rolename": "own-topics"}]}],
+        "groups": [{"groupname": "anonymous", "roles": [{"rolename": "farm"}]}],
         "anonymousGroup": "anonymous",
-        "roles": [{"rolename": "own-topics", "acls": own_topics}],
+        "roles": [{"rolename": "farm", "acls": acls}],
     }
     broker = services.mosquitto(plugin=json.dumps(dynamic_security))
-    agent = start_agent(make_config(mqtt_port=broker.port, probes={"interval_s": 1}), ready=False)
+    config = make_config(mqtt_port=broker.port, probes={"interval_s": 1})
+    agent = start_agent(config, ready=False)
+    refused = (
+        f"MQTT broker refused the subscription to {test_id}/# (Not authorized):"
+        " no reading on it arrives"
+    )
 
-    await wait_until(lambda: "refused the subscription" in agent.log(), "the refusal, logged")
+    await wait_until(lambda: refused in agent.log(), "the refusal, logged")
     await wait_until(lambda: agent.readiness()["checks"]["mqtt_connected"], "connected")
     readiness = agent.readiness()
+    # Home Assistant hears it too: the health report is degraded, naming the filter.
+    health = await wait_until(
+        lambda: (found := agent.health()) is not None and refused in found["problems"] and found,
+        "the refusal in the health report",
+    )
+    await asyncio.sleep(3)  # three probe rounds, each subscribing again
 
     assert agent.running, "a refused subscription must not end the agent"
-    refusals = [line for line in agent.log().splitlines() if "refused the subscription" in line]
-    assert len(refusals) == 1
-    assert f"refused the subscription to {test_id}/#" in refusals[0]
-    assert "Not authorized" in refusals[0]
     assert readiness["ready"] is False
     assert readiness["checks"]["mqtt_subscribed"] is False
-    assert "MQTT broker has not accepted the readings' subscription" in readiness["problems"]
-
-    # Home Assistant hears it too: the health report is degraded, naming the filter.
-    def refusal_reported() -> dict[str, Any] | None:
-        health = agent.health()
-        said = health is not None and any("refused" in p for p in health["problems"])
-        return health if said else None
-
-    health = await wait_until(refusal_reported, "the refusal in the health report")
+    assert "MQTT broker has not granted the readings' subscription" in readiness["problems"]
     assert health["status"] == "degraded"
-    assert (
-        f"MQTT broker refused the subscription to {test_id}/#: no reading on it arrives"
-        in health["problems"]
-    )
+    assert agent.log().count(refused) == 1, "logged once, not at every retry"
+
+    # The operator fixes the ACL on the broker: the next probe round's retry is granted.
+    with publisher(broker.port, f"{test_id}-operator") as operator:
+        grant = {
+            "command": "addRoleACL",
+            "rolename": "farm",
+            "acltype": "subscribePattern",
+            "topic": f"{test_id}/#",
+            "allow": True,
+        }
+        operator.publish("$CONTROL/dynamic-security/v1", json.dumps({"commands": [grant]}))
+        await wait_until(lambda: agent.readiness()["ready"], "ready once the ACL allows it")
+        operator.publish(f"{test_id}/barn/temperature", "18.5", wait=True)
+        messages = await wait_for_messages(postgres.dsn, config["backend"]["queue"], 1)
+
+    assert [message["payload"] for message in messages] == [18.5]
+    assert f"subscribed to {test_id}/#" in agent.log()
     assert agent.terminate() == 0

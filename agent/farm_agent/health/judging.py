@@ -145,11 +145,7 @@ def assess(
         *_probe_problems(found),
         *cache_problems(config, found),
     ]
-    if found.refused_subscriptions:
-        problems.append(
-            f"MQTT broker refused the subscription to {', '.join(found.refused_subscriptions)}:"
-            " no reading on it arrives"
-        )
+    problems.extend(found.subscription_problems)
     if relay.spool_full:
         problems.append("spool full: new readings wait on the broker unacknowledged")
     if relay.spool_disk_full:

@@ -68,8 +68,11 @@ class MqttLink:
         self.connected = False
         # The broker accepted every readings' filter on this connection (its SUBACK came).
         self.readings_subscribed = False
-        # The readings' filters the broker refused on this connection (its ACL).
-        self.refused_readings: tuple[str, ...] = ()
+        # What the broker's SUBACK refused or downgraded of the readings' filters, in words.
+        self.readings_problems: tuple[str, ...] = ()
+        # Subscriptions the broker refused or downgraded on this connection, with the
+        # problems logged (a retry that meets the same ones logs nothing more).
+        self._refused: dict[_Subscription, str] = {}
         # Bumped on paho's thread before any message of the new connection is handled.
         self.connection_id = 0
         self._connect_listeners: list[ConnectListener] = []
@@ -221,8 +224,8 @@ class MqttLink:
         reason_codes: list[Any],
         properties: Properties | None,
     ) -> None:
-        refused = [(index, str(code)) for index, code in enumerate(reason_codes) if code.is_failure]
-        self._loop.call_soon_threadsafe(self._subscribed, mid, refused)
+        granted = [(code.is_failure, code.value, str(code)) for code in reason_codes]
+        self._loop.call_soon_threadsafe(self._subscribed, mid, granted)
 
     def _on_connect_fail(self, client: paho.Client, userdata: Any) -> None:
         self._report_problem("broker unreachable")
@@ -256,7 +259,7 @@ class MqttLink:
         self.connected = True
         self._awaiting_suback.clear()  # the last connection's will never be answered
         self.readings_subscribed = False
-        self.refused_readings = ()
+        self.readings_problems = ()
         if self._last_problem is not None:
             _LOGGER.info("MQTT %s:%s: connected again", self.config.host, self.config.port)
         else:
@@ -267,33 +270,50 @@ class MqttLink:
         for listener in self._connect_listeners:
             listener(session_present)
 
-    def _subscribed(self, mid: int, refused: list[tuple[int, str]]) -> None:
+    def _subscribed(self, mid: int, granted: list[tuple[bool, int, str]]) -> None:
         """The broker's answer (SUBACK) to a subscription: a refusal is an error, never silent."""
         subscription = self._awaiting_suback.pop(mid, None)
         if subscription is None:
             return
+        problems: list[str] = []
+        for topic_filter, (failed, qos, reason) in zip(subscription.filters, granted, strict=False):
+            if failed:
+                problems.append(
+                    f"MQTT broker refused the subscription to {topic_filter} ({reason}):"
+                    " no reading on it arrives"
+                )
+            elif qos < subscription.qos:
+                # Unacknowledged delivery: the broker would not redeliver what a crash lost.
+                problems.append(
+                    f"MQTT broker granted QoS {qos} for {topic_filter} where mqtt.qos is"
+                    f" {subscription.qos}: readings on it can be lost"
+                )
         where = f"MQTT {self.config.host}:{self.config.port}"
-        for index, reason in refused:
-            # An ACL that denies a topic filter: nothing on it will ever arrive.
-            _LOGGER.error(
-                "%s: the broker refused the subscription to %s (%s); no message on it will"
-                " arrive until its ACL allows it and the agent reconnects",
-                where,
-                subscription.filters[index],
-                reason,
-            )
+        if problems:
+            said = "; ".join(problems)
+            if said != self._refused.get(subscription):
+                _LOGGER.error("%s: %s; subscribing again at every probe round", where, said)
+            self._refused[subscription] = said
+        else:
+            self._refused.pop(subscription, None)
+            if subscription.retained_once:
+                _LOGGER.info("%s: subscribed to %s", where, ", ".join(subscription.filters))
         if subscription.retained_once:
-            self.readings_subscribed = not refused
-            self.refused_readings = tuple(subscription.filters[index] for index, _ in refused)
-        taken = set(range(len(subscription.filters))) - {index for index, _ in refused}
-        if subscription.retained_once and taken:
-            filters = ", ".join(subscription.filters[index] for index in sorted(taken))
-            _LOGGER.info("%s: subscribed to %s", where, filters)
+            self.readings_subscribed = not problems
+            self.readings_problems = tuple(problems)
+
+    def subscribe_refused_again(self) -> None:
+        """Send again what the broker refused: an ACL fixed on the broker needs no restart."""
+        if self.connected:
+            for subscription in self._refused:
+                if subscription not in self._awaiting_suback.values():
+                    self._send_subscription(subscription)
 
     def _disconnected(self, reason: str) -> None:
         was_connected = self.connected
         self.connected = False
         self.readings_subscribed = False
+        self.readings_problems = ()
         if was_connected and not self._stopping:
             _LOGGER.warning(
                 "MQTT %s:%s: disconnected (%s)", self.config.host, self.config.port, reason

@@ -52,6 +52,7 @@ class MqttRoundTrip:
             config = self._link.config
             detail = f"broker {config.host}:{config.port} not connected"
             return ProbeResult(NAME, KIND, False, None, detail)
+        self._link.subscribe_refused_again()
         token = secrets.token_hex(8).encode()
         future: asyncio.Future[float] = self._loop.create_future()
         self._waiting[token] = future
@@ -71,5 +72,5 @@ class MqttRoundTrip:
         return self._connected.is_set()
 
     @property
-    def refused_subscriptions(self) -> tuple[str, ...]:
-        return self._link.refused_readings
+    def subscription_problems(self) -> tuple[str, ...]:
+        return self._link.readings_problems

@@ -167,8 +167,8 @@ class ProbeRound:
     tasks: TaskFigures | None
     results: tuple[ProbeResult, ...]
     broker_connected: bool
-    # Readings' topic filters the broker refused (its ACL) on the current connection.
-    refused_subscriptions: tuple[str, ...] = ()
+    # What the broker refused or downgraded of the readings' subscription, in words.
+    subscription_problems: tuple[str, ...] = ()
 
     def result(self, kind: ProbeKind) -> ProbeResult | None:
         """The first result of a kind (`queue`, `tasks`, `mqtt`), if that probe ran."""

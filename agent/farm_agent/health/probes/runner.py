@@ -107,7 +107,7 @@ class Prober:
             tasks=task_figures,
             results=(*database_results, queue_result, task_result, *http_results, mqtt_result),
             broker_connected=self._round_trip.connected,
-            refused_subscriptions=self._round_trip.refused_subscriptions,
+            subscription_problems=self._round_trip.subscription_problems,
         )
         self._record(found)
         if self._route_verdicts is not None:
