@@ -550,9 +550,14 @@ class Mosquitto:
     """Mosquitto 2 with persistence, so a graceful restart keeps sessions and queued readings."""
 
     def __init__(
-        self, root: Path, security: BrokerSecurity | None = None, plugin: str | None = None
+        self,
+        root: Path,
+        security: BrokerSecurity | None = None,
+        plugin: str | None = None,
+        options: str = "",
     ) -> None:
-        """`plugin`: the dynamic security plugin's JSON (who may subscribe to what)."""
+        """`plugin`: the dynamic security plugin's JSON (who may subscribe to what);
+        `options`: more lines of mosquitto.conf (e.g. `max_qos 0`)."""
         self.port = free_port()
         folder = root / f"mosquitto-{self.port}"
         folder.mkdir()
@@ -566,6 +571,7 @@ class Mosquitto:
                 if plugin is not None
                 else ""
             )
+            + options
             + "persistence true\n"
             f"persistence_location {folder}/\n"
             # Defaults (1000 queued, 20 in flight) would cap what a reconnecting agent
@@ -663,10 +669,10 @@ class Services:
         return self._pgbouncer
 
     def mosquitto(
-        self, security: BrokerSecurity | None = None, plugin: str | None = None
+        self, security: BrokerSecurity | None = None, plugin: str | None = None, options: str = ""
     ) -> Mosquitto:
         """A new broker of its own."""
-        broker = Mosquitto(self.root, security, plugin)
+        broker = Mosquitto(self.root, security, plugin, options)
         self._mosquittos.append(broker)
         return broker
 

@@ -200,3 +200,24 @@ async def test_a_subscription_the_broker_refuses_is_reported_and_retried_until_g
     assert [message["payload"] for message in messages] == [18.5]
     assert f"subscribed to {test_id}/#" in agent.log()
     assert agent.terminate() == 0
+
+
+async def test_a_broker_whose_maximum_qos_is_below_the_agents_refuses_it_in_one_clear_error(
+    make_config: Callable[..., dict[str, Any]],
+    start_agent: Callable[..., AgentProcess],
+    services: Services,
+) -> None:
+    # Mosquitto's max_qos 0 refuses the agent's QoS 1 last will at CONNECT (MQTT 5), so
+    # it never gets as far as granting the readings a lower QoS (test_mqtt_link.py has that).
+    broker = services.mosquitto(options="max_qos 0\n")
+    agent = start_agent(make_config(mqtt_port=broker.port), ready=False)
+
+    await wait_until(lambda: "QoS not supported" in agent.log(), "the refusal, logged")
+    await asyncio.sleep(3)  # a few reconnect attempts
+
+    assert agent.running
+    refusals = [line for line in agent.log().splitlines() if "refused the connection" in line]
+    assert len(refusals) == 1
+    assert "broker refused the connection: QoS not supported" in refusals[0]
+    assert agent.readiness()["checks"]["mqtt_connected"] is False
+    assert agent.terminate() == 0
