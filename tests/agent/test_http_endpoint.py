@@ -80,3 +80,23 @@ async def test_a_client_that_never_finishes_its_request_does_not_hold_up_stoppin
     await asyncio.wait_for(endpoint.stop(), 5)
 
     writer.close()
+
+
+@pytest.mark.parametrize(("disabled", "created"), [(None, True), ("true", False), ("0", True)])
+def test_created_series_follow_prometheus_disable_created_series(
+    monkeypatch: pytest.MonkeyPatch, disabled: str | None, created: bool
+) -> None:
+    if disabled is not None:
+        monkeypatch.setenv("PROMETHEUS_DISABLE_CREATED_SERIES", disabled)
+    else:
+        monkeypatch.delenv("PROMETHEUS_DISABLE_CREATED_SERIES", raising=False)
+    metrics = Metrics()
+    metrics.counter("farm_agent_test_things", "things").inc(3)
+    metrics.histogram("farm_agent_test_seconds", "seconds", (0.1, 1.0)).observe(0.5)
+
+    page = metrics.render()[0].decode()
+
+    assert "farm_agent_test_things_total 3.0" in page
+    assert 'farm_agent_test_seconds_bucket{le="1.0"} 1.0' in page
+    assert ("farm_agent_test_things_created " in page) is created
+    assert ("farm_agent_test_seconds_created " in page) is created
