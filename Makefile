@@ -19,7 +19,7 @@ PYTEST_ARGS ?= --durations=5
 # about each one for every package. Keep the output readable, keep pip's exit status.
 PIP_QUIET := 2>&1 | { grep -v '^WARNING: Location' || true; }; test $${PIPESTATUS[0]} -eq 0
 
-.PHONY: help venv system-deps lint test test-311 test-agent test-ha demo bench soak clean
+.PHONY: help venv system-deps lint test test-311 test-agent test-ha test-e2e test-ha-e2e demo bench soak clean
 
 help:
 	@echo "make test    set up everything, lint, run the whole suite on throwaway services"
@@ -70,19 +70,27 @@ lint: $(VENV)/.installed
 test-311: system-deps $(VENV311)/.installed
 	$(VENV311)/bin/python -m pytest tests/agent $(PYTEST_ARGS)
 
-# The agent and the end-to-end runs on Python 3.13, without the Home Assistant
-# plugin (it blocks sockets and polices threads for every test in its session).
+# The agent on Python 3.13, without the Home Assistant plugin (it blocks sockets
+# and polices threads for every test in its session).
 test-agent: system-deps $(VENV)/.installed
-	$(VENV)/bin/python -m pytest -p no:homeassistant -p no:sugar tests/agent tests/e2e $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest -p no:homeassistant -p no:sugar tests/agent $(PYTEST_ARGS)
 
 # Home Assistant core with the integration (pytest-homeassistant-custom-component).
 test-ha: system-deps $(VENV)/.installed
 	$(VENV)/bin/python -m pytest -p no:sugar tests/integration $(PYTEST_ARGS)
 
+# The end-to-end runs (chaos, the demo's dashboard), without the Home Assistant plugin.
+test-e2e: system-deps $(VENV)/.installed
+	$(VENV)/bin/python -m pytest -p no:homeassistant -p no:sugar tests/e2e $(PYTEST_ARGS)
+
+# Home Assistant's tests take about half as long as the agent's: the end-to-end runs follow them.
+test-ha-e2e: test-ha
+	@$(MAKE) --no-print-directory test-e2e
+
 # The three runs use their own throwaway services and mostly wait on them: run them
 # side by side (output shown per run as each finishes).
 test: system-deps venv lint
-	@$(MAKE) --no-print-directory -j3 --output-sync=target test-311 test-agent test-ha
+	@$(MAKE) --no-print-directory -j3 --output-sync=target test-311 test-agent test-ha-e2e
 
 demo: system-deps $(VENV)/.installed
 	$(VENV)/bin/python -m tools.demo
