@@ -5,14 +5,12 @@ from __future__ import annotations
 import datetime
 import json
 import signal
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support.agent import REPO, SEEN_OUTPUT, TEST_SECRET, farm_agent_cli, write_config
+from tests.support.agent import TEST_SECRET, farm_agent_cli, python_snippet, write_config
 
 # Both ways of reading `sys.argv[1]`, compared: the child's JSON document against the
 # frozen config read in-process (dataclass equality, every field down to the paths).
@@ -130,23 +128,10 @@ def every_section(folder: Path) -> dict[str, Any]:
     }
 
 
-def run_python(script: str, *args: str) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [sys.executable, "-c", script, *args],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=60,
-        check=False,
-    )
-    SEEN_OUTPUT.extend((result.stdout, result.stderr))
-    return result
-
-
 def test_the_config_read_in_a_child_is_the_config_read_in_process(tmp_path: Path) -> None:
     path = write_config(tmp_path / "agent.yaml", every_section(tmp_path))
 
-    compared = run_python(COMPARE, str(path))
+    compared = python_snippet(COMPARE, str(path))
 
     assert compared.returncode == 0, compared.stderr
     assert json.loads(compared.stdout)["equal"] is True
@@ -155,7 +140,7 @@ def test_the_config_read_in_a_child_is_the_config_read_in_process(tmp_path: Path
 def test_a_daemon_reading_its_config_never_loads_yaml_or_the_schema(tmp_path: Path) -> None:
     path = write_config(tmp_path / "agent.yaml", every_section(tmp_path))
 
-    read = run_python(ONLY_THE_CHILD, str(path), TEST_SECRET)
+    read = python_snippet(ONLY_THE_CHILD, str(path), TEST_SECRET)
 
     assert read.returncode == 0, read.stderr
     assert json.loads(read.stdout) == {"agent_id": "farm-east", "password": True, "loaded": []}
@@ -201,7 +186,7 @@ def test_a_bug_while_reading_shows_its_traceback_and_the_daemon_does_not_start(
 ) -> None:
     path = write_config(tmp_path / "agent.yaml", every_section(tmp_path))
 
-    result = run_python(A_BUG_IN_THE_CHILD, str(path))
+    result = python_snippet(A_BUG_IN_THE_CHILD, str(path))
 
     assert result.returncode == 0, result.stderr
     assert "ZeroDivisionError: a bug in the schema" in result.stderr
@@ -222,7 +207,7 @@ def test_an_invalidation_body_json_cannot_carry_is_refused_at_start(tmp_path: Pa
 def test_a_killed_child_is_named_as_killed(tmp_path: Path) -> None:
     path = write_config(tmp_path / "agent.yaml", every_section(tmp_path))
 
-    result = run_python(A_KILLED_CHILD, str(path))
+    result = python_snippet(A_KILLED_CHILD, str(path))
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == (
@@ -236,17 +221,13 @@ def test_a_daemon_started_with_sigchld_ignored_still_reads_its_config(tmp_path: 
     config["mqtt"]["hostt"] = "x"
     bad = write_config(tmp_path / "bad.yaml", config)
 
-    read = run_python(SIGCHLD_IGNORED, str(good))
-    refused = subprocess.run(
-        [sys.executable, "-m", "farm_agent", "run", "--config", str(bad)],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=60,
-        check=False,
+    read = python_snippet(SIGCHLD_IGNORED, str(good))
+    refused = farm_agent_cli(
+        "run",
+        "--config",
+        str(bad),
         preexec_fn=lambda: signal.signal(signal.SIGCHLD, signal.SIG_IGN),
     )
-    SEEN_OUTPUT.extend((refused.stdout, refused.stderr))
 
     assert read.returncode == 0, read.stderr
     assert read.stdout.strip() == "farm-east"

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from farm_agent import __version__
-from tests.support.agent import REPO, SEEN_OUTPUT, write_config
+from tests.support.agent import python_snippet, write_config
 from tests.support.metrics import metric_value
 from tools.services import free_port
 
@@ -83,15 +81,7 @@ def test_an_agent_without_http_probes_loads_no_http_client_and_prometheus_only_w
     assert not config.get("probes", {}).get("http")
     path = write_config(tmp_path / "agent.yaml", config)
 
-    finished = subprocess.run(
-        [sys.executable, "-c", RUN_UNTIL_READY, str(port), str(path), ",".join(NOT_FOR_THE_DAEMON)],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=60,
-        check=False,
-    )
-    SEEN_OUTPUT.extend((finished.stdout, finished.stderr))
+    finished = python_snippet(RUN_UNTIL_READY, str(port), str(path), ",".join(NOT_FOR_THE_DAEMON))
 
     assert finished.returncode == 0, finished.stderr[-3000:]
     outcome = json.loads(finished.stdout.strip().splitlines()[-1])

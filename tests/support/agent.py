@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -87,17 +88,36 @@ class AgentProcess(agent_process.AgentProcess):
 
 
 def farm_agent_cli(
-    *args: str, env: dict[str, str] | None = None, stdin: str | None = None
+    *args: str,
+    env: dict[str, str] | None = None,
+    stdin: str | None = None,
+    preexec_fn: Callable[[], object] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run a `farm-agent` command to completion; its output joins SEEN_OUTPUT."""
+    return _run_python(["-m", "farm_agent", *args], env=env, stdin=stdin, preexec_fn=preexec_fn)
+
+
+def python_snippet(script: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run `python -c script args…` in the repository; its output joins SEEN_OUTPUT."""
+    return _run_python(["-c", script, *args])
+
+
+def _run_python(
+    arguments: list[str],
+    *,
+    env: dict[str, str] | None = None,
+    stdin: str | None = None,
+    preexec_fn: Callable[[], object] | None = None,
+) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
-        [sys.executable, "-m", "farm_agent", *args],
+        [sys.executable, *arguments],
         capture_output=True,
         text=True,
         timeout=120,
         cwd=REPO,
         env=env,
         input=stdin,
+        preexec_fn=preexec_fn,
         check=False,
     )
     SEEN_OUTPUT.extend((result.stdout, result.stderr))

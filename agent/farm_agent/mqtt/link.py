@@ -66,10 +66,9 @@ class MqttLink:
         self.config = config
         self._loop = loop
         self.connected = False
-        # The broker accepted every readings' filter on this connection (its SUBACK came).
-        self.readings_subscribed = False
-        # What the broker's SUBACK refused or downgraded of the readings' filters, in words.
-        self.readings_problems: tuple[str, ...] = ()
+        # What the SUBACK of the readings' subscription on this connection refused or
+        # downgraded, in words; None until it comes.
+        self._readings_answer: tuple[str, ...] | None = None
         # Subscriptions the broker refused or downgraded on this connection, with the
         # problems logged (a retry that meets the same ones logs nothing more).
         self._refused: dict[_Subscription, str] = {}
@@ -100,6 +99,16 @@ class MqttLink:
         client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = self._on_subscribe
+
+    @property
+    def readings_subscribed(self) -> bool:
+        """The broker granted every readings' filter on this connection (its SUBACK came)."""
+        return self._readings_answer == ()
+
+    @property
+    def readings_problems(self) -> tuple[str, ...]:
+        """What the broker refused or downgraded of the readings' subscription, in words."""
+        return self._readings_answer or ()
 
     def add_connect_listener(self, listener: ConnectListener) -> None:
         """`listener(session_present)` runs on the event loop after every successful connect."""
@@ -258,8 +267,7 @@ class MqttLink:
     def _connected(self, session_present: bool) -> None:
         self.connected = True
         self._awaiting_suback.clear()  # the last connection's will never be answered
-        self.readings_subscribed = False
-        self.readings_problems = ()
+        self._readings_answer = None
         if self._last_problem is not None:
             _LOGGER.info("MQTT %s:%s: connected again", self.config.host, self.config.port)
         else:
@@ -299,8 +307,7 @@ class MqttLink:
             if subscription.retained_once:
                 _LOGGER.info("%s: subscribed to %s", where, ", ".join(subscription.filters))
         if subscription.retained_once:
-            self.readings_subscribed = not problems
-            self.readings_problems = tuple(problems)
+            self._readings_answer = tuple(problems)
 
     def subscribe_refused_again(self) -> None:
         """Send again what the broker refused: an ACL fixed on the broker needs no restart."""
@@ -312,8 +319,7 @@ class MqttLink:
     def _disconnected(self, reason: str) -> None:
         was_connected = self.connected
         self.connected = False
-        self.readings_subscribed = False
-        self.readings_problems = ()
+        self._readings_answer = None
         if was_connected and not self._stopping:
             _LOGGER.warning(
                 "MQTT %s:%s: disconnected (%s)", self.config.host, self.config.port, reason
