@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -10,6 +11,7 @@ import pytest
 
 from farm_agent.config_file import parse_config
 from farm_agent.tasks import read_task_depths, read_task_figures, submit_many, task_request
+from farm_agent.tasks import sql as task_sql
 from tests.agent.support import running_worker, runs_of, task_type, tasks_section
 from tests.support.queues import queue_rows
 from tests.support.waiting import wait_until
@@ -108,6 +110,50 @@ async def test_depth_of_each_priority_is_readable_and_unknowns_are_null(
     # No worker has run with this config: its dead-letter queue does not exist yet.
     assert figures.dlq_depth is None
     assert kind not in figures.by_type
+
+
+async def test_reading_a_queue_drained_from_its_head_does_not_scan_its_dead_rows(
+    make_config: ConfigMaker, postgres: Postgres, test_id: str
+) -> None:
+    """A backlog drained from its head leaves dead rows there until a vacuum; the read's
+    "anything visible?" check of each queue must not walk through them on every read."""
+    kind = task_type(test_id, "backlog")
+    config = parse_config(make_config(tasks=tasks_section(test_id, {kind: "succeed"})))
+    tasks = config.tasks
+    queues = tasks.priority_queues
+    normal = tasks.queue_for("normal")
+    connection = await asyncpg.connect(postgres.dsn)
+    try:
+        await task_sql.set_up_tasks(connection, config)
+        await submit_many(
+            connection, [task_request(kind, n) for n in range(3000)], queue=tasks.queue
+        )
+        # As autovacuum would after a large submit: every row visible, says the statistics.
+        await connection.execute(f"ANALYZE pgmq.q_{normal}")
+        read = task_sql.read_statement(queues)
+        arguments = [item for queue in queues for item in (queue, None)]
+        for _ in range(20):
+            rows = await connection.fetch(read, 30, 100, *arguments)
+            await connection.fetch(
+                "SELECT pgmq.archive($1::text, $2::bigint[])",
+                normal,
+                [row["msg_id"] for row in rows],
+            )
+        plan = await connection.fetchval(f"EXPLAIN (FORMAT JSON) {read}", 30, 100, *arguments)
+    finally:
+        await connection.close()
+
+    scans = [
+        node["Node Type"]
+        for node in _plan_nodes(json.loads(plan)[0]["Plan"])
+        if node.get("Relation Name") == f"q_{normal}"
+    ]
+    assert scans, "the read does not check the normal queue"
+    assert "Seq Scan" not in scans, scans
+
+
+def _plan_nodes(node: dict[str, Any]) -> list[dict[str, Any]]:
+    return [node, *(found for child in node.get("Plans", []) for found in _plan_nodes(child))]
 
 
 async def _at_least(found: Any, count: int) -> list[Any]:
