@@ -11,6 +11,7 @@ A non-loopback host never falls back to plaintext unless its DSN says so.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import ipaddress
@@ -31,6 +32,8 @@ VERIFIED = frozenset({"verify-ca", "verify-full"})
 ADVISORY = frozenset({"allow", "prefer"})
 LOOPBACK_DEFAULT = "default for a loopback host"
 REMOTE_DEFAULT = "default for a remote host"
+# How long a close waits for the server's goodbye and for a cancel request in flight.
+CLOSE_TIMEOUT_S = 1.0
 
 
 class Route(StrEnum):
@@ -225,12 +228,48 @@ async def connect_any(
 
 
 async def close_quietly(connection: asyncpg.Connection) -> None:
-    """Say goodbye to the server (no "unexpected EOF" in its log), or just drop the socket."""
+    """Say goodbye to the server (no "unexpected EOF" in its log), or just drop the socket.
+
+    Never cut short by a cancellation (a stop, a probe's timeout): a query cancelled on
+    this connection has asyncpg sending a cancel request on a socket of its own, which
+    the close waits for and an interrupted close drops half-sent (see
+    `finish_cancel_requests`). A cancellation that comes meanwhile is raised after.
+    """
+    closing = asyncio.ensure_future(_close(connection))
     try:
-        await connection.close(timeout=1)
+        await asyncio.shield(closing)
+    except asyncio.CancelledError:
+        await asyncio.wait({closing})
+        raise
+
+
+async def _close(connection: asyncpg.Connection) -> None:
+    try:
+        # asyncpg's close first waits for a cancel request in flight, within this timeout.
+        await connection.close(timeout=CLOSE_TIMEOUT_S)
     except Exception:
         with contextlib.suppress(Exception):
             connection.terminate()
+
+
+async def finish_cancel_requests(timeout_s: float = CLOSE_TIMEOUT_S) -> None:
+    """Let the cancel requests asyncpg still has in flight end, before the loop closes.
+
+    A query cancelled (a stop, a timeout) makes asyncpg send a cancel request on a
+    connection of its own and wait for the server to hang up; a daemon that exits
+    meanwhile drops it half-sent: the query keeps running on the server, and PgBouncer
+    1.18 (Debian 12's) dies of it ("disconnect_client(): bad client state: 0",
+    pgbouncer#801), taking the pooler down for every client of the farm.
+    """
+    current = asyncio.current_task()
+    in_flight = {
+        task
+        for task in asyncio.all_tasks()
+        if task is not current
+        and getattr(task.get_coro(), "__qualname__", "") == "Connection._cancel"
+    }
+    if in_flight:
+        await asyncio.wait(in_flight, timeout=timeout_s)
 
 
 @dataclass(frozen=True, slots=True)

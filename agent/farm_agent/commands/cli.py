@@ -339,12 +339,16 @@ def run(config: AgentConfig) -> int:
 
 async def _run_until_signalled(config: AgentConfig) -> None:
     from farm_agent.agent import Agent  # noqa: PLC0415 - keeps `validate` light
+    from farm_agent.database import finish_cancel_requests  # noqa: PLC0415
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    await Agent(config).run(stop)
+    try:
+        await Agent(config).run(stop)
+    finally:
+        await finish_cancel_requests()
 
 
 if __name__ == "__main__":

@@ -132,10 +132,14 @@ def work(config: AgentConfig) -> int:
 
 
 async def _work_until_signalled(config: AgentConfig, handlers: dict[str, Handler]) -> None:
+    from farm_agent.database import finish_cancel_requests  # noqa: PLC0415
     from farm_agent.tasks.service import serve  # noqa: PLC0415
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    await serve(config, handlers, stop)
+    try:
+        await serve(config, handlers, stop)
+    finally:
+        await finish_cancel_requests()
