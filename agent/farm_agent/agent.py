@@ -35,7 +35,8 @@ class Agent:
 
     SIGTERM to exit stays under 10 s: the relay's intake flush, then (together) the
     MQTT disconnect and the batch in flight. A probe round in progress is cancelled at
-    once (its connections close within 1 s).
+    once: its connections close within 1 s, each cancel request of a query in flight
+    answered first (farm_agent.database.close_quietly).
     """
 
     def __init__(self, config: AgentConfig) -> None:

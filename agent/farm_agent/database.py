@@ -236,11 +236,14 @@ async def close_quietly(connection: asyncpg.Connection) -> None:
     `finish_cancel_requests`). A cancellation that comes meanwhile is raised after.
     """
     closing = asyncio.ensure_future(_close(connection))
-    try:
-        await asyncio.shield(closing)
-    except asyncio.CancelledError:
-        await asyncio.wait({closing})
-        raise
+    cancelled: asyncio.CancelledError | None = None
+    while not closing.done():  # bounded: _close gives up after CLOSE_TIMEOUT_S
+        try:
+            await asyncio.shield(closing)
+        except asyncio.CancelledError as err:
+            cancelled = cancelled or err
+    if cancelled is not None:
+        raise cancelled
 
 
 async def _close(connection: asyncpg.Connection) -> None:

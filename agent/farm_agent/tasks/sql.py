@@ -167,24 +167,26 @@ def read_statement(queues: tuple[str, ...]) -> str:
     Parameters: $1 the lease in seconds, $2 how many in all, then for each queue its
     name and the most to take from it (NULL: no limit of its own). Each read asks only
     for what the reads before it left, so the first queues get the slots first; a queue
-    with nothing visible, or read when nothing is left to ask for, costs no pgmq.read,
-    only a look at the first entry of its vt index.
+    read when nothing is left to ask for costs no pgmq.read.
     started_at is the database's clock when the read handed the message out.
+
+    No check of its own whether a queue holds anything visible: pgmq.read's query,
+    planned afresh at each call, answers that through the index. Both checks tried
+    cost a scan of a whole queue at the wrong moment: EXISTS (... WHERE vt <= now()),
+    once statistics say every row is visible, walks from the table's start through
+    every row archived since the last vacuum; the earliest vt by its index, under a
+    plan PostgreSQL kept from when the queue was empty (asyncpg keeps the worker's
+    statements prepared on the direct route), sorts the whole queue after a burst.
     """
     reads = []
-    for index, queue in enumerate(queues):
+    for index in range(len(queues)):
         taken = "".join(f" - (SELECT count(*) FROM r{before})::int" for before in range(index))
         name, cap = 3 + 2 * index, 4 + 2 * index
         reads.append(
             f"r{index} AS (SELECT r.* FROM (SELECT least(coalesce(${cap}::int, $2::int), "
             f"$2::int{taken}) AS wanted) AS ask "
             f"CROSS JOIN LATERAL pgmq.read(${name}::text, $1::int, ask.wanted) AS r "
-            f"WHERE ask.wanted > 0 AND "
-            # The earliest vt, by the vt index, not EXISTS (... WHERE vt <= now()): for
-            # that, once statistics say every row is visible, PostgreSQL scans the table
-            # from its start, through every row archived since the last vacuum, on every
-            # read. now(), not clock_timestamp(): one time for the whole statement.
-            f"(SELECT vt FROM {pgmq_table('q', queue)} ORDER BY vt LIMIT 1) <= now())"
+            f"WHERE ask.wanted > 0)"
         )
     rows = " UNION ALL ".join(
         f"SELECT {index} AS queue, msg_id, read_ct, enqueued_at,"
