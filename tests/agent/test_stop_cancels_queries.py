@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
 
 import asyncpg
 import pytest
@@ -25,6 +25,7 @@ from tools.services import PgBouncer, Services
 
 ConfigMaker = Callable[..., dict[str, Any]]
 PROBE = "farm-agent-probe"
+_T = TypeVar("_T")
 
 
 @pytest.fixture(scope="module")
@@ -60,18 +61,10 @@ async def test_stopping_while_probes_wait_on_a_lock_cancels_their_queries_and_sp
         await wait_until(lambda: _waiting(admin, PROBE), "a probe waiting on the lock")
         assert await asyncio.to_thread(agent.terminate) == 0
         # The lock is still held: only a cancel request that reached the server ends them.
-        left = await _waiting(admin, "farm-agent%")
-        deadline = time.monotonic() + 5
-        while left and time.monotonic() < deadline:
-            await asyncio.sleep(0.1)
-            left = await _waiting(admin, "farm-agent%")
+        left = await _once_gone(lambda: _waiting(admin, "farm-agent%"))
 
     assert left == [], f"queries of the stopped agent still waiting on the server: {left}"
-    pooler = await asyncpg.connect(own_pgbouncer.dsn, timeout=5)
-    try:
-        assert await pooler.fetchval("SELECT 1") == 1
-    finally:
-        await pooler.close()
+    await _answers(own_pgbouncer)
 
 
 async def _waiting(admin: asyncpg.Connection, names: str) -> list[str]:
@@ -111,17 +104,9 @@ async def test_a_close_cancelled_again_still_delivers_the_cancel_request(
         await running
     await finish_cancel_requests()
 
-    left = await _running(admin, marker)
-    deadline = time.monotonic() + 5
-    while left and time.monotonic() < deadline:
-        await asyncio.sleep(0.1)
-        left = await _running(admin, marker)
+    left = await _once_gone(lambda: _running(admin, marker))
     assert left == 0, "the cancelled query still runs on the server"
-    pooler = await asyncpg.connect(own_pgbouncer.dsn, timeout=5)
-    try:
-        assert await pooler.fetchval("SELECT 1") == 1
-    finally:
-        await pooler.close()
+    await _answers(own_pgbouncer)
 
 
 async def _running(admin: asyncpg.Connection, marker: str) -> int:
@@ -131,3 +116,22 @@ async def _running(admin: asyncpg.Connection, marker: str) -> int:
         f"%{marker}%",
     )
     return count
+
+
+async def _once_gone(found: Callable[[], Awaitable[_T]], within_s: float = 5) -> _T:
+    """What `found` finds once it finds nothing, or after `within_s`, what is left."""
+    deadline = time.monotonic() + within_s
+    left = await found()
+    while left and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+        left = await found()
+    return left
+
+
+async def _answers(pgbouncer: PgBouncer) -> None:
+    """The pooler is still up: it takes a client and answers."""
+    pooler = await asyncpg.connect(pgbouncer.dsn, timeout=5)
+    try:
+        assert await pooler.fetchval("SELECT 1") == 1
+    finally:
+        await pooler.close()
